@@ -1,0 +1,13 @@
+"""django-qtasks: background tasks for Django with the QTasks API."""
+
+from django_qtasks.app import QTasksApp
+from django_qtasks.task import AsyncTask, SyncTask
+
+__all__ = ["AsyncTask", "QTasksApp", "SyncTask", "app", "shared_task", "task"]
+
+#: The project's application: its task registry, ``add_task`` and ``get``.
+app = QTasksApp()
+
+#: ``@task`` and ``@shared_task`` register with ``app``, like ``@app.task``.
+task = app.task
+shared_task = app.task

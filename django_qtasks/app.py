@@ -1,0 +1,254 @@
+"""The application: the registry of tasks, enqueueing, and lookups.
+
+There is one per project, ``django_qtasks.app``. Creating it touches neither
+settings nor the database, so ``@app.task`` works before ``django.setup()``.
+"""
+
+from __future__ import annotations
+
+import json
+import time
+from collections.abc import Callable, Mapping
+from types import MappingProxyType
+from typing import TYPE_CHECKING, Any, overload
+from uuid import UUID, uuid4
+
+from asgiref.sync import sync_to_async
+
+from django_qtasks.exceptions import (
+    DuplicateTask,
+    QTasksError,
+    TaskArgumentsError,
+    UnknownTask,
+    WaitTimeout,
+)
+from django_qtasks.task import BaseTask, handle_class_for
+
+if TYPE_CHECKING:
+    from django_qtasks.models import Task
+
+#: Decorator keywords with a meaning of their own; any other goes to ``extra``.
+TASK_OPTIONS = frozenset(
+    {
+        "name",
+        "priority",
+        "echo",
+        "max_time",
+        "retry",
+        "retry_on_exc",
+        "decode",
+        "tags",
+        "description",
+        "generate_handler",
+        "executor",
+        "middlewares_before",
+        "middlewares_after",
+        "queue",
+    }
+)
+
+
+class QTasksApp:
+    def __init__(self) -> None:
+        self._tasks: dict[str, BaseTask] = {}
+
+    # Registry ---------------------------------------------------------------
+
+    @overload
+    def task(self, func: Callable[..., Any], /) -> BaseTask: ...
+
+    @overload
+    def task(self, func: None = None, /, **options: Any) -> Callable[[Callable[..., Any]], Any]: ...
+
+    def task(self, func: Callable[..., Any] | None = None, /, **options: Any) -> Any:
+        """Register a function as a task: ``@app.task`` or ``@app.task(echo=True, ...)``."""
+
+        def decorator(function: Callable[..., Any]) -> BaseTask:
+            known = {key: value for key, value in options.items() if key in TASK_OPTIONS}
+            extra = {key: value for key, value in options.items() if key not in TASK_OPTIONS}
+            handle = handle_class_for(function)(self, function, extra=extra, **known)
+            self.register(handle)
+            return handle
+
+        if func is not None:
+            return decorator(func)
+        return decorator
+
+    def register(self, handle: BaseTask) -> None:
+        existing = self._tasks.get(handle.task_name)
+        if existing is not None and existing.location != handle.location:
+            raise DuplicateTask(
+                f"A task named {handle.task_name!r} is already registered at "
+                f"{existing.location}; the second one is at {handle.location}. "
+                "Give one of them another name with @app.task(name=...)."
+            )
+        # The same function imported twice (e.g. under two module paths) is
+        # the same task: keep the newest handle.
+        self._tasks[handle.task_name] = handle
+
+    def unregister(self, name: str) -> None:
+        self._tasks.pop(name, None)
+
+    @property
+    def tasks(self) -> Mapping[str, BaseTask]:
+        return MappingProxyType(self._tasks)
+
+    def get_task(self, name: str) -> BaseTask:
+        try:
+            return self._tasks[name]
+        except KeyError:
+            known = ", ".join(sorted(self._tasks)) or "none"
+            raise UnknownTask(
+                f"No task named {name!r} is registered (registered: {known}). Is the module "
+                "that defines it an installed app's tasks.py, or imported by one?"
+            ) from None
+
+    def autodiscover(self) -> None:
+        """Import the ``tasks`` module of every installed app."""
+        from django.utils.module_loading import autodiscover_modules
+
+        autodiscover_modules("tasks")
+
+    # Enqueueing -------------------------------------------------------------
+
+    def add_task(
+        self,
+        task_name: str,
+        *args: Any,
+        priority: int | None = None,
+        timeout: float | None = None,
+        queue: str | None = None,
+        **kwargs: Any,
+    ) -> Task:
+        """Enqueue the registered task ``task_name``; see ``SyncTask.add_task``."""
+        handle = self.get_task(task_name)
+        return self.enqueue(handle, args, kwargs, priority=priority, queue=queue, timeout=timeout)
+
+    async def aadd_task(
+        self,
+        task_name: str,
+        *args: Any,
+        priority: int | None = None,
+        timeout: float | None = None,
+        queue: str | None = None,
+        **kwargs: Any,
+    ) -> Task:
+        handle = self.get_task(task_name)
+        return await self.aenqueue(
+            handle, args, kwargs, priority=priority, queue=queue, timeout=timeout
+        )
+
+    def enqueue(
+        self,
+        handle: BaseTask,
+        args: tuple[Any, ...] | list[Any],
+        kwargs: dict[str, Any],
+        *,
+        priority: int | None = None,
+        queue: str | None = None,
+        timeout: float | None = None,
+    ) -> Task:
+        from django.db import transaction
+
+        from django_qtasks.brokers import get_broker
+        from django_qtasks.conf import qtasks_settings
+        from django_qtasks.models import Task
+
+        if priority is not None and (isinstance(priority, bool) or not isinstance(priority, int)):
+            raise TypeError(f"priority must be an int, not {priority!r}.")
+        record = Task(
+            uuid=uuid4(),
+            task_name=handle.task_name,
+            priority=handle.priority if priority is None else priority,
+            queue=queue or handle.queue or qtasks_settings.DEFAULT_QUEUE,
+            args=ensure_json(handle.task_name, "args", list(args)),
+            kwargs=ensure_json(handle.task_name, "kwargs", dict(kwargs)),
+            extra=handle.extra,
+            tags=handle.tags,
+            max_attempts=handle.retry + 1,
+        )
+        broker = get_broker()
+        using = Task.objects.db
+        if timeout is not None and transaction.get_connection(using).in_atomic_block:
+            raise QTasksError(
+                "add_task(timeout=...) cannot wait inside transaction.atomic(): the task is "
+                "only delivered when the transaction commits. Wait after the block instead."
+            )
+        record.save(force_insert=True)
+        # Delivered once the row is committed: a worker never sees a task
+        # before the data it needs, and a rolled-back task never runs.
+        transaction.on_commit(lambda: broker.publish(record), using=using)
+        if timeout is not None:
+            return self.wait(record.uuid, timeout)
+        return record
+
+    async def aenqueue(
+        self,
+        handle: BaseTask,
+        args: tuple[Any, ...] | list[Any],
+        kwargs: dict[str, Any],
+        *,
+        priority: int | None = None,
+        queue: str | None = None,
+        timeout: float | None = None,
+    ) -> Task:
+        return await sync_to_async(self.enqueue)(
+            handle, args, kwargs, priority=priority, queue=queue, timeout=timeout
+        )
+
+    # Lookups ----------------------------------------------------------------
+
+    def get(self, uuid: UUID | str) -> Task | None:
+        """The Task record with this uuid, or None."""
+        from django_qtasks.models import Task
+
+        try:
+            uuid = uuid if isinstance(uuid, UUID) else UUID(str(uuid))
+        except ValueError:
+            return None
+        return Task.objects.filter(pk=uuid).first()
+
+    async def aget(self, uuid: UUID | str) -> Task | None:
+        return await sync_to_async(self.get)(uuid)
+
+    def wait(self, uuid: UUID, timeout: float) -> Task:
+        """Wait until the task ends and return its record."""
+        from django_qtasks.models import FINAL_STATUSES, Task
+
+        deadline = time.monotonic() + timeout
+        pause = 0.01
+        while True:
+            record = Task.objects.get(pk=uuid)
+            if record.status in FINAL_STATUSES:
+                return record
+            remaining = deadline - time.monotonic()
+            if remaining <= 0:
+                raise WaitTimeout(
+                    f"Task {uuid} did not end within {timeout:g}s (status {record.status!r}); "
+                    "it goes on, and app.get(uuid) shows how it ends."
+                )
+            time.sleep(min(pause, remaining))
+            pause = min(pause * 1.5, 0.25)
+
+
+def ensure_json(task_name: str, what: str, value: Any) -> Any:
+    """Return ``value`` if it is JSON, else raise a TaskArgumentsError that names the culprit."""
+    try:
+        json.dumps(value)
+    except (TypeError, ValueError) as exc:
+        items = enumerate(value) if isinstance(value, list) else value.items()
+        culprit = next((key for key, item in items if not _is_json(item)), None)
+        where = f" ({what}[{culprit!r}])" if culprit is not None else ""
+        raise TaskArgumentsError(
+            f"Arguments of task {task_name!r} must be JSON{where}: {exc}. Pass plain values "
+            "(str, int, float, bool, None, list, dict), e.g. a primary key instead of an object."
+        ) from exc
+    return value
+
+
+def _is_json(value: Any) -> bool:
+    try:
+        json.dumps(value)
+    except (TypeError, ValueError):
+        return False
+    return True

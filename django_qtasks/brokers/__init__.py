@@ -1,0 +1,57 @@
+"""Brokers by URL: ``get_broker()`` returns the one ``QTASKS["BROKER_URL"]`` names."""
+
+from __future__ import annotations
+
+import threading
+from urllib.parse import urlsplit
+
+from django.core.exceptions import ImproperlyConfigured
+from django.utils.module_loading import import_string
+
+from django_qtasks.brokers.base import Broker
+
+#: URL scheme -> import path of the broker class.
+BROKERS = {
+    "django": "django_qtasks.brokers.database.DatabaseBroker",
+}
+
+_lock = threading.Lock()
+_broker: Broker | None = None
+
+
+def broker_class_for(url: str) -> type[Broker]:
+    scheme = urlsplit(url).scheme
+    if not scheme:
+        raise ImproperlyConfigured(
+            f"QTASKS['BROKER_URL'] = {url!r} has no scheme; use 'django://' for the database."
+        )
+    try:
+        path = BROKERS[scheme]
+    except KeyError:
+        known = ", ".join(f"{name}://" for name in BROKERS)
+        raise ImproperlyConfigured(
+            f"QTASKS['BROKER_URL'] = {url!r}: no broker serves {scheme}:// (known: {known})."
+        ) from None
+    broker_class: type[Broker] = import_string(path)
+    return broker_class
+
+
+def get_broker() -> Broker:
+    """The project's broker, created on first use and shared by the process."""
+    global _broker
+    with _lock:
+        if _broker is None:
+            from django_qtasks.conf import qtasks_settings
+
+            url = qtasks_settings.BROKER_URL
+            _broker = broker_class_for(url)(url)
+        return _broker
+
+
+def reset_broker() -> None:
+    """Forget the broker, e.g. after QTASKS changed in a test."""
+    global _broker
+    with _lock:
+        if _broker is not None:
+            _broker.close()
+        _broker = None

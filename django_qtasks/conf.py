@@ -1,0 +1,117 @@
+"""Lazy, typed access to ``settings.QTASKS``.
+
+Nothing is read at import time: the first attribute access reads the setting,
+and Django's ``setting_changed`` signal (fired by ``override_settings``) clears
+the cache so tests see their overrides.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Mapping
+from dataclasses import dataclass
+from typing import Any
+
+from django.core.exceptions import ImproperlyConfigured
+from django.core.signals import setting_changed
+from django.dispatch import receiver
+
+SETTING_NAME = "QTASKS"
+
+
+@dataclass(frozen=True)
+class Option:
+    default: Any
+    types: tuple[type, ...]
+    help: str
+
+    def describe_types(self) -> str:
+        return " or ".join("None" if t is type(None) else t.__name__ for t in self.types)
+
+
+NUMBER = (int, float)
+
+#: Every key we understand, with its default, accepted types and meaning.
+#: Unknown keys are kept untouched: they belong to the user.
+OPTIONS: dict[str, Option] = {
+    "BROKER_URL": Option("django://", (str,), "where tasks are queued"),
+    "REDIS_CACHE_ALIAS": Option(None, (str, type(None)), "a django-redis CACHES alias"),
+    "DEFAULT_QUEUE": Option("default", (str,), "queue of tasks that name none"),
+    "CONCURRENCY": Option(10, (int,), "tasks a worker runs at once"),
+    "POLL_INTERVAL": Option(0.5, NUMBER, "seconds between polls of the database broker"),
+    "RETRY_BACKOFF": Option(1.0, NUMBER, "seconds before the first retry, doubled each time"),
+    "RETRY_BACKOFF_MAX": Option(300.0, NUMBER, "longest wait between two attempts"),
+    "HEARTBEAT_INTERVAL": Option(5.0, NUMBER, "seconds between worker heartbeats"),
+    "HEARTBEAT_TIMEOUT": Option(60.0, NUMBER, "seconds without heartbeat before a worker is dead"),
+    "CANCEL_POLL_INTERVAL": Option(0.5, NUMBER, "seconds between checks for cancel requests"),
+    "CANCEL_GRACE": Option(10.0, NUMBER, "seconds a sync task has to stop once cancelled"),
+    "SHUTDOWN_TIMEOUT": Option(30.0, NUMBER, "seconds running tasks have to end on shutdown"),
+    "LOG_LINES": Option(200, (int,), "log lines kept with each task"),
+    "PROGRESS_INTERVAL": Option(1.0, NUMBER, "seconds between progress writes of a generator"),
+}
+
+
+def validate(raw: Any) -> list[str]:
+    """Return one message per problem in a QTASKS value (empty when valid)."""
+    if not isinstance(raw, Mapping):
+        return [f"{SETTING_NAME} must be a dict, not {type(raw).__name__}."]
+    problems = []
+    for key, option in OPTIONS.items():
+        if key not in raw:
+            continue
+        value = raw[key]
+        # bool is an int subclass, but CONCURRENCY=True is a mistake.
+        if isinstance(value, bool) or not isinstance(value, option.types):
+            problems.append(
+                f"{SETTING_NAME}[{key!r}] must be {option.describe_types()} "
+                f"({option.help}), not {type(value).__name__} {value!r}."
+            )
+        elif isinstance(value, (int, float)) and value < 0:
+            problems.append(f"{SETTING_NAME}[{key!r}] must not be negative, got {value!r}.")
+    if not problems and raw.get("CONCURRENCY", 1) < 1:
+        problems.append(f"{SETTING_NAME}['CONCURRENCY'] must be at least 1.")
+    return problems
+
+
+class QTasksSettings:
+    """``qtasks_settings.BROKER_URL`` and friends, with defaults filled in."""
+
+    def __init__(self) -> None:
+        self._cache: dict[str, Any] | None = None
+
+    def as_dict(self) -> dict[str, Any]:
+        """The effective configuration: defaults, overridden by the user's keys."""
+        if self._cache is None:
+            from django.conf import settings
+
+            raw = getattr(settings, SETTING_NAME, {})
+            problems = validate(raw)
+            if problems:
+                raise ImproperlyConfigured(" ".join(problems))
+            merged = {key: option.default for key, option in OPTIONS.items()}
+            merged.update(raw)
+            self._cache = merged
+        return dict(self._cache)
+
+    def __getattr__(self, name: str) -> Any:
+        if name.startswith("_"):
+            raise AttributeError(name)
+        config = self.as_dict()
+        try:
+            return config[name]
+        except KeyError:
+            raise AttributeError(f"{SETTING_NAME} has no key {name!r}") from None
+
+    def reload(self) -> None:
+        self._cache = None
+
+
+qtasks_settings = QTasksSettings()
+
+
+@receiver(setting_changed)
+def _reload_on_change(*, setting: str, **kwargs: Any) -> None:
+    if setting == SETTING_NAME:
+        qtasks_settings.reload()
+        from django_qtasks.brokers import reset_broker
+
+        reset_broker()

@@ -1,0 +1,212 @@
+"""``self.ctx``: what a running task can ask of django-qtasks.
+
+A context belongs to one run. Outside a worker (a handle's own ``ctx``, or a
+direct call) it has no ``task_uuid`` and no run state, and the methods that
+need a run say so.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import logging
+import threading
+import time
+from collections.abc import MutableMapping
+from datetime import datetime, timezone
+from typing import TYPE_CHECKING, Any, NoReturn
+from uuid import UUID
+
+from asgiref.sync import sync_to_async
+
+from django_qtasks.exceptions import QTasksError, TaskCancel, TaskTimeout
+
+if TYPE_CHECKING:
+    from django_qtasks.models import Task
+    from django_qtasks.task import BaseTask
+    from django_qtasks.worker.worker import Worker
+
+COMPONENTS = ("app", "broker", "config", "storage", "worker")
+
+
+class RunState:
+    """The mutable state of one run, shared by the task and its worker.
+
+    The worker sets ``cancel_reason`` and the ``stop`` event to ask the task
+    to stop; the task's logger appends to ``log_lines``; a generator task
+    publishes what it has yielded so far in ``progress``.
+    """
+
+    def __init__(self, task_uuid: UUID, *, log_limit: int, worker: Worker | None = None) -> None:
+        self.task_uuid = task_uuid
+        self.worker = worker
+        self.stop = threading.Event()
+        self.stop_error: BaseException | None = None
+        self.cancel_reason: str | None = None
+        self.log_limit = log_limit
+        self.log_lines: list[dict[str, str]] = []
+        self.dropped_lines = 0
+        self.progress: list[Any] | None = None
+        self.progress_version = 0
+        self._lock = threading.Lock()
+
+    def request_cancel(self, reason: str) -> None:
+        self.cancel_reason = reason
+        self.stop_error = TaskCancel(reason)
+        self.stop.set()
+
+    def request_timeout(self, max_time: float) -> None:
+        self.stop_error = TaskTimeout(f"Task exceeded its max_time of {max_time:g}s")
+        self.stop.set()
+
+    def raise_if_stopped(self) -> None:
+        if self.stop.is_set() and self.stop_error is not None:
+            raise self.stop_error
+
+    def add_log_line(self, level: int, message: str) -> None:
+        line = {
+            "time": datetime.now(timezone.utc).isoformat(timespec="milliseconds"),
+            "level": logging.getLevelName(level),
+            "message": message,
+        }
+        with self._lock:
+            self.log_lines.append(line)
+            if len(self.log_lines) > self.log_limit:
+                # Keep the newest lines: the end of a log explains how it ended.
+                del self.log_lines[0]
+                self.dropped_lines += 1
+
+    def stored_log(self) -> list[dict[str, str]]:
+        with self._lock:
+            lines = list(self.log_lines)
+        if self.dropped_lines:
+            note = f"({self.dropped_lines} earlier lines not kept)"
+            lines.insert(0, {"time": lines[0]["time"], "level": "INFO", "message": note})
+        return lines
+
+    def set_progress(self, items: list[Any]) -> None:
+        self.progress = items
+        self.progress_version += 1
+
+
+class TaskLogger(logging.LoggerAdapter):  # type: ignore[type-arg]
+    """A logger that also keeps INFO+ lines with the task's record."""
+
+    def __init__(self, logger: logging.Logger, ctx: BaseContext) -> None:
+        super().__init__(logger, {"task_uuid": ctx.task_uuid, "task_name": ctx.task_name})
+        self.run = ctx.run
+
+    def process(self, msg: Any, kwargs: MutableMapping[str, Any]) -> tuple[Any, Any]:
+        kwargs["extra"] = {**(self.extra or {}), **kwargs.get("extra", {})}
+        return msg, kwargs
+
+    def log(self, level: int, msg: Any, *args: Any, **kwargs: Any) -> None:
+        if self.run is not None and level >= logging.INFO:
+            try:
+                text = str(msg) % args if args else str(msg)
+            except (TypeError, ValueError):
+                text = f"{msg} {args}"
+            self.run.add_log_line(level, text)
+        super().log(level, msg, *args, **kwargs)
+
+
+class BaseContext:
+    """Shared by SyncContext and AsyncContext."""
+
+    def __init__(self, task: BaseTask, run: RunState | None = None) -> None:
+        self.task = task
+        self.run = run
+
+    @property
+    def task_uuid(self) -> UUID | None:
+        return self.run.task_uuid if self.run else None
+
+    @property
+    def task_name(self) -> str:
+        return self.task.task_name
+
+    @property
+    def generate_handler(self) -> Any:
+        return self.task.generate_handler
+
+    def get_logger(self, name: str | None = None) -> TaskLogger:
+        """A logger under Django's LOGGING, ``django_qtasks.task.<task name>`` by default."""
+        return TaskLogger(logging.getLogger(name or f"django_qtasks.task.{self.task_name}"), self)
+
+    def get_config(self) -> dict[str, Any]:
+        """The effective QTASKS settings: defaults plus every key the project set."""
+        from django_qtasks.conf import qtasks_settings
+
+        return qtasks_settings.as_dict()
+
+    def get_component(self, name: str) -> Any:
+        """One of the running components: app, broker, config, storage, worker."""
+        from django_qtasks.brokers import get_broker
+        from django_qtasks.conf import qtasks_settings
+
+        if name == "app":
+            return self.task.app
+        if name == "broker":
+            return get_broker()
+        if name == "config":
+            return qtasks_settings
+        if name == "storage":
+            from django_qtasks.models import Task
+
+            return Task.objects
+        if name == "worker":
+            return self.run.worker if self.run else None
+        raise QTasksError(f"Unknown component {name!r}; the components are {', '.join(COMPONENTS)}.")
+
+    def cancel(self, reason: str = "") -> NoReturn:
+        """End this task now with status ``cancel`` and this reason."""
+        raise TaskCancel(reason)
+
+    def checkpoint(self) -> None:
+        """Stop here if the task was cancelled from outside or ran out of time."""
+        if self.run is not None:
+            self.run.raise_if_stopped()
+
+    def _require_run(self, what: str) -> RunState:
+        if self.run is None:
+            raise QTasksError(f"ctx.{what}() only works while the task runs in a worker.")
+        return self.run
+
+    def _get_task(self, uuid: UUID | str) -> Task | None:
+        return self.task.app.get(uuid)
+
+    def _get_metadata(self) -> Task:
+        run = self._require_run("get_metadata")
+        from django_qtasks.models import Task
+
+        return Task.objects.get(pk=run.task_uuid)
+
+
+class SyncContext(BaseContext):
+    def sleep(self, seconds: float) -> None:
+        """Sleep, waking early to stop the task if it is cancelled or timed out."""
+        if self.run is None:
+            time.sleep(seconds)
+            return
+        self.run.stop.wait(seconds)
+        self.run.raise_if_stopped()
+
+    def get_task(self, uuid: UUID | str) -> Task | None:
+        """The stored record of any task, or None."""
+        return self._get_task(uuid)
+
+    def get_metadata(self) -> Task:
+        """The stored record of this run, fresh from the database."""
+        return self._get_metadata()
+
+
+class AsyncContext(BaseContext):
+    async def sleep(self, seconds: float) -> None:
+        """Sleep; a cancel from outside interrupts it (the task is cancelled at its await)."""
+        await asyncio.sleep(seconds)
+        self.checkpoint()
+
+    async def get_task(self, uuid: UUID | str) -> Task | None:
+        return await sync_to_async(self._get_task)(uuid)
+
+    async def get_metadata(self) -> Task:
+        return await sync_to_async(self._get_metadata)()

@@ -1,0 +1,47 @@
+"""Errors raised by django-qtasks. All derive from :class:`QTasksError`."""
+
+from __future__ import annotations
+
+
+class QTasksError(Exception):
+    """Base class of every django-qtasks error."""
+
+
+class UnknownTask(QTasksError, LookupError):
+    """No task is registered under the given name."""
+
+
+class DuplicateTask(QTasksError, ValueError):
+    """A second task was registered under a name already taken."""
+
+
+class TaskArgumentsError(QTasksError, TypeError):
+    """Task arguments (or extra options) are not JSON."""
+
+
+class BrokerError(QTasksError):
+    """The broker could not be reached or refused a message."""
+
+
+class TaskCancel(QTasksError):
+    """Raised inside a task to end it with status ``cancel``.
+
+    ``self.ctx.cancel(reason)`` raises it; a cancel requested from outside
+    raises it at the task's next ``ctx.sleep`` or ``ctx.checkpoint``.
+    """
+
+    def __init__(self, reason: str = "") -> None:
+        super().__init__(reason)
+        self.reason = reason
+
+
+class TaskTimeout(QTasksError, TimeoutError):
+    """The task ran longer than its ``max_time``."""
+
+
+class WaitTimeout(QTasksError, TimeoutError):
+    """``add_task(timeout=...)`` gave up before the task ended."""
+
+
+class ResultError(QTasksError):
+    """The task's return value could not be decoded or stored as JSON."""

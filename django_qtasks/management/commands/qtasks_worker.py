@@ -1,0 +1,98 @@
+"""``manage.py qtasks_worker``: run registered tasks until stopped."""
+
+from __future__ import annotations
+
+import logging
+import os
+import sys
+from typing import Any
+
+from django.core.management.base import BaseCommand, CommandError, CommandParser
+
+from django_qtasks.conf import qtasks_settings
+from django_qtasks.worker import Worker
+
+LEVELS = ("DEBUG", "INFO", "WARNING", "ERROR", "CRITICAL")
+
+
+def positive_int(value: str) -> int:
+    number = int(value)
+    if number < 1:
+        raise ValueError(value)
+    return number
+
+
+class Command(BaseCommand):
+    help = "Run django-qtasks tasks: async ones on an event loop, sync ones in threads."
+
+    def add_arguments(self, parser: CommandParser) -> None:
+        parser.add_argument(
+            "--queues",
+            "-Q",
+            default="",
+            help="Comma-separated queues to take tasks from (default: QTASKS['DEFAULT_QUEUE']).",
+        )
+        parser.add_argument(
+            "--concurrency",
+            "-c",
+            type=positive_int,
+            help="Tasks run at once (default: QTASKS['CONCURRENCY']).",
+        )
+        parser.add_argument(
+            "--loglevel",
+            "-l",
+            default="INFO",
+            type=str.upper,
+            choices=LEVELS,
+            help="Level of the django_qtasks loggers (default: INFO).",
+        )
+        parser.add_argument(
+            "--burst", action="store_true", help="Stop once no task is due and none is running."
+        )
+        parser.add_argument(
+            "--max-tasks", type=positive_int, help="Stop after running this many tasks."
+        )
+        parser.add_argument(
+            "--shutdown-timeout",
+            type=float,
+            help="Seconds running tasks get to end after SIGINT/SIGTERM (default: "
+            "QTASKS['SHUTDOWN_TIMEOUT']).",
+        )
+        parser.add_argument("--worker-id", help="Name of this worker (default: host:pid:random).")
+
+    def handle(self, *args: Any, **options: Any) -> None:
+        self.configure_logging(options["loglevel"])
+        queues = [name.strip() for name in options["queues"].split(",") if name.strip()]
+        if options["shutdown_timeout"] is not None and options["shutdown_timeout"] < 0:
+            raise CommandError("--shutdown-timeout must not be negative.")
+        qtasks_settings.as_dict()  # a broken QTASKS fails here, with its message
+        worker = Worker(
+            queues=queues or None,
+            concurrency=options["concurrency"],
+            worker_id=options["worker_id"],
+            burst=options["burst"],
+            max_tasks=options["max_tasks"],
+            shutdown_timeout=options["shutdown_timeout"],
+        )
+        worker.run()
+        if worker.stuck_threads():
+            # Threads blocked in C code cannot be stopped; their tasks were
+            # returned to the queue, so leave without waiting for them.
+            logging.getLogger("django_qtasks.worker").warning(
+                "Exiting with %s task threads still blocked", len(worker.stuck_threads())
+            )
+            logging.shutdown()
+            sys.stdout.flush()
+            sys.stderr.flush()
+            os._exit(0)
+
+    def configure_logging(self, level: str) -> None:
+        """Honour Django's LOGGING; add a console handler only if it set none for us."""
+        logger = logging.getLogger("django_qtasks")
+        logger.setLevel(level)
+        if not logger.hasHandlers():
+            handler = logging.StreamHandler(sys.stderr)
+            handler.setFormatter(
+                logging.Formatter("[%(asctime)s] %(levelname)s %(name)s: %(message)s")
+            )
+            logger.addHandler(handler)

@@ -1,0 +1,192 @@
+"""Task records: every task's whole life, one row per task.
+
+The row is the truth; brokers only carry its uuid. Each state change is one
+``UPDATE`` guarded by the state it leaves, so two processes can never both
+make the same transition.
+"""
+
+from __future__ import annotations
+
+import uuid
+from datetime import timedelta
+from typing import Any
+
+from django.db import models
+from django.utils import timezone
+from django.utils.translation import gettext_lazy as _
+
+
+class TaskStatus(models.TextChoices):
+    NEW = "new", _("new")
+    PROCESS = "process", _("process")
+    SUCCESS = "success", _("success")
+    ERROR = "error", _("error")
+    CANCEL = "cancel", _("cancel")
+    RETRY = "retry", _("retry")
+
+
+#: Waiting to run: claimable by a worker once ``run_after`` has passed.
+READY_STATUSES = (TaskStatus.NEW, TaskStatus.RETRY)
+#: A task in one of these has ended and never changes again.
+FINAL_STATUSES = (TaskStatus.SUCCESS, TaskStatus.ERROR, TaskStatus.CANCEL)
+
+
+class TaskQuerySet(models.QuerySet["Task"]):
+    def ready(self) -> TaskQuerySet:
+        return self.filter(status__in=READY_STATUSES)
+
+    def running(self) -> TaskQuerySet:
+        return self.filter(status=TaskStatus.PROCESS)
+
+    def finished(self) -> TaskQuerySet:
+        return self.filter(status__in=FINAL_STATUSES)
+
+    def due(self, queues: list[str], now: Any = None) -> TaskQuerySet:
+        """Ready tasks of ``queues`` whose time has come, best first."""
+        now = now or timezone.now()
+        return (
+            self.ready()
+            .filter(queue__in=queues)
+            .filter(models.Q(run_after__isnull=True) | models.Q(run_after__lte=now))
+            .order_by("priority", "created_at")
+        )
+
+
+class Task(models.Model):
+    uuid = models.UUIDField(_("uuid"), primary_key=True, default=uuid.uuid4, editable=False)
+    task_name = models.CharField(_("task name"), max_length=200, db_index=True)
+    status = models.CharField(
+        _("status"), max_length=10, choices=TaskStatus.choices, default=TaskStatus.NEW
+    )
+    priority = models.IntegerField(_("priority"), default=0, help_text=_("Lower runs first."))
+    queue = models.CharField(_("queue"), max_length=100, default="default")
+    args = models.JSONField(_("args"), default=list, blank=True)
+    kwargs = models.JSONField(_("kwargs"), default=dict, blank=True)
+    extra = models.JSONField(_("extra"), default=dict, blank=True)
+    tags = models.JSONField(_("tags"), default=list, blank=True)
+    returning = models.JSONField(_("result"), null=True, blank=True)
+    traceback = models.TextField(_("traceback"), blank=True)
+    logs = models.JSONField(_("log lines"), default=list, blank=True)
+
+    cancel_reason = models.TextField(_("cancel reason"), blank=True)
+    canceled_by = models.CharField(_("canceled by"), max_length=200, blank=True)
+    cancel_requested_at = models.DateTimeField(_("cancel requested at"), null=True, blank=True)
+
+    attempts = models.PositiveIntegerField(_("attempts"), default=0)
+    max_attempts = models.PositiveIntegerField(_("max attempts"), default=1)
+    attempt_log = models.JSONField(_("attempt log"), default=list, blank=True)
+    retry_of = models.ForeignKey(
+        "self",
+        verbose_name=_("retry of"),
+        null=True,
+        blank=True,
+        on_delete=models.SET_NULL,
+        related_name="retries",
+    )
+    worker = models.CharField(_("worker"), max_length=200, blank=True, db_index=True)
+
+    created_at = models.DateTimeField(_("created at"), default=timezone.now, db_index=True)
+    updated_at = models.DateTimeField(_("updated at"), auto_now=True)
+    run_after = models.DateTimeField(_("run after"), null=True, blank=True)
+    started_at = models.DateTimeField(_("started at"), null=True, blank=True)
+    finished_at = models.DateTimeField(_("finished at"), null=True, blank=True)
+
+    objects = TaskQuerySet.as_manager()
+
+    class Meta:
+        verbose_name = _("task")
+        verbose_name_plural = _("tasks")
+        ordering = ["-created_at"]
+        indexes = [
+            # The claim query: ready tasks of a queue, best priority first.
+            models.Index(
+                fields=["status", "queue", "priority", "created_at"], name="qtasks_claim_idx"
+            ),
+        ]
+        permissions = [
+            ("cancel_task", _("Can cancel tasks")),
+            ("retry_task", _("Can retry tasks")),
+        ]
+
+    def __str__(self) -> str:
+        return f"{self.task_name} {self.uuid} ({self.status})"
+
+    def __repr__(self) -> str:
+        fields: dict[str, Any] = {
+            "status": self.status,
+            "uuid": self.uuid,
+            "task_name": self.task_name,
+            "priority": self.priority,
+            "args": self.args,
+            "kwargs": self.kwargs,
+            "returning": self.returning,
+            "created_at": self.created_at,
+            "updated_at": self.updated_at,
+        }
+        if self.traceback:
+            fields["traceback"] = self.traceback.strip().splitlines()[-1]
+        if self.status == TaskStatus.CANCEL or self.cancel_reason:
+            fields["cancel_reason"] = self.cancel_reason
+        inner = ", ".join(f"{key}={value!r}" for key, value in fields.items())
+        return f"Task({inner})"
+
+    @property
+    def is_finished(self) -> bool:
+        return self.status in FINAL_STATUSES
+
+    @property
+    def duration(self) -> timedelta | None:
+        if self.started_at and self.finished_at:
+            return self.finished_at - self.started_at
+        return None
+
+    def cancel(self, reason: str = "", by: str = "") -> bool:
+        """Cancel this task; return False when it had already ended.
+
+        A waiting task ends at once with status ``cancel`` and never starts. A
+        running one gets a cancel request that its worker acts on (see
+        DESIGN: async tasks stop at their next await, sync ones at their next
+        ``ctx.sleep``/``ctx.checkpoint`` or after the grace period).
+        """
+        now = timezone.now()
+        rows = Task.objects.filter(pk=self.pk)
+        done = rows.ready().update(
+            status=TaskStatus.CANCEL,
+            cancel_reason=reason,
+            canceled_by=by,
+            cancel_requested_at=now,
+            finished_at=now,
+            updated_at=now,
+        )
+        if not done:
+            done = rows.running().update(
+                cancel_reason=reason, canceled_by=by, cancel_requested_at=now, updated_at=now
+            )
+        self.refresh_from_db()
+        return bool(done)
+
+    async def acancel(self, reason: str = "", by: str = "") -> bool:
+        from asgiref.sync import sync_to_async
+
+        return await sync_to_async(self.cancel)(reason, by)
+
+
+class WorkerHeartbeat(models.Model):
+    """One row per live ``qtasks_worker`` process, refreshed every few seconds."""
+
+    worker_id = models.CharField(_("worker"), max_length=200, primary_key=True)
+    hostname = models.CharField(_("hostname"), max_length=200)
+    pid = models.PositiveIntegerField(_("pid"))
+    queues = models.JSONField(_("queues"), default=list)
+    concurrency = models.PositiveIntegerField(_("concurrency"))
+    running = models.JSONField(_("running tasks"), default=list, blank=True)
+    started_at = models.DateTimeField(_("started at"), default=timezone.now)
+    last_heartbeat = models.DateTimeField(_("last heartbeat"), default=timezone.now, db_index=True)
+
+    class Meta:
+        verbose_name = _("worker")
+        verbose_name_plural = _("workers")
+        ordering = ["worker_id"]
+
+    def __str__(self) -> str:
+        return self.worker_id

@@ -1,0 +1,240 @@
+"""The ``@app.task`` decorator's product: SyncTask and AsyncTask.
+
+The decorated function becomes a handle (``add.add_task(1, 2)``). The same
+class is what a task with ``echo=True`` receives as ``self``: the worker binds
+a copy of the handle to a fresh context for every run, so concurrent runs of
+one task never share a ``ctx``.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import copy
+import inspect
+import json
+from collections.abc import Awaitable, Callable, Sequence
+from typing import TYPE_CHECKING, Any
+
+from django_qtasks.context import AsyncContext, BaseContext, SyncContext
+from django_qtasks.exceptions import TaskArgumentsError
+
+if TYPE_CHECKING:
+    from django_qtasks.app import QTasksApp
+    from django_qtasks.models import Task
+    from django_qtasks.worker.executor import TaskExecutor
+
+Middleware = Callable[..., Any]
+
+
+def _source_location(func: Callable[..., Any]) -> str:
+    try:
+        lineno = inspect.getsourcelines(func)[1]
+    except (OSError, TypeError):
+        lineno = 0
+    return f"{inspect.getsourcefile(func) or func.__module__}:{lineno}"
+
+
+class BaseTask:
+    """What the decorator returns, and what ``self`` is inside a task."""
+
+    ctx: BaseContext
+    context_class: type[BaseContext] = BaseContext
+
+    def __init__(
+        self,
+        app: QTasksApp,
+        func: Callable[..., Any],
+        *,
+        name: str | None = None,
+        priority: int = 0,
+        echo: bool = False,
+        max_time: float | None = None,
+        retry: int = 0,
+        retry_on_exc: Sequence[type[BaseException]] | None = None,
+        decode: Callable[[Any], Any] | None = None,
+        tags: Sequence[str] | None = None,
+        description: str | None = None,
+        generate_handler: Callable[[Any], Any] | None = None,
+        executor: type[TaskExecutor] | None = None,
+        middlewares_before: Sequence[Middleware] | None = None,
+        middlewares_after: Sequence[Middleware] | None = None,
+        queue: str | None = None,
+        extra: dict[str, Any] | None = None,
+    ) -> None:
+        self.app = app
+        self.func = func
+        self.task_name = name or func.__name__
+        self.priority = priority
+        self.echo = echo
+        self.max_time = max_time
+        self.retry = retry
+        self.retry_on_exc = list(retry_on_exc or [])
+        self.decode = decode
+        self.tags = list(tags or [])
+        self.description = description if description is not None else _first_line(func)
+        self.generate_handler = generate_handler
+        self.executor = executor
+        self.middlewares_before = list(middlewares_before or [])
+        self.middlewares_after = list(middlewares_after or [])
+        self.queue = queue
+        self.extra = dict(extra or {})
+        self.location = _source_location(func)
+        self._validate()
+        self.ctx = self.context_class(self)
+        self.__doc__ = func.__doc__
+        self.__name__ = func.__name__
+        self.__module__ = func.__module__
+        self.__wrapped__ = func
+
+    def _validate(self) -> None:
+        where = f"task {self.task_name!r} ({self.location})"
+        if not isinstance(self.task_name, str) or not self.task_name:
+            raise TypeError(f"{where}: name must be a non-empty string.")
+        if isinstance(self.priority, bool) or not isinstance(self.priority, int):
+            raise TypeError(f"{where}: priority must be an int, not {self.priority!r}.")
+        if isinstance(self.retry, bool) or not isinstance(self.retry, int) or self.retry < 0:
+            raise TypeError(f"{where}: retry must be an int >= 0, not {self.retry!r}.")
+        if self.max_time is not None and (
+            not isinstance(self.max_time, (int, float)) or self.max_time <= 0
+        ):
+            raise TypeError(f"{where}: max_time must be a positive number, not {self.max_time!r}.")
+        for exc in self.retry_on_exc:
+            if not (isinstance(exc, type) and issubclass(exc, BaseException)):
+                raise TypeError(f"{where}: retry_on_exc must list exception classes, not {exc!r}.")
+        for option in ("decode", "generate_handler"):
+            value = getattr(self, option)
+            if value is not None and not callable(value):
+                raise TypeError(f"{where}: {option} must be callable, not {value!r}.")
+        for middleware in self.middlewares:
+            if not callable(middleware):
+                raise TypeError(f"{where}: middlewares must be callables, not {middleware!r}.")
+        if not all(isinstance(tag, str) for tag in self.tags):
+            raise TypeError(f"{where}: tags must be strings, not {self.tags!r}.")
+        try:
+            json.dumps(self.extra)
+        except (TypeError, ValueError) as exc:
+            raise TaskArgumentsError(f"{where}: extra options must be JSON: {exc}.") from exc
+
+    # Derived facts --------------------------------------------------------
+
+    @property
+    def middlewares(self) -> list[Middleware]:
+        return [*self.middlewares_before, *self.middlewares_after]
+
+    @property
+    def is_async(self) -> bool:
+        return inspect.iscoroutinefunction(self.func) or inspect.isasyncgenfunction(self.func)
+
+    @property
+    def is_generator(self) -> bool:
+        return inspect.isgeneratorfunction(self.func) or inspect.isasyncgenfunction(self.func)
+
+    def bind(self, ctx: BaseContext) -> BaseTask:
+        """A copy of this handle whose ``ctx`` is one run's context."""
+        bound = copy.copy(self)
+        bound.ctx = ctx
+        return bound
+
+    def __call__(self, *args: Any, **kwargs: Any) -> Any:
+        """Call the function in this process, without a record or a worker."""
+        if self.echo:
+            return self.func(self, *args, **kwargs)
+        return self.func(*args, **kwargs)
+
+    def __repr__(self) -> str:
+        return f"<{type(self).__name__} {self.task_name!r}>"
+
+    # Enqueueing -------------------------------------------------------------
+
+    def _add_task(
+        self,
+        *args: Any,
+        priority: int | None = None,
+        timeout: float | None = None,
+        queue: str | None = None,
+        **kwargs: Any,
+    ) -> Task:
+        return self.app.enqueue(
+            self, args, kwargs, priority=priority, queue=queue, timeout=timeout
+        )
+
+    async def aadd_task(
+        self,
+        *args: Any,
+        priority: int | None = None,
+        timeout: float | None = None,
+        queue: str | None = None,
+        **kwargs: Any,
+    ) -> Task:
+        """Async twin of :meth:`add_task`."""
+        return await self.app.aenqueue(
+            self, args, kwargs, priority=priority, queue=queue, timeout=timeout
+        )
+
+
+class SyncTask(BaseTask):
+    """Handle of a sync function or generator (run in a worker thread)."""
+
+    ctx: SyncContext
+    context_class = SyncContext
+
+    def add_task(
+        self,
+        *args: Any,
+        priority: int | None = None,
+        timeout: float | None = None,
+        queue: str | None = None,
+        **kwargs: Any,
+    ) -> Task:
+        """Enqueue a run of this task and return its record.
+
+        With ``timeout``, wait up to that many seconds for it to end and
+        return the record refreshed.
+        """
+        return self._add_task(*args, priority=priority, timeout=timeout, queue=queue, **kwargs)
+
+
+class AsyncTask(BaseTask):
+    """Handle of an ``async def`` function or async generator."""
+
+    ctx: AsyncContext
+    context_class = AsyncContext
+
+    def add_task(
+        self,
+        *args: Any,
+        priority: int | None = None,
+        timeout: float | None = None,
+        queue: str | None = None,
+        **kwargs: Any,
+    ) -> Any:
+        """Enqueue a run of this task.
+
+        Called from a coroutine (an event loop is running: inside an async
+        task, an async view) this returns an awaitable, as in QTasks; called
+        from sync code it enqueues at once and returns the Task record.
+        """
+        options = {"priority": priority, "timeout": timeout, "queue": queue}
+        if _loop_is_running():
+            awaitable: Awaitable[Task] = self.aadd_task(*args, **options, **kwargs)
+            return awaitable
+        return self._add_task(*args, **options, **kwargs)
+
+
+def _loop_is_running() -> bool:
+    try:
+        asyncio.get_running_loop()
+    except RuntimeError:
+        return False
+    return True
+
+
+def _first_line(func: Callable[..., Any]) -> str | None:
+    doc = inspect.getdoc(func)
+    return doc.strip().splitlines()[0] if doc else None
+
+
+def handle_class_for(func: Callable[..., Any]) -> type[BaseTask]:
+    if inspect.iscoroutinefunction(func) or inspect.isasyncgenfunction(func):
+        return AsyncTask
+    return SyncTask

@@ -1,0 +1,3 @@
+from django_qtasks.worker.worker import Worker
+
+__all__ = ["Worker"]

@@ -1,0 +1,280 @@
+"""Run one claimed task and say how it ended.
+
+The pipeline is: middlewares_before -> the function (a generator's items go
+through generate_handler) -> middlewares_after -> decode -> a JSON check. A
+sync task runs the whole pipeline in a worker thread, an async task on the
+event loop. Pass ``executor=`` to the decorator to use a subclass.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import ctypes
+import inspect
+import json
+import logging
+import threading
+import traceback
+from collections.abc import Awaitable, Callable
+from dataclasses import dataclass
+from datetime import datetime, timedelta
+from typing import Any
+
+from django.db import close_old_connections
+from django.utils import timezone
+
+from django_qtasks.conf import qtasks_settings
+from django_qtasks.context import RunState
+from django_qtasks.exceptions import ResultError, TaskCancel, TaskTimeout
+from django_qtasks.models import Task, TaskStatus
+from django_qtasks.task import BaseTask
+
+logger = logging.getLogger("django_qtasks.worker")
+
+RunInThread = Callable[..., "asyncio.Future[Any]"]
+
+
+@dataclass
+class Outcome:
+    status: str
+    returning: Any = None
+    traceback: str = ""
+    cancel_reason: str = ""
+    run_after: datetime | None = None
+
+    @property
+    def summary(self) -> str:
+        if self.traceback:
+            return self.traceback.strip().splitlines()[-1]
+        return self.cancel_reason
+
+
+class ThreadGuard:
+    """Lets the worker raise an exception inside a sync task's thread.
+
+    Used only when a task ignores a cancel for the grace period or passes its
+    max_time: the exception lands at the thread's next Python instruction.
+    """
+
+    def __init__(self) -> None:
+        self._lock = threading.Lock()
+        self._thread_id: int | None = None
+
+    def enter(self) -> None:
+        with self._lock:
+            self._thread_id = threading.get_ident()
+
+    def leave(self) -> None:
+        with self._lock:
+            self._thread_id = None
+
+    def interrupt(self, exc_type: type[BaseException]) -> bool:
+        with self._lock:
+            if self._thread_id is None:
+                return False
+            ctypes.pythonapi.PyThreadState_SetAsyncExc(
+                ctypes.c_ulong(self._thread_id), ctypes.py_object(exc_type)
+            )
+            return True
+
+
+class TaskExecutor:
+    def __init__(
+        self, handle: BaseTask, record: Task, run: RunState, run_in_thread: RunInThread
+    ) -> None:
+        self.handle = handle
+        self.record = record
+        self.run = run
+        self.run_in_thread = run_in_thread
+        self.task = handle.bind(handle.context_class(handle, run))
+        self.guard = ThreadGuard()
+
+    async def execute(self) -> Outcome:
+        """Run the task; a CancelledError escapes only when the worker shuts down."""
+        try:
+            if self.handle.is_async:
+                value = await self.with_deadline(self.pipeline_async())
+            else:
+                value = await self.in_thread(self.pipeline_sync)
+            return Outcome(TaskStatus.SUCCESS, returning=self.store(value))
+        except TaskCancel as exc:
+            return Outcome(TaskStatus.CANCEL, cancel_reason=self.cancel_reason(exc))
+        except asyncio.CancelledError:
+            if self.run.cancel_reason is None:
+                raise
+            return Outcome(TaskStatus.CANCEL, cancel_reason=self.run.cancel_reason)
+        except ResultError:
+            return Outcome(TaskStatus.ERROR, traceback=traceback.format_exc())
+        except Exception as exc:
+            return self.failure(exc)
+
+    def cancel_reason(self, exc: TaskCancel) -> str:
+        # An external cancel's reason was recorded by whoever asked for it.
+        return self.run.cancel_reason if self.run.cancel_reason is not None else exc.reason
+
+    # The pipeline -----------------------------------------------------------
+
+    def pipeline_sync(self) -> Any:
+        args, kwargs = self.before(resolve)
+        call_args = (self.task, *args) if self.handle.echo else tuple(args)
+        value = self.handle.func(*call_args, **kwargs)
+        if inspect.isgenerator(value):
+            items = []
+            for item in value:
+                items.append(resolve(self.handle_item(item)))
+                self.run.set_progress(list(items))
+                self.run.raise_if_stopped()
+            value = items
+        return self.after(value, resolve)
+
+    async def pipeline_async(self) -> Any:
+        args, kwargs = await self.abefore()
+        call_args = (self.task, *args) if self.handle.echo else tuple(args)
+        value = self.handle.func(*call_args, **kwargs)
+        if inspect.isasyncgen(value):
+            items = []
+            async for item in value:
+                items.append(await aresolve(self.handle_item(item)))
+                self.run.set_progress(list(items))
+            value = items
+        else:
+            value = await value
+        for middleware in self.handle.middlewares_after:
+            value = await aresolve(middleware(self.task, value))
+        return value
+
+    def handle_item(self, item: Any) -> Any:
+        handler = self.handle.generate_handler
+        return handler(item) if handler is not None else item
+
+    def before(self, resolver: Callable[[Any], Any]) -> tuple[list[Any], dict[str, Any]]:
+        args, kwargs = list(self.record.args), dict(self.record.kwargs)
+        for middleware in self.handle.middlewares_before:
+            changed = resolver(middleware(self.task, args, kwargs))
+            if changed is not None:
+                args, kwargs = list(changed[0]), dict(changed[1])
+        return args, kwargs
+
+    async def abefore(self) -> tuple[list[Any], dict[str, Any]]:
+        args, kwargs = list(self.record.args), dict(self.record.kwargs)
+        for middleware in self.handle.middlewares_before:
+            changed = await aresolve(middleware(self.task, args, kwargs))
+            if changed is not None:
+                args, kwargs = list(changed[0]), dict(changed[1])
+        return args, kwargs
+
+    def after(self, value: Any, resolver: Callable[[Any], Any]) -> Any:
+        for middleware in self.handle.middlewares_after:
+            value = resolver(middleware(self.task, value))
+        return value
+
+    def store(self, value: Any) -> Any:
+        """Apply ``decode`` and make sure the result can be stored as JSON."""
+        if self.handle.decode is not None:
+            try:
+                value = self.handle.decode(value)
+            except Exception as exc:
+                raise ResultError(
+                    f"decode={self.handle.decode!r} failed on the task's result: {exc!r}"
+                ) from exc
+        try:
+            json.dumps(value)
+        except (TypeError, ValueError) as exc:
+            raise ResultError(
+                f"The task's result is not JSON ({exc}); return plain values or pass decode= "
+                "to turn the result into JSON."
+            ) from exc
+        return value
+
+    # Time limits and stops -----------------------------------------------------
+
+    async def with_deadline(self, coro: Awaitable[Any]) -> Any:
+        max_time = self.handle.max_time
+        if max_time is None:
+            return await coro
+        inner = asyncio.ensure_future(coro)
+        try:
+            done, _ = await asyncio.wait({inner}, timeout=max_time)
+        except asyncio.CancelledError:
+            inner.cancel()
+            await asyncio.wait({inner})
+            raise
+        if inner in done:
+            return inner.result()
+        self.run.request_timeout(max_time)
+        inner.cancel()
+        await asyncio.wait({inner})
+        raise TaskTimeout(f"Task exceeded its max_time of {max_time:g}s")
+
+    async def in_thread(self, function: Callable[[], Any]) -> Any:
+        future = self.run_in_thread(self.thread_main, function)
+        try:
+            done, _ = await asyncio.wait({future}, timeout=self.handle.max_time)
+        except asyncio.CancelledError:
+            if self.run.cancel_reason is None:
+                raise  # worker shutdown: the thread may finish, the record is requeued
+            await self.stop_thread(future, qtasks_settings.CANCEL_GRACE)
+            raise TaskCancel(self.run.cancel_reason) from None
+        if future in done:
+            return future.result()
+        assert self.handle.max_time is not None
+        self.run.request_timeout(self.handle.max_time)
+        await self.stop_thread(future, grace=0)
+        raise TaskTimeout(f"Task exceeded its max_time of {self.handle.max_time:g}s")
+
+    def thread_main(self, function: Callable[[], Any]) -> Any:
+        close_old_connections()
+        self.guard.enter()
+        try:
+            return function()
+        finally:
+            self.guard.leave()
+            close_old_connections()
+
+    async def stop_thread(self, future: asyncio.Future[Any], grace: float) -> None:
+        """Give the thread ``grace`` seconds to notice ``run.stop``, then interrupt it."""
+        done, _ = await asyncio.wait({future}, timeout=grace)
+        if done:
+            return
+        error = type(self.run.stop_error) if self.run.stop_error else TaskCancel
+        self.guard.interrupt(error)
+        done, _ = await asyncio.wait({future}, timeout=1.0)
+        if not done:
+            logger.warning(
+                "Task %s is still running in its thread after being stopped (blocked in a "
+                "call that cannot be interrupted); its record is closed, its thread is left.",
+                self.record.uuid,
+                extra={"task_uuid": str(self.record.uuid)},
+            )
+
+    # Failure -------------------------------------------------------------------
+
+    def failure(self, exc: Exception) -> Outcome:
+        text = "".join(traceback.format_exception(type(exc), exc, exc.__traceback__))
+        retry_on = tuple(self.handle.retry_on_exc)
+        if self.record.attempts < self.record.max_attempts and (
+            not retry_on or isinstance(exc, retry_on)
+        ):
+            return Outcome(TaskStatus.RETRY, traceback=text, run_after=self.retry_at())
+        return Outcome(TaskStatus.ERROR, traceback=text)
+
+    def retry_at(self) -> datetime:
+        base = float(qtasks_settings.RETRY_BACKOFF)
+        delay = min(base * 2 ** (self.record.attempts - 1), float(qtasks_settings.RETRY_BACKOFF_MAX))
+        return timezone.now() + timedelta(seconds=delay)
+
+
+def resolve(value: Any) -> Any:
+    """A middleware or handler of a sync task may still be async: run it here."""
+    if inspect.isawaitable(value):
+        async def wait() -> Any:
+            return await value
+
+        return asyncio.run(wait())
+    return value
+
+
+async def aresolve(value: Any) -> Any:
+    if inspect.isawaitable(value):
+        return await value
+    return value

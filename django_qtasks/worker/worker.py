@@ -1,0 +1,452 @@
+"""The worker: claims tasks from the broker and runs them.
+
+Async tasks run on this process's asyncio loop, sync tasks in a thread pool;
+``concurrency`` bounds both together. The worker's own database work (claims,
+results, heartbeats) goes through one dedicated thread, so the loop never
+blocks on the database. Side loops send heartbeats (and fail over tasks of
+dead workers), act on cancel requests, and save generator progress.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import functools
+import logging
+import os
+import socket
+import threading
+import time
+import traceback
+import uuid
+from collections.abc import Callable
+from concurrent.futures import ThreadPoolExecutor
+from dataclasses import dataclass, field
+from datetime import timedelta
+from typing import Any, TypeVar
+
+from asgiref.sync import sync_to_async
+from django.db import close_old_connections, connections
+from django.db.models import F
+from django.utils import timezone
+
+from django_qtasks.brokers import get_broker
+from django_qtasks.brokers.base import Broker
+from django_qtasks.conf import qtasks_settings
+from django_qtasks.context import RunState
+from django_qtasks.models import Task, TaskStatus, WorkerHeartbeat
+from django_qtasks.worker.executor import Outcome, TaskExecutor
+from django_qtasks.worker.shutdown import install_signal_handlers, remove_signal_handlers
+
+logger = logging.getLogger("django_qtasks.worker")
+
+T = TypeVar("T")
+THREAD_PREFIX = "qtasks-task"
+
+
+@dataclass
+class Running:
+    record: Task
+    run: RunState
+    #: The execution alone: cancelling it never interrupts saving the outcome.
+    future: asyncio.Future[Outcome] | None = None
+    saved_progress: int = 0
+    saved_lines: int = 0
+    started: float = field(default_factory=time.monotonic)
+
+
+class Worker:
+    def __init__(
+        self,
+        *,
+        queues: list[str] | None = None,
+        concurrency: int | None = None,
+        worker_id: str | None = None,
+        burst: bool = False,
+        max_tasks: int | None = None,
+        shutdown_timeout: float | None = None,
+        broker: Broker | None = None,
+    ) -> None:
+        from django_qtasks import app
+
+        self.app = app
+        self.broker = broker or get_broker()
+        self.queues = queues or [qtasks_settings.DEFAULT_QUEUE]
+        self.concurrency = concurrency or qtasks_settings.CONCURRENCY
+        self.worker_id = worker_id or (
+            f"{socket.gethostname()}:{os.getpid()}:{uuid.uuid4().hex[:6]}"
+        )
+        self.burst = burst
+        self.max_tasks = max_tasks
+        self.shutdown_timeout = (
+            qtasks_settings.SHUTDOWN_TIMEOUT if shutdown_timeout is None else shutdown_timeout
+        )
+        self.running: dict[uuid.UUID, Running] = {}
+        self._runners: set[asyncio.Task[None]] = set()
+        self.claimed = 0
+        self._stopping = False
+        self._force = False
+        self._wakeup: asyncio.Event | None = None
+        self._db_pool: ThreadPoolExecutor | None = None
+        self._task_pool: ThreadPoolExecutor | None = None
+
+    # Lifecycle -------------------------------------------------------------
+
+    def run(self) -> None:
+        """Run until stopped (signal, ``--burst`` or ``--max-tasks``)."""
+        asyncio.run(self.main())
+
+    def stop(self, force: bool = False) -> None:
+        """Take no new tasks; with ``force``, send running ones back to the queue now."""
+        self._stopping = True
+        self._force = self._force or force
+        if self._wakeup is not None:
+            self._wakeup.set()
+
+    async def main(self) -> None:
+        loop = asyncio.get_running_loop()
+        self._wakeup = asyncio.Event()
+        self._db_pool = ThreadPoolExecutor(1, thread_name_prefix="qtasks-db")
+        self._task_pool = ThreadPoolExecutor(self.concurrency, thread_name_prefix=THREAD_PREFIX)
+        install_signal_handlers(loop, self)
+        await self.db(self.beat)
+        logger.info(
+            "Worker %s started: queues %s, concurrency %s, broker %s, %s tasks registered",
+            self.worker_id,
+            ",".join(self.queues),
+            self.concurrency,
+            self.broker.url,
+            len(self.app.tasks),
+        )
+        side_loops = [
+            asyncio.create_task(self.every("HEARTBEAT_INTERVAL", self.heartbeat)),
+            asyncio.create_task(self.every("CANCEL_POLL_INTERVAL", self.poll_cancels)),
+            asyncio.create_task(self.every("PROGRESS_INTERVAL", self.save_progress)),
+        ]
+        try:
+            await self.consume()
+            await self.drain()
+        finally:
+            for side_loop in side_loops:
+                side_loop.cancel()
+            await asyncio.gather(*side_loops, return_exceptions=True)
+            await self.db(self.unregister)
+            await self.db(connections.close_all)
+            remove_signal_handlers(loop)
+            self._db_pool.shutdown(wait=True)
+            self._task_pool.shutdown(wait=False, cancel_futures=True)
+            self.broker.close()
+            logger.info("Worker %s stopped after %s tasks", self.worker_id, self.claimed)
+
+    def stuck_threads(self) -> list[threading.Thread]:
+        """Task threads still alive after the worker stopped (blocked in C code)."""
+        return [
+            thread
+            for thread in threading.enumerate()
+            if thread.name.startswith(THREAD_PREFIX) and thread.is_alive()
+        ]
+
+    # Claiming ---------------------------------------------------------------
+
+    async def consume(self) -> None:
+        assert self._wakeup is not None
+        failures = 0
+        while not self._stopping:
+            free = self.concurrency - len(self.running)
+            if self.max_tasks is not None:
+                free = min(free, self.max_tasks - self.claimed)
+                if free <= 0 and not self.running:
+                    return
+            self._wakeup.clear()
+            if free <= 0:
+                await self._wakeup.wait()
+                continue
+            try:
+                records = await self.db(self.broker.claim, self.queues, free, self.worker_id)
+                failures = 0
+            except Exception:
+                failures += 1
+                pause = min(0.5 * 2**failures, 30.0)
+                logger.exception("Could not claim tasks from %s; retrying in %.1fs", self.broker, pause)
+                await self.sleep(pause)
+                continue
+            for record in records:
+                self.start(record)
+            if not records:
+                if self.burst and not self.running:
+                    return
+                await self.sleep(qtasks_settings.POLL_INTERVAL)
+
+    async def sleep(self, seconds: float) -> None:
+        """Sleep until ``seconds`` pass, a slot frees up, or the worker stops."""
+        assert self._wakeup is not None
+        try:
+            await asyncio.wait_for(self._wakeup.wait(), seconds)
+        except asyncio.TimeoutError:
+            pass
+
+    def start(self, record: Task) -> None:
+        self.claimed += 1
+        run = RunState(record.uuid, log_limit=qtasks_settings.LOG_LINES, worker=self)
+        entry = Running(record, run)
+        self.running[record.uuid] = entry
+        runner = asyncio.create_task(self.run_one(entry))
+        self._runners.add(runner)
+        runner.add_done_callback(self._runners.discard)
+
+    async def run_one(self, entry: Running) -> None:
+        record, run = entry.record, entry.run
+        handle = self.app.tasks.get(record.task_name)
+        try:
+            if handle is None:
+                outcome = Outcome(
+                    TaskStatus.ERROR,
+                    traceback=f"No task named {record.task_name!r} is registered in worker "
+                    f"{self.worker_id}; is its module an installed app's tasks.py?",
+                )
+            else:
+                logger.info(
+                    "Task %s (%s) started, attempt %s of %s",
+                    record.uuid,
+                    record.task_name,
+                    record.attempts,
+                    record.max_attempts,
+                    extra={"task_uuid": str(record.uuid), "task_name": record.task_name},
+                )
+                executor_class = handle.executor or TaskExecutor
+                executor = executor_class(handle, record, run, self.run_in_thread)
+                entry.future = asyncio.ensure_future(executor.execute())
+                if run.cancel_reason is not None:  # asked for before the future existed
+                    entry.future.cancel()
+                try:
+                    outcome = await entry.future
+                except asyncio.CancelledError:
+                    await self.db(self.requeue, record)
+                    logger.warning("Task %s returned to the queue: worker stopping", record.uuid)
+                    return
+                except Exception:
+                    outcome = Outcome(TaskStatus.ERROR, traceback=traceback.format_exc())
+                if handle.is_async:
+                    await sync_to_async(close_old_connections)()
+            await self.save_outcome(entry, outcome)
+        finally:
+            self.running.pop(record.uuid, None)
+            assert self._wakeup is not None
+            self._wakeup.set()
+
+    async def save_outcome(self, entry: Running, outcome: Outcome) -> None:
+        record = entry.record
+        for attempt in range(6):
+            try:
+                await self.db(self.finish, entry, outcome)
+                break
+            except Exception:
+                logger.exception("Could not save the result of task %s", record.uuid)
+                await asyncio.sleep(0.5 * 2**attempt)
+        log_extra = {"task_uuid": str(record.uuid), "task_name": record.task_name}
+        took = time.monotonic() - entry.started
+        if outcome.status == TaskStatus.CANCEL:
+            logger.info(
+                "Task %s was canceled due to: %s", record.uuid, outcome.cancel_reason, extra=log_extra
+            )
+        elif outcome.status == TaskStatus.RETRY:
+            logger.warning(
+                "Task %s (%s) failed (%s) and will be retried at %s",
+                record.uuid,
+                record.task_name,
+                outcome.summary,
+                outcome.run_after,
+                extra=log_extra,
+            )
+        elif outcome.status == TaskStatus.ERROR:
+            logger.error(
+                "Task %s (%s) failed after %.3fs: %s",
+                record.uuid,
+                record.task_name,
+                took,
+                outcome.summary,
+                extra=log_extra,
+            )
+        else:
+            logger.info(
+                "Task %s (%s) ended with status %s in %.3fs",
+                record.uuid,
+                record.task_name,
+                outcome.status,
+                took,
+                extra=log_extra,
+            )
+
+    def run_in_thread(self, function: Callable[..., T], *args: Any) -> asyncio.Future[T]:
+        assert self._task_pool is not None
+        loop = asyncio.get_running_loop()
+        return loop.run_in_executor(self._task_pool, functools.partial(function, *args))
+
+    async def db(self, function: Callable[..., T], *args: Any) -> T:
+        """Run the worker's own database work in its database thread."""
+        assert self._db_pool is not None
+        loop = asyncio.get_running_loop()
+        return await loop.run_in_executor(self._db_pool, functools.partial(_on_db, function, *args))
+
+    # Stopping -----------------------------------------------------------------
+
+    async def drain(self) -> None:
+        """Let running tasks end: unbounded after --burst/--max-tasks, else the shutdown timeout."""
+        deadline = time.monotonic() + self.shutdown_timeout if self._stopping else None
+        while self.running and not self._force:
+            assert self._wakeup is not None
+            self._wakeup.clear()
+            if deadline is None:
+                await self._wakeup.wait()
+                continue
+            remaining = deadline - time.monotonic()
+            if remaining <= 0:
+                break
+            await self.sleep(remaining)
+        if self.running:
+            logger.warning("Returning %s running tasks to the queue", len(self.running))
+            for entry in self.running.values():
+                if entry.future is not None:
+                    entry.future.cancel()
+        await asyncio.gather(*self._runners, return_exceptions=True)
+
+    # Database work (runs in the database thread) -------------------------------
+
+    def finish(self, entry: Running, outcome: Outcome) -> None:
+        record, now = entry.record, timezone.now()
+        attempt = {
+            "attempt": record.attempts,
+            "worker": self.worker_id,
+            "started_at": record.started_at.isoformat() if record.started_at else None,
+            "finished_at": now.isoformat(),
+            "status": outcome.status,
+            "error": outcome.summary if outcome.status != TaskStatus.SUCCESS else "",
+        }
+        limit = qtasks_settings.LOG_LINES
+        fields: dict[str, Any] = {
+            "status": outcome.status,
+            "returning": outcome.returning,
+            "traceback": outcome.traceback,
+            "logs": [*record.logs, *entry.run.stored_log()][-limit:],
+            "attempt_log": [*record.attempt_log, attempt],
+            "updated_at": now,
+            "finished_at": now,
+        }
+        if outcome.status == TaskStatus.RETRY:
+            fields.update(finished_at=None, run_after=outcome.run_after)
+        if outcome.status == TaskStatus.CANCEL:
+            fields["cancel_reason"] = outcome.cancel_reason
+        # Guarded: a task failed over to another worker is no longer ours.
+        Task.objects.filter(
+            pk=record.pk, status=TaskStatus.PROCESS, worker=self.worker_id
+        ).update(**fields)
+
+    def requeue(self, record: Task) -> None:
+        Task.objects.filter(pk=record.pk, status=TaskStatus.PROCESS, worker=self.worker_id).update(
+            status=TaskStatus.NEW,
+            worker="",
+            started_at=None,
+            attempts=F("attempts") - 1,
+            updated_at=timezone.now(),
+        )
+
+    def beat(self) -> None:
+        now = timezone.now()
+        WorkerHeartbeat.objects.update_or_create(
+            worker_id=self.worker_id,
+            defaults={
+                "hostname": socket.gethostname(),
+                "pid": os.getpid(),
+                "queues": self.queues,
+                "concurrency": self.concurrency,
+                "running": [str(key) for key in list(self.running)],
+                "last_heartbeat": now,
+            },
+        )
+
+    def heartbeat(self) -> None:
+        self.beat()
+        self.fail_over_dead_workers()
+
+    def fail_over_dead_workers(self) -> None:
+        """Tasks left in ``process`` by a worker whose heartbeat stopped are retried or failed."""
+        now = timezone.now()
+        cutoff = now - timedelta(seconds=qtasks_settings.HEARTBEAT_TIMEOUT)
+        WorkerHeartbeat.objects.filter(last_heartbeat__lt=cutoff).delete()
+        live = WorkerHeartbeat.objects.values_list("worker_id", flat=True)
+        orphans = Task.objects.running().exclude(worker__in=live).filter(started_at__lt=cutoff)
+        for orphan in orphans:
+            message = f"Worker {orphan.worker} stopped sending heartbeats while running this task."
+            attempt = {
+                "attempt": orphan.attempts,
+                "worker": orphan.worker,
+                "started_at": orphan.started_at.isoformat() if orphan.started_at else None,
+                "finished_at": now.isoformat(),
+                "status": TaskStatus.ERROR,
+                "error": message,
+            }
+            retry = orphan.attempts < orphan.max_attempts
+            taken = Task.objects.filter(
+                pk=orphan.pk, status=TaskStatus.PROCESS, worker=orphan.worker
+            ).update(
+                status=TaskStatus.RETRY if retry else TaskStatus.ERROR,
+                traceback=message,
+                attempt_log=[*orphan.attempt_log, attempt],
+                run_after=now if retry else orphan.run_after,
+                finished_at=None if retry else now,
+                updated_at=now,
+            )
+            if taken:
+                logger.warning(
+                    "Task %s: %s %s",
+                    orphan.uuid,
+                    message,
+                    "Retrying it." if retry else "No attempts left: failed.",
+                )
+
+    def unregister(self) -> None:
+        WorkerHeartbeat.objects.filter(worker_id=self.worker_id).delete()
+
+    def poll_cancels(self) -> None:
+        if not self.running:
+            return
+        requested = Task.objects.filter(
+            pk__in=list(self.running), cancel_requested_at__isnull=False
+        ).values_list("pk", "cancel_reason")
+        for pk, reason in requested:
+            entry = self.running.get(pk)
+            if entry is not None and entry.run.cancel_reason is None:
+                entry.run.request_cancel(reason)
+                if entry.future is not None:
+                    entry.future.get_loop().call_soon_threadsafe(entry.future.cancel)
+
+    def save_progress(self) -> None:
+        """Write what generators have yielded, and new log lines, while tasks run."""
+        for entry in list(self.running.values()):
+            run = entry.run
+            lines = len(run.log_lines) + run.dropped_lines
+            if run.progress_version == entry.saved_progress and lines == entry.saved_lines:
+                continue
+            fields: dict[str, Any] = {"logs": [*entry.record.logs, *run.stored_log()]}
+            if run.progress is not None:
+                fields["returning"] = run.progress
+            Task.objects.filter(
+                pk=entry.record.pk, status=TaskStatus.PROCESS, worker=self.worker_id
+            ).update(**fields)
+            entry.saved_progress, entry.saved_lines = run.progress_version, lines
+
+    async def every(self, interval_key: str, function: Callable[[], None]) -> None:
+        while True:
+            await asyncio.sleep(float(getattr(qtasks_settings, interval_key)))
+            try:
+                await self.db(function)
+            except Exception:
+                logger.exception("Worker %s: %s failed", self.worker_id, function.__name__)
+
+
+def _on_db(function: Callable[..., T], *args: Any) -> T:
+    try:
+        return function(*args)
+    except Exception:
+        # A broken connection is replaced on the next call.
+        connections.close_all()
+        raise

@@ -1,0 +1,32 @@
+"""Test settings: the demo project plus the test tasks, tuned to react fast."""
+
+import os
+import tempfile
+
+from testproject.settings import *  # noqa: F403
+from testproject.settings import DATABASES, INSTALLED_APPS
+
+INSTALLED_APPS = [*INSTALLED_APPS, "tests.testapp"]
+
+if DATABASES["default"]["ENGINE"].endswith("sqlite3"):
+    # A file, not memory: worker processes must see the test database.
+    DATABASES["default"]["TEST"] = {
+        "NAME": os.environ.get("QTASKS_DB_NAME")
+        or os.path.join(tempfile.gettempdir(), f"qtasks-test-{os.getpid()}.sqlite3")
+    }
+else:
+    DATABASES["default"]["NAME"] = os.environ.get("QTASKS_DB_NAME", "qtasks")
+
+QTASKS = {
+    "POLL_INTERVAL": 0.05,
+    "CANCEL_POLL_INTERVAL": 0.05,
+    "PROGRESS_INTERVAL": 0.1,
+    "HEARTBEAT_INTERVAL": 0.5,
+    "HEARTBEAT_TIMEOUT": 3,
+    "RETRY_BACKOFF": 0,
+    "CANCEL_GRACE": 1,
+    "SHUTDOWN_TIMEOUT": 5,
+    "GREETING": "hello",
+}
+
+PASSWORD_HASHERS = ["django.contrib.auth.hashers.MD5PasswordHasher"]
