@@ -152,10 +152,11 @@ class BaseTask:
         priority: int | None = None,
         timeout: float | None = None,
         queue: str | None = None,
+        task_name: str | None = None,
         **kwargs: Any,
     ) -> Task:
         return self.app.enqueue(
-            self, args, kwargs, priority=priority, queue=queue, timeout=timeout
+            self.target(task_name), args, kwargs, priority=priority, queue=queue, timeout=timeout
         )
 
     async def aadd_task(
@@ -164,12 +165,17 @@ class BaseTask:
         priority: int | None = None,
         timeout: float | None = None,
         queue: str | None = None,
+        task_name: str | None = None,
         **kwargs: Any,
     ) -> Task:
         """Async twin of :meth:`add_task`."""
         return await self.app.aenqueue(
-            self, args, kwargs, priority=priority, queue=queue, timeout=timeout
+            self.target(task_name), args, kwargs, priority=priority, queue=queue, timeout=timeout
         )
+
+    def target(self, task_name: str | None) -> BaseTask:
+        """This task, or with ``task_name=`` another registered one (nested tasks)."""
+        return self if task_name is None else self.app.get_task(task_name)
 
 
 class SyncTask(BaseTask):
@@ -184,14 +190,16 @@ class SyncTask(BaseTask):
         priority: int | None = None,
         timeout: float | None = None,
         queue: str | None = None,
+        task_name: str | None = None,
         **kwargs: Any,
     ) -> Task:
-        """Enqueue a run of this task and return its record.
+        """Enqueue a run of this task (or of ``task_name``) and return its record.
 
         With ``timeout``, wait up to that many seconds for it to end and
         return the record refreshed.
         """
-        return self._add_task(*args, priority=priority, timeout=timeout, queue=queue, **kwargs)
+        options = {"priority": priority, "timeout": timeout, "queue": queue}
+        return self._add_task(*args, task_name=task_name, **options, **kwargs)
 
 
 class AsyncTask(BaseTask):
@@ -206,15 +214,16 @@ class AsyncTask(BaseTask):
         priority: int | None = None,
         timeout: float | None = None,
         queue: str | None = None,
+        task_name: str | None = None,
         **kwargs: Any,
     ) -> Any:
-        """Enqueue a run of this task.
+        """Enqueue a run of this task (or of ``task_name``).
 
         Called from a coroutine (an event loop is running: inside an async
         task, an async view) this returns an awaitable, as in QTasks; called
         from sync code it enqueues at once and returns the Task record.
         """
-        options = {"priority": priority, "timeout": timeout, "queue": queue}
+        options = {"priority": priority, "timeout": timeout, "queue": queue, "task_name": task_name}
         if _loop_is_running():
             awaitable: Awaitable[Task] = self.aadd_task(*args, **options, **kwargs)
             return awaitable

@@ -1,0 +1,129 @@
+"""Fixtures that run real ``qtasks_worker`` processes against the test database."""
+
+from __future__ import annotations
+
+import os
+import signal
+import subprocess
+import sys
+import tempfile
+import time
+from collections.abc import Callable, Iterator
+from pathlib import Path
+
+import pytest
+from django.db import connection
+
+from django_qtasks.models import FINAL_STATUSES, Task
+
+ROOT = Path(__file__).resolve().parent.parent
+
+
+def worker_env() -> dict[str, str]:
+    env = dict(os.environ)
+    env.update(
+        DJANGO_SETTINGS_MODULE="tests.settings",
+        PYTHONPATH=os.pathsep.join([str(ROOT), str(ROOT / "testproject")]),
+        # After django_db_setup, NAME is the test database's name.
+        QTASKS_DB_NAME=str(connection.settings_dict["NAME"]),
+        PYTHONUNBUFFERED="1",
+    )
+    return env
+
+
+class WorkerProcess:
+    """A ``manage.py qtasks_worker`` subprocess with its log in a file."""
+
+    def __init__(self, *args: str) -> None:
+        self.log_file = tempfile.NamedTemporaryFile(  # noqa: SIM115 (closed in stop)
+            "w+", prefix="qtasks-worker-", suffix=".log", delete=False
+        )
+        self.process = subprocess.Popen(
+            [sys.executable, "-m", "django", "qtasks_worker", *args],
+            env=worker_env(),
+            cwd=ROOT,
+            stdout=self.log_file,
+            stderr=subprocess.STDOUT,
+        )
+        self.wait_for_log("started:")
+
+    @property
+    def log(self) -> str:
+        return Path(self.log_file.name).read_text()
+
+    def wait_for_log(self, text: str, timeout: float = 20) -> None:
+        deadline = time.monotonic() + timeout
+        while text not in self.log:
+            if self.process.poll() is not None:
+                raise AssertionError(f"worker exited ({self.process.returncode}):\n{self.log}")
+            if time.monotonic() > deadline:
+                raise AssertionError(f"{text!r} not in the worker log:\n{self.log}")
+            time.sleep(0.02)
+
+    def signal(self, signum: int = signal.SIGTERM) -> None:
+        self.process.send_signal(signum)
+
+    def wait(self, timeout: float = 30) -> int:
+        return self.process.wait(timeout)
+
+    def stop(self) -> None:
+        if self.process.poll() is None:
+            self.process.send_signal(signal.SIGTERM)
+            try:
+                self.process.wait(15)
+            except subprocess.TimeoutExpired:
+                self.process.kill()
+                self.process.wait()
+        self.log_file.close()
+        os.unlink(self.log_file.name)
+
+
+@pytest.fixture
+def start_worker(django_db_setup: None) -> Iterator[Callable[..., WorkerProcess]]:
+    """Start workers with the given command-line options; all are stopped at the end."""
+    started: list[WorkerProcess] = []
+
+    def start(*args: str) -> WorkerProcess:
+        worker = WorkerProcess(*args)
+        started.append(worker)
+        return worker
+
+    yield start
+    for worker in started:
+        worker.stop()
+
+
+@pytest.fixture(scope="session")
+def shared_worker(django_db_setup: None, django_db_blocker: object) -> Iterator[WorkerProcess]:
+    """One worker for the whole session, for tests that only need tasks to run."""
+    worker = WorkerProcess("--concurrency", "8", "--queues", "default,other")
+    yield worker
+    worker.stop()
+
+
+@pytest.fixture
+def worker(shared_worker: WorkerProcess, transactional_db: None) -> WorkerProcess:
+    """The shared worker, with a test database whose commits it can see."""
+    return shared_worker
+
+
+def wait_until(
+    predicate: Callable[[], object], timeout: float = 20, message: str = "condition"
+) -> None:
+    deadline = time.monotonic() + timeout
+    while not predicate():
+        if time.monotonic() > deadline:
+            raise AssertionError(f"timed out waiting for {message}")
+        time.sleep(0.02)
+
+
+def wait_status(task: Task, *statuses: str, timeout: float = 20) -> Task:
+    """Poll the record until it has one of ``statuses`` (default: any final one)."""
+    wanted = statuses or FINAL_STATUSES
+
+    def reached() -> bool:
+        task.refresh_from_db()
+        return task.status in wanted
+
+    wait_until(reached, timeout, f"task {task.task_name} to reach {wanted} (is {task.status})")
+    return task

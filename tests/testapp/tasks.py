@@ -1,0 +1,209 @@
+"""Tasks the tests run in real worker processes."""
+
+from __future__ import annotations
+
+import asyncio
+import json
+import threading
+import time
+from typing import Any
+
+from django_qtasks import AsyncTask, SyncTask, app, shared_task, task
+
+
+@task
+def echo(value: Any) -> Any:
+    return value
+
+
+@task
+async def async_echo(value: Any) -> Any:
+    await asyncio.sleep(0)
+    return value
+
+
+@app.task(echo=True)
+def record_order(self: SyncTask, label: str) -> str:
+    return label
+
+
+@shared_task(name="renamed.shared")
+def shared(value: int) -> int:
+    return value * 2
+
+
+@app.task(echo=True)
+async def ctx_report(self: AsyncTask) -> dict[str, Any]:
+    """Report what the context answers inside a real run."""
+    logger = self.ctx.get_logger()
+    logger.info("ctx report for %s", self.ctx.task_uuid)
+    record = await self.ctx.get_metadata()
+    same = await self.ctx.get_task(self.ctx.task_uuid)
+    return {
+        "task_uuid": str(self.ctx.task_uuid),
+        "task_name": self.ctx.task_name,
+        "logger": logger.logger.name,
+        "config_greeting": self.ctx.get_config()["GREETING"],
+        "config_queue": self.ctx.get_config()["DEFAULT_QUEUE"],
+        "components": {
+            name: type(self.ctx.get_component(name)).__name__
+            for name in ("app", "broker", "config", "storage", "worker")
+        },
+        "metadata_status": record.status,
+        "get_task_same": same is not None and same.uuid == record.uuid,
+        "get_task_missing": await self.ctx.get_task("00000000-0000-0000-0000-000000000000"),
+    }
+
+
+@app.task(echo=True)
+def sync_ctx_report(self: SyncTask) -> dict[str, Any]:
+    record = self.ctx.get_metadata()
+    self.ctx.get_logger("custom.logger").warning("sync line")
+    return {
+        "task_uuid": str(self.ctx.task_uuid),
+        "metadata_status": record.status,
+        "attempts": record.attempts,
+        "thread": threading.current_thread().name,
+        "get_task_same": self.ctx.get_task(str(self.ctx.task_uuid)).uuid == record.uuid,
+    }
+
+
+@app.task(echo=True)
+async def async_sleeper(self: AsyncTask, seconds: float) -> str:
+    self.ctx.get_logger().info("going to sleep")
+    await self.ctx.sleep(seconds)
+    return "woke up"
+
+
+@app.task(echo=True)
+def sync_sleeper(self: SyncTask, seconds: float) -> str:
+    self.ctx.get_logger().info("going to sleep")
+    self.ctx.sleep(seconds)
+    return "woke up"
+
+
+@task
+def sync_busy(seconds: float) -> str:
+    """Ignores cancel requests: never calls ctx.sleep (pure Python loop)."""
+    deadline = time.monotonic() + seconds
+    while time.monotonic() < deadline:
+        sum(range(1000))
+    return "finished"
+
+
+@app.task(max_time=0.5)
+async def async_too_slow() -> str:
+    await asyncio.sleep(10)
+    return "never"
+
+
+@app.task(max_time=0.5)
+def sync_too_slow() -> str:
+    deadline = time.monotonic() + 10
+    while time.monotonic() < deadline:
+        sum(range(1000))
+    return "never"
+
+
+@app.task(echo=True, retry=3, retry_on_exc=[KeyError])
+def retry_keyerror(self: SyncTask, fail_times: int) -> int:
+    attempts = self.ctx.get_metadata().attempts
+    if attempts <= fail_times:
+        raise KeyError(f"attempt {attempts}")
+    return attempts
+
+
+@app.task(retry=3, retry_on_exc=[KeyError])
+def retry_wrong_exc() -> None:
+    raise ValueError("not retried")
+
+
+@app.task(echo=True, retry=2)
+async def retry_any(self: AsyncTask) -> None:
+    raise RuntimeError(f"attempt {(await self.ctx.get_metadata()).attempts}")
+
+
+@app.task(decode=json.dumps)
+def decoded() -> dict[str, int]:
+    return {"a": 1}
+
+
+@app.task(decode=lambda value: value["missing"])
+def bad_decode() -> dict[str, int]:
+    return {"a": 1}
+
+
+@task
+def not_json() -> object:
+    return object()
+
+
+@app.task(generate_handler=lambda item: item * 10)
+def sync_gen(count: int) -> Any:
+    yield from range(count)
+
+
+async def _async_handler(item: int) -> str:
+    return f"item-{item}"
+
+
+@app.task(echo=True, generate_handler=_async_handler)
+async def async_gen(self: AsyncTask, count: int) -> Any:
+    for number in range(count):
+        await self.ctx.sleep(0.01)
+        yield number
+
+
+@app.task(echo=True)
+def slow_gen(self: SyncTask, count: int, pause: float) -> Any:
+    for number in range(count):
+        self.ctx.sleep(pause)
+        yield number
+
+
+def add_one_before(task: Any, args: list[Any], kwargs: dict[str, Any]) -> Any:
+    return [args[0] + 1], kwargs
+
+
+async def double_after(task: Any, result: Any) -> Any:
+    return result * 2
+
+
+@app.task(middlewares_before=[add_one_before], middlewares_after=[double_after])
+def with_middlewares(value: int) -> int:
+    return value
+
+
+@app.task(echo=True, tags=["a", "b"], priority=3, description="Shows its options", color="blue")
+def options_report(self: SyncTask) -> dict[str, Any]:
+    return {
+        "task_name": self.task_name,
+        "priority": self.priority,
+        "tags": self.tags,
+        "description": self.description,
+        "extra": self.extra,
+        "echo": self.echo,
+        "queue": self.queue,
+        "middlewares": len(self.middlewares),
+    }
+
+
+@app.task(queue="other")
+def on_other_queue() -> str:
+    return "other"
+
+
+@app.task(echo=True)
+async def spawns_child(self: AsyncTask, value: int) -> str:
+    by_handle = await echo_child.aadd_task(value)
+    by_name = await self.add_task(value + 1, task_name="echo_child")
+    return f"{by_handle.uuid}|{by_name.uuid}"
+
+
+@task
+def echo_child(value: int) -> int:
+    return value
+
+
+# Autodiscovery imports this module only: bring in the other test task modules.
+from tests.testapp import tasks_lifecycle, tasks_params  # noqa: E402, F401
