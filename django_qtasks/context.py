@@ -88,7 +88,7 @@ class RunState:
         self.progress_version += 1
 
 
-class TaskLogger(logging.LoggerAdapter):  # type: ignore[type-arg]
+class TaskLogger(logging.LoggerAdapter[logging.Logger]):
     """A logger that also keeps INFO+ lines with the task's record."""
 
     def __init__(self, logger: logging.Logger, ctx: BaseContext) -> None:
@@ -155,7 +155,8 @@ class BaseContext:
             return Task.objects
         if name == "worker":
             return self.run.worker if self.run else None
-        raise QTasksError(f"Unknown component {name!r}; the components are {', '.join(COMPONENTS)}.")
+        known = ", ".join(COMPONENTS)
+        raise QTasksError(f"Unknown component {name!r}; the components are {known}.")
 
     def cancel(self, reason: str = "") -> NoReturn:
         """End this task now with status ``cancel`` and this reason."""

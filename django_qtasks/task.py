@@ -198,8 +198,9 @@ class SyncTask(BaseTask):
         With ``timeout``, wait up to that many seconds for it to end and
         return the record refreshed.
         """
-        options = {"priority": priority, "timeout": timeout, "queue": queue}
-        return self._add_task(*args, task_name=task_name, **options, **kwargs)
+        return self._add_task(
+            *args, priority=priority, timeout=timeout, queue=queue, task_name=task_name, **kwargs
+        )
 
 
 class AsyncTask(BaseTask):
@@ -223,11 +224,11 @@ class AsyncTask(BaseTask):
         task, an async view) this returns an awaitable, as in QTasks; called
         from sync code it enqueues at once and returns the Task record.
         """
-        options = {"priority": priority, "timeout": timeout, "queue": queue, "task_name": task_name}
-        if _loop_is_running():
-            awaitable: Awaitable[Task] = self.aadd_task(*args, **options, **kwargs)
-            return awaitable
-        return self._add_task(*args, **options, **kwargs)
+        enqueue = self.aadd_task if _loop_is_running() else self._add_task
+        result: Task | Awaitable[Task] = enqueue(
+            *args, priority=priority, timeout=timeout, queue=queue, task_name=task_name, **kwargs
+        )
+        return result
 
 
 def _loop_is_running() -> bool:

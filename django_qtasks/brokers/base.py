@@ -33,7 +33,7 @@ class Broker(ABC):
         """Block until work may be waiting, or ``timeout`` seconds pass."""
         time.sleep(timeout)
 
-    def close(self) -> None:
+    def close(self) -> None:  # noqa: B027 (optional hook)
         """Release connections (called when a worker stops)."""
 
     def __repr__(self) -> str:

@@ -36,7 +36,7 @@ RunInThread = Callable[..., "asyncio.Future[Any]"]
 
 @dataclass
 class Outcome:
-    status: str
+    status: TaskStatus
     returning: Any = None
     traceback: str = ""
     cancel_reason: str = ""
@@ -260,7 +260,8 @@ class TaskExecutor:
 
     def retry_at(self) -> datetime:
         base = float(qtasks_settings.RETRY_BACKOFF)
-        delay = min(base * 2 ** (self.record.attempts - 1), float(qtasks_settings.RETRY_BACKOFF_MAX))
+        longest = float(qtasks_settings.RETRY_BACKOFF_MAX)
+        delay = min(base * 2 ** (self.record.attempts - 1), longest)
         return timezone.now() + timedelta(seconds=delay)
 
 

@@ -33,7 +33,9 @@ def install_signal_handlers(loop: asyncio.AbstractEventLoop, worker: Worker) -> 
             )
             worker.stop()
         else:
-            logger.warning("Received %s again: stopping now, running tasks go back to the queue.", name)
+            logger.warning(
+                "Received %s again: stopping now; running tasks go back to the queue.", name
+            )
             worker.stop(force=True)
 
     for signum in (signal.SIGINT, signal.SIGTERM):

@@ -10,6 +10,7 @@ dead workers), act on cancel requests, and save generator progress.
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import functools
 import logging
 import os
@@ -166,7 +167,9 @@ class Worker:
             except Exception:
                 failures += 1
                 pause = min(0.5 * 2**failures, 30.0)
-                logger.exception("Could not claim tasks from %s; retrying in %.1fs", self.broker, pause)
+                logger.exception(
+                    "Could not claim tasks from %s; retrying in %.1fs", self.broker, pause
+                )
                 await self.sleep(pause)
                 continue
             for record in records:
@@ -179,10 +182,8 @@ class Worker:
     async def sleep(self, seconds: float) -> None:
         """Sleep until ``seconds`` pass, a slot frees up, or the worker stops."""
         assert self._wakeup is not None
-        try:
+        with contextlib.suppress(asyncio.TimeoutError):
             await asyncio.wait_for(self._wakeup.wait(), seconds)
-        except asyncio.TimeoutError:
-            pass
 
     def start(self, record: Task) -> None:
         self.claimed += 1
@@ -246,7 +247,10 @@ class Worker:
         took = time.monotonic() - entry.started
         if outcome.status == TaskStatus.CANCEL:
             logger.info(
-                "Task %s was canceled due to: %s", record.uuid, outcome.cancel_reason, extra=log_extra
+                "Task %s was canceled due to: %s",
+                record.uuid,
+                outcome.cancel_reason,
+                extra=log_extra,
             )
         elif outcome.status == TaskStatus.RETRY:
             logger.warning(

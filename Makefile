@@ -1,0 +1,51 @@
+# Every target creates .venv on first use. PYTHON picks the interpreter:
+#   make test PYTHON=python3.12   (Django 6.x needs Python 3.12+)
+PYTHON ?= python3
+VENV ?= .venv
+BIN := $(VENV)/bin
+MANAGE := $(BIN)/python testproject/manage.py
+
+.DEFAULT_GOAL := help
+.PHONY: help venv demo run test test-sqlite test-postgres test-compat lint format clean
+
+help:  ## List the targets
+	@grep -E '^[a-z-]+:.*## ' $(MAKEFILE_LIST) | awk -F':.*## ' '{printf "  make %-14s %s\n", $$1, $$2}'
+
+$(BIN)/activate: pyproject.toml
+	$(PYTHON) -m venv $(VENV)
+	$(BIN)/pip install --quiet --upgrade pip
+	$(BIN)/pip install --quiet -e ".[all,test]"
+	touch $(BIN)/activate
+
+venv: $(BIN)/activate  ## Create .venv with the package and test tools
+
+demo: venv  ## Run the demo: a worker on SQLite/django:// plus a few enqueued tasks
+	bash testproject/demo.sh
+
+run: venv  ## Serve the demo's admin (admin/admin) with a worker beside it
+	bash testproject/demo.sh --serve
+
+lint: venv  ## ruff, ruff format --check, mypy, and migrations up to date
+	$(BIN)/ruff check .
+	$(BIN)/ruff format --check .
+	PYTHONPATH=testproject $(BIN)/mypy django_qtasks
+	$(MANAGE) makemigrations --check --dry-run django_qtasks
+
+format: venv  ## Apply ruff's fixes and formatting
+	$(BIN)/ruff check --fix .
+	$(BIN)/ruff format .
+
+test-sqlite: venv  ## The test suite on SQLite
+	QTASKS_DB=sqlite $(BIN)/coverage run -m pytest
+
+test-postgres: venv  ## The test suite on PostgreSQL (127.0.0.1:5432)
+	QTASKS_DB=postgres $(BIN)/coverage run -m pytest
+
+test: lint  ## Lint, then the tests on SQLite and PostgreSQL, with coverage
+	rm -f .coverage .coverage.*
+	$(MAKE) test-sqlite test-postgres
+	$(BIN)/coverage combine -q
+	$(BIN)/coverage report --fail-under=85
+
+clean:  ## Remove the venv, the demo database and caches
+	rm -rf $(VENV) testproject/db.sqlite3 .coverage .coverage.* .pytest_cache .mypy_cache
