@@ -138,13 +138,17 @@ class Worker:
             self.broker.close()
             logger.info("Worker %s stopped after %s tasks", self.worker_id, self.claimed)
 
-    def stuck_threads(self) -> list[threading.Thread]:
-        """Task threads still alive after the worker stopped (blocked in C code)."""
-        return [
-            thread
-            for thread in threading.enumerate()
-            if thread.name.startswith(THREAD_PREFIX) and thread.is_alive()
-        ]
+    def stuck_threads(self, wait: float = 1.0) -> list[threading.Thread]:
+        """Task threads still alive after the worker stopped (blocked in C code).
+
+        Idle pool threads exit as soon as the pool shuts down: give them
+        ``wait`` seconds in all to do so.
+        """
+        deadline = time.monotonic() + wait
+        threads = [t for t in threading.enumerate() if t.name.startswith(THREAD_PREFIX)]
+        for thread in threads:
+            thread.join(max(0.0, deadline - time.monotonic()))
+        return [thread for thread in threads if thread.is_alive()]
 
     # Claiming ---------------------------------------------------------------
 

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import argparse
 import logging
 import os
 import sys
@@ -16,9 +17,13 @@ LEVELS = ("DEBUG", "INFO", "WARNING", "ERROR", "CRITICAL")
 
 
 def positive_int(value: str) -> int:
-    number = int(value)
+    try:
+        number = int(value)
+    except ValueError:
+        number = 0
     if number < 1:
-        raise ValueError(value)
+        # argparse shows this message as is ("argument --concurrency/-c: ...").
+        raise argparse.ArgumentTypeError(f"must be a whole number of at least 1, not {value!r}")
     return number
 
 
@@ -75,11 +80,12 @@ class Command(BaseCommand):
             shutdown_timeout=options["shutdown_timeout"],
         )
         worker.run()
-        if worker.stuck_threads():
+        stuck = worker.stuck_threads()
+        if stuck:
             # Threads blocked in C code cannot be stopped; their tasks were
             # returned to the queue, so leave without waiting for them.
             logging.getLogger("django_qtasks.worker").warning(
-                "Exiting with %s task threads still blocked", len(worker.stuck_threads())
+                "Exiting with %s task threads still blocked", len(stuck)
             )
             logging.shutdown()
             sys.stdout.flush()
