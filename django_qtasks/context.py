@@ -88,7 +88,13 @@ class RunState:
         self.progress_version += 1
 
 
-class TaskLogger(logging.LoggerAdapter[logging.Logger]):
+if TYPE_CHECKING:
+    _LoggerAdapter = logging.LoggerAdapter[logging.Logger]
+else:  # not subscriptable at run time before Python 3.11
+    _LoggerAdapter = logging.LoggerAdapter
+
+
+class TaskLogger(_LoggerAdapter):
     """A logger that also keeps INFO+ lines with the task's record."""
 
     def __init__(self, logger: logging.Logger, ctx: BaseContext) -> None:

@@ -15,7 +15,8 @@ if DATABASES["default"]["ENGINE"].endswith("sqlite3"):
         or os.path.join(tempfile.gettempdir(), f"qtasks-test-{os.getpid()}.sqlite3")
     }
 else:
-    DATABASES["default"]["NAME"] = os.environ.get("QTASKS_DB_NAME", "qtasks")
+    # One database per test run, so that runs in parallel never share one.
+    DATABASES["default"]["NAME"] = os.environ.get("QTASKS_DB_NAME", f"qtasks_{os.getpid()}")
 
 QTASKS = {
     "POLL_INTERVAL": 0.05,

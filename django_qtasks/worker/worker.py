@@ -299,10 +299,12 @@ class Worker:
 
     async def drain(self) -> None:
         """Let running tasks end: unbounded after --burst/--max-tasks, else the shutdown timeout."""
-        deadline = time.monotonic() + self.shutdown_timeout if self._stopping else None
+        deadline = None
         while self.running and not self._force:
             assert self._wakeup is not None
             self._wakeup.clear()
+            if deadline is None and self._stopping:
+                deadline = time.monotonic() + self.shutdown_timeout
             if deadline is None:
                 await self._wakeup.wait()
                 continue
