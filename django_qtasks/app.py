@@ -155,7 +155,9 @@ class QTasksApp:
         from django_qtasks.models import Task
 
         if priority is not None and (isinstance(priority, bool) or not isinstance(priority, int)):
-            raise TypeError(f"priority must be an int, not {priority!r}.")
+            raise TypeError(
+                f"add_task of {handle.task_name!r}: priority must be an int, not {priority!r}."
+            )
         record = Task(
             uuid=uuid4(),
             task_name=handle.task_name,
@@ -234,7 +236,7 @@ class QTasksApp:
 def ensure_json(task_name: str, what: str, value: Any) -> Any:
     """Return ``value`` if it is JSON, else raise a TaskArgumentsError that names the culprit."""
     try:
-        json.dumps(value)
+        json.dumps(value, allow_nan=False)
     except (TypeError, ValueError) as exc:
         items = enumerate(value) if isinstance(value, list) else value.items()
         culprit = next((key for key, item in items if not _is_json(item)), None)
@@ -248,7 +250,7 @@ def ensure_json(task_name: str, what: str, value: Any) -> Any:
 
 def _is_json(value: Any) -> bool:
     try:
-        json.dumps(value)
+        json.dumps(value, allow_nan=False)
     except (TypeError, ValueError):
         return False
     return True

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+from collections.abc import Mapping
 from typing import Any
 
 from django.conf import settings
@@ -19,20 +20,26 @@ def check_settings(app_configs: Any = None, **kwargs: Any) -> list[CheckMessage]
     errors: list[CheckMessage] = [
         Error(problem, hint=FIX, id="django_qtasks.E001") for problem in validate(raw)
     ]
-    if errors:
+    if not isinstance(raw, Mapping):
         return errors
+    # Report every problem at once: a wrong CONCURRENCY does not hide a bad
+    # BROKER_URL. Keys of the wrong type already have their E001.
     from django_qtasks.brokers import broker_class_for
 
     url = raw.get("BROKER_URL", "django://")
-    try:
-        broker_class_for(url)
-    except ImproperlyConfigured as exc:
-        errors.append(Error(str(exc), hint=FIX, id="django_qtasks.E002"))
+    if isinstance(url, str):
+        try:
+            broker_class_for(url)
+        except ImproperlyConfigured as exc:
+            errors.append(Error(str(exc), hint=FIX, id="django_qtasks.E002"))
     alias = raw.get("REDIS_CACHE_ALIAS")
-    if alias is not None and alias not in getattr(settings, "CACHES", {}):
+    caches = getattr(settings, "CACHES", {})
+    if isinstance(alias, str) and alias not in caches:
+        known = ", ".join(repr(name) for name in caches) or "none"
         errors.append(
             Error(
-                f"{SETTING_NAME}['REDIS_CACHE_ALIAS'] = {alias!r} is not a key of CACHES.",
+                f"{SETTING_NAME}['REDIS_CACHE_ALIAS'] = {alias!r} is not a key of CACHES "
+                f"(CACHES has: {known}).",
                 hint="Name a django-redis cache from CACHES, or set it to None.",
                 id="django_qtasks.E003",
             )

@@ -53,7 +53,7 @@ OPTIONS: dict[str, Option] = {
 def validate(raw: Any) -> list[str]:
     """Return one message per problem in a QTASKS value (empty when valid)."""
     if not isinstance(raw, Mapping):
-        return [f"{SETTING_NAME} must be a dict, not {type(raw).__name__}."]
+        return [f"{SETTING_NAME} must be a dict, not {type(raw).__name__} {raw!r}."]
     problems = []
     for key, option in OPTIONS.items():
         if key not in raw:
@@ -65,10 +65,12 @@ def validate(raw: Any) -> list[str]:
                 f"{SETTING_NAME}[{key!r}] must be {option.describe_types()} "
                 f"({option.help}), not {type(value).__name__} {value!r}."
             )
-        elif isinstance(value, (int, float)) and value < 0:
-            problems.append(f"{SETTING_NAME}[{key!r}] must not be negative, got {value!r}.")
-    if not problems and raw.get("CONCURRENCY", 1) < 1:
-        problems.append(f"{SETTING_NAME}['CONCURRENCY'] must be at least 1.")
+        elif isinstance(value, (int, float)) and value < (1 if key == "CONCURRENCY" else 0):
+            least = "at least 1" if key == "CONCURRENCY" else "0 or more"
+            problems.append(
+                f"{SETTING_NAME}[{key!r}] must be {option.describe_types()}, {least} "
+                f"({option.help}), not {value!r}."
+            )
     return problems
 
 

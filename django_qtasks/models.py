@@ -113,7 +113,8 @@ class Task(models.Model):
 
     def __repr__(self) -> str:
         fields: dict[str, Any] = {
-            "status": self.status,
+            # str(): a fresh record holds the TaskStatus member, whose repr is not 'new'.
+            "status": str(self.status),
             "uuid": self.uuid,
             "task_name": self.task_name,
             "priority": self.priority,

@@ -30,7 +30,8 @@ def _source_location(func: Callable[..., Any]) -> str:
     try:
         lineno = inspect.getsourcelines(func)[1]
     except (OSError, TypeError):
-        lineno = 0
+        code = getattr(func, "__code__", None)
+        lineno = code.co_firstlineno if code is not None else 0
     return f"{inspect.getsourcefile(func) or func.__module__}:{lineno}"
 
 
@@ -110,10 +111,14 @@ class BaseTask:
                 raise TypeError(f"{where}: middlewares must be callables, not {middleware!r}.")
         if not all(isinstance(tag, str) for tag in self.tags):
             raise TypeError(f"{where}: tags must be strings, not {self.tags!r}.")
-        try:
-            json.dumps(self.extra)
-        except (TypeError, ValueError) as exc:
-            raise TaskArgumentsError(f"{where}: extra options must be JSON: {exc}.") from exc
+        for key, value in self.extra.items():
+            try:
+                json.dumps(value, allow_nan=False)
+            except (TypeError, ValueError) as exc:
+                raise TaskArgumentsError(
+                    f"{where}: extra option {key}={value!r} must be JSON ({exc}); it is "
+                    "stored with every run of the task."
+                ) from exc
 
     # Derived facts --------------------------------------------------------
 

@@ -225,9 +225,15 @@ class Worker:
                 try:
                     outcome = await entry.future
                 except asyncio.CancelledError:
-                    await self.db(self.requeue, record)
-                    logger.warning("Task %s returned to the queue: worker stopping", record.uuid)
-                    return
+                    if run.cancel_reason is None:
+                        await self.db(self.requeue, record)
+                        logger.warning(
+                            "Task %s returned to the queue: worker stopping", record.uuid
+                        )
+                        return
+                    # Cancelled from outside before its first step: execute()
+                    # never ran, so it could not turn this into an outcome.
+                    outcome = Outcome(TaskStatus.CANCEL, cancel_reason=run.cancel_reason)
                 except Exception:
                     outcome = Outcome(TaskStatus.ERROR, traceback=traceback.format_exc())
                 if handle.is_async:

@@ -1,0 +1,299 @@
+"""settings.QTASKS: defaults, reloads, and the system checks of docs/checks.md."""
+
+from __future__ import annotations
+
+import io
+import re
+from pathlib import Path
+
+import pytest
+from django.core import checks
+from django.core.exceptions import ImproperlyConfigured
+from django.core.management import call_command
+from django.core.management.base import SystemCheckError
+from django.test import override_settings
+
+from django_qtasks.checks import check_settings
+from django_qtasks.conf import OPTIONS, qtasks_settings
+from tests.testapp import tasks
+
+HINT = "See the settings reference in the django-qtasks docs."
+
+
+def qtasks_errors() -> list[checks.CheckMessage]:
+    """What ``manage.py check`` reports for django-qtasks."""
+    return [m for m in checks.run_checks() if (m.id or "").startswith("django_qtasks.")]
+
+
+def ids(messages: list[checks.CheckMessage]) -> list[str]:
+    return [message.id for message in messages]
+
+
+# --- Valid settings ------------------------------------------------------------------
+
+
+@pytest.mark.django_db  # Django's own model checks (JSONField) ask the database
+def test_project_settings_pass_the_checks():
+    assert check_settings() == []
+    assert qtasks_errors() == []
+    out = io.StringIO()
+    call_command("check", stdout=out)
+    assert "System check identified no issues" in out.getvalue()
+
+
+@pytest.mark.django_db  # Django's own model checks (JSONField) ask the database
+@pytest.mark.parametrize(
+    "value",
+    [
+        {},
+        {"BROKER_URL": "django://", "DEFAULT_QUEUE": "main", "CONCURRENCY": 1},
+        {"POLL_INTERVAL": 0, "RETRY_BACKOFF": 2.5, "REDIS_CACHE_ALIAS": None},
+        {"REDIS_CACHE_ALIAS": "default"},
+        {"MY_OWN_KEY": object()},  # unknown keys are the user's business
+    ],
+)
+def test_valid_values_pass(value):
+    with override_settings(QTASKS=value):
+        assert check_settings() == []
+        assert qtasks_errors() == []
+
+
+def test_qtasks_setting_may_be_absent(settings):
+    del settings.QTASKS
+    assert check_settings() == []
+
+
+# --- E001: wrong type or shape ---------------------------------------------------------
+
+
+@pytest.mark.django_db  # Django's own model checks (JSONField) ask the database
+@pytest.mark.parametrize(
+    ("value", "message"),
+    [
+        (["CONCURRENCY", 10], "QTASKS must be a dict, not list ['CONCURRENCY', 10]."),
+        ("django://", "QTASKS must be a dict, not str 'django://'."),
+        (
+            {"CONCURRENCY": "10"},
+            "QTASKS['CONCURRENCY'] must be int (tasks a worker runs at once), not str '10'.",
+        ),
+        (
+            {"CONCURRENCY": True},
+            "QTASKS['CONCURRENCY'] must be int (tasks a worker runs at once), not bool True.",
+        ),
+        (
+            {"CONCURRENCY": 2.0},
+            "QTASKS['CONCURRENCY'] must be int (tasks a worker runs at once), not float 2.0.",
+        ),
+        (
+            {"CONCURRENCY": 0},
+            "QTASKS['CONCURRENCY'] must be int, at least 1 (tasks a worker runs at once), not 0.",
+        ),
+        (
+            {"POLL_INTERVAL": -1},
+            "QTASKS['POLL_INTERVAL'] must be int or float, 0 or more "
+            "(seconds between polls of the database broker), not -1.",
+        ),
+        (
+            {"POLL_INTERVAL": "0.5"},
+            "QTASKS['POLL_INTERVAL'] must be int or float "
+            "(seconds between polls of the database broker), not str '0.5'.",
+        ),
+        (
+            {"BROKER_URL": None},
+            "QTASKS['BROKER_URL'] must be str (where tasks are queued), not NoneType None.",
+        ),
+        (
+            {"REDIS_CACHE_ALIAS": 1},
+            "QTASKS['REDIS_CACHE_ALIAS'] must be str or None (a django-redis CACHES alias), "
+            "not int 1.",
+        ),
+    ],
+)
+def test_e001_wrong_type_or_shape(value, message):
+    with override_settings(QTASKS=value):
+        errors = check_settings()
+        assert ids(errors) == ["django_qtasks.E001"]
+        assert errors[0].msg == message
+        assert errors[0].hint == HINT
+        assert errors[0].level == checks.ERROR
+        assert ids(qtasks_errors()) == ["django_qtasks.E001"]
+
+
+def test_e001_one_error_per_key_in_settings_order():
+    with override_settings(QTASKS={"POLL_INTERVAL": -1, "CONCURRENCY": "10", "LOG_LINES": 2.5}):
+        errors = check_settings()
+    assert ids(errors) == ["django_qtasks.E001"] * 3
+    assert [error.msg.split(" must ")[0] for error in errors] == [
+        "QTASKS['CONCURRENCY']",
+        "QTASKS['POLL_INTERVAL']",
+        "QTASKS['LOG_LINES']",
+    ]
+
+
+def test_every_documented_option_is_type_checked():
+    for key, option in OPTIONS.items():
+        with override_settings(QTASKS={key: ["wrong"]}):
+            errors = check_settings()
+        assert ids(errors) == ["django_qtasks.E001"], key
+        assert errors[0].msg.startswith(f"QTASKS[{key!r}] must be {option.describe_types()} ")
+        assert errors[0].msg.endswith("not list ['wrong'].")
+
+
+# --- E002: unknown broker URL ------------------------------------------------------------
+
+
+@pytest.mark.parametrize(
+    ("url", "message"),
+    [
+        (
+            "nope://x",
+            "QTASKS['BROKER_URL'] = 'nope://x': no broker serves nope:// (known: django://",
+        ),
+        ("", "QTASKS['BROKER_URL'] = '' has no scheme; use 'django://' for the database."),
+        (
+            "localhost:6379",
+            "QTASKS['BROKER_URL'] = 'localhost:6379': no broker serves localhost://",
+        ),
+    ],
+)
+def test_e002_unknown_broker_scheme(url, message):
+    with override_settings(QTASKS={"BROKER_URL": url}):
+        errors = check_settings()
+    assert ids(errors) == ["django_qtasks.E002"]
+    assert errors[0].msg.startswith(message)
+    assert errors[0].hint == HINT
+
+
+def test_e002_is_reported_along_with_e001():
+    with override_settings(QTASKS={"CONCURRENCY": "10", "BROKER_URL": "nope://x"}):
+        assert ids(check_settings()) == ["django_qtasks.E001", "django_qtasks.E002"]
+
+
+# --- E003: REDIS_CACHE_ALIAS not in CACHES ---------------------------------------------------
+
+
+def test_e003_cache_alias_not_in_caches():
+    with override_settings(QTASKS={"REDIS_CACHE_ALIAS": "redis"}):
+        errors = check_settings()
+    assert ids(errors) == ["django_qtasks.E003"]
+    assert errors[0].msg == (
+        "QTASKS['REDIS_CACHE_ALIAS'] = 'redis' is not a key of CACHES (CACHES has: 'default')."
+    )
+    assert errors[0].hint == "Name a django-redis cache from CACHES, or set it to None."
+
+
+def test_e003_with_a_matching_cache_passes():
+    caches = {
+        "default": {"BACKEND": "django.core.cache.backends.locmem.LocMemCache"},
+        "redis": {"BACKEND": "django.core.cache.backends.locmem.LocMemCache"},
+    }
+    with override_settings(CACHES=caches, QTASKS={"REDIS_CACHE_ALIAS": "redis"}):
+        assert check_settings() == []
+
+
+def test_all_three_at_once():
+    value = {"CONCURRENCY": True, "BROKER_URL": "nope://x", "REDIS_CACHE_ALIAS": "redis"}
+    with override_settings(QTASKS=value):
+        assert ids(check_settings()) == [
+            "django_qtasks.E001",
+            "django_qtasks.E002",
+            "django_qtasks.E003",
+        ]
+
+
+# --- manage.py check ---------------------------------------------------------------------
+
+
+@pytest.mark.django_db  # Django's own model checks (JSONField) ask the database
+def test_manage_py_check_fails_with_id_key_value_and_type():
+    with (
+        override_settings(QTASKS={"CONCURRENCY": "10", "BROKER_URL": "nope://x"}),
+        pytest.raises(SystemCheckError) as raised,
+    ):
+        call_command("check")
+    text = str(raised.value)
+    assert (
+        "?: (django_qtasks.E001) QTASKS['CONCURRENCY'] must be int "
+        "(tasks a worker runs at once), not str '10'." in text
+    )
+    assert "?: (django_qtasks.E002) QTASKS['BROKER_URL'] = 'nope://x'" in text
+    assert f"HINT: {HINT}" in text
+
+
+@pytest.mark.django_db  # Django's own model checks (JSONField) ask the database
+def test_manage_py_check_reports_a_non_dict_setting():
+    message = r"\(django_qtasks\.E001\) QTASKS must be a dict, not NoneType None\."
+    with override_settings(QTASKS=None), pytest.raises(SystemCheckError, match=message):
+        call_command("check")
+
+
+# --- conf.qtasks_settings ------------------------------------------------------------------
+
+
+def test_settings_reload_on_override():
+    assert qtasks_settings.DEFAULT_QUEUE == "default"
+    assert qtasks_settings.POLL_INTERVAL == 0.05  # tests/settings.py
+    with override_settings(QTASKS={"DEFAULT_QUEUE": "low", "MINE": {"a": 1}}):
+        assert qtasks_settings.DEFAULT_QUEUE == "low"
+        assert qtasks_settings.POLL_INTERVAL == 0.5  # back to the default
+        assert qtasks_settings.MINE == {"a": 1}
+        config = tasks.echo.ctx.get_config()
+        assert config["MINE"] == {"a": 1}  # unknown keys are kept
+        assert config["DEFAULT_QUEUE"] == "low"
+        assert "GREETING" not in config
+        assert set(OPTIONS) <= set(config)
+    assert qtasks_settings.DEFAULT_QUEUE == "default"
+    assert tasks.echo.ctx.get_config()["GREETING"] == "hello"
+
+
+def test_get_config_is_a_copy():
+    config = tasks.echo.ctx.get_config()
+    config["DEFAULT_QUEUE"] = "changed"
+    assert qtasks_settings.DEFAULT_QUEUE == "default"
+
+
+def test_defaults():
+    with override_settings(QTASKS={}):
+        config = qtasks_settings.as_dict()
+    assert config == {key: option.default for key, option in OPTIONS.items()}
+    assert config["BROKER_URL"] == "django://"
+    assert config["REDIS_CACHE_ALIAS"] is None
+    assert config["DEFAULT_QUEUE"] == "default"
+    assert config["CONCURRENCY"] == 10
+
+
+def test_missing_key_is_an_attribute_error():
+    with pytest.raises(AttributeError, match="QTASKS has no key 'NOT_A_KEY'"):
+        qtasks_settings.NOT_A_KEY  # noqa: B018
+
+
+@pytest.mark.parametrize(
+    ("value", "message"),
+    [
+        (
+            {"CONCURRENCY": "10"},
+            r"QTASKS\['CONCURRENCY'\] must be int \(tasks a worker runs at once\), not str '10'\.",
+        ),
+        ({"POLL_INTERVAL": -1}, r"QTASKS\['POLL_INTERVAL'\] must be int or float, 0 or more"),
+        ([], r"QTASKS must be a dict, not list \[\]\."),
+    ],
+)
+def test_broken_setting_raises_improperly_configured_on_access(value, message):
+    with override_settings(QTASKS=value):
+        with pytest.raises(ImproperlyConfigured, match=message):
+            qtasks_settings.DEFAULT_QUEUE  # noqa: B018
+        with pytest.raises(ImproperlyConfigured, match=message):
+            tasks.echo.ctx.get_config()
+    # Fixed again once the override ends.
+    assert qtasks_settings.CONCURRENCY == 10
+
+
+def test_every_check_id_is_documented():
+    root = Path(__file__).resolve().parent.parent
+    source = (root / "django_qtasks" / "checks.py").read_text()
+    docs = (root / "docs" / "checks.md").read_text()
+    check_ids = sorted(set(re.findall(r"django_qtasks\.[EW]\d{3}", source)))
+    assert check_ids == ["django_qtasks.E001", "django_qtasks.E002", "django_qtasks.E003"]
+    for check_id in check_ids:
+        assert f"## {check_id}: " in docs
+        assert f"?: ({check_id}) QTASKS" in docs  # an example message
