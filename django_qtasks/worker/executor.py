@@ -268,6 +268,7 @@ class TaskExecutor:
 def resolve(value: Any) -> Any:
     """A middleware or handler of a sync task may still be async: run it here."""
     if inspect.isawaitable(value):
+
         async def wait() -> Any:
             return await value
 

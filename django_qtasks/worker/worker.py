@@ -352,9 +352,9 @@ class Worker:
         if outcome.status == TaskStatus.CANCEL:
             fields["cancel_reason"] = outcome.cancel_reason
         # Guarded: a task failed over to another worker is no longer ours.
-        Task.objects.filter(
-            pk=record.pk, status=TaskStatus.PROCESS, worker=self.worker_id
-        ).update(**fields)
+        Task.objects.filter(pk=record.pk, status=TaskStatus.PROCESS, worker=self.worker_id).update(
+            **fields
+        )
 
     def requeue(self, record: Task) -> None:
         Task.objects.filter(pk=record.pk, status=TaskStatus.PROCESS, worker=self.worker_id).update(
@@ -366,18 +366,19 @@ class Worker:
         )
 
     def beat(self) -> None:
-        now = timezone.now()
-        WorkerHeartbeat.objects.update_or_create(
-            worker_id=self.worker_id,
-            defaults={
-                "hostname": socket.gethostname(),
-                "pid": os.getpid(),
-                "queues": self.queues,
-                "concurrency": self.concurrency,
-                "running": [str(key) for key in list(self.running)],
-                "last_heartbeat": now,
-            },
-        )
+        fields: dict[str, Any] = {
+            "hostname": socket.gethostname(),
+            "pid": os.getpid(),
+            "queues": self.queues,
+            "concurrency": self.concurrency,
+            "running": [str(key) for key in list(self.running)],
+            "last_heartbeat": timezone.now(),
+        }
+        # One statement at a time, not update_or_create(): on SQLite a
+        # transaction that reads then writes fails at once with "database is
+        # locked" while another worker writes, without waiting for the timeout.
+        if not WorkerHeartbeat.objects.filter(worker_id=self.worker_id).update(**fields):
+            WorkerHeartbeat.objects.create(worker_id=self.worker_id, **fields)
 
     def heartbeat(self) -> None:
         self.beat()

@@ -1,0 +1,320 @@
+"""End-to-end: a worker stopped by a signal, tasks cancelled from outside, a worker that dies.
+
+Real ``qtasks_worker`` subprocesses; the fast intervals of tests/settings.py
+(HEARTBEAT_TIMEOUT=3, CANCEL_GRACE=1, SHUTDOWN_TIMEOUT=5) keep these quick.
+"""
+
+from __future__ import annotations
+
+import signal
+import subprocess
+import sys
+import time
+import uuid
+from datetime import timedelta
+
+import pytest
+from django.conf import settings
+
+from django_qtasks.models import Task, TaskStatus, WorkerHeartbeat
+from tests.conftest import ROOT, wait_status, wait_until, worker_env
+from tests.testapp import tasks, tasks_lifecycle
+
+pytestmark = pytest.mark.django_db(transaction=True)
+
+CANCEL_GRACE = timedelta(seconds=settings.QTASKS["CANCEL_GRACE"])
+HEARTBEAT_TIMEOUT = settings.QTASKS["HEARTBEAT_TIMEOUT"]
+
+
+def unique(prefix: str) -> str:
+    return f"{prefix}-{uuid.uuid4().hex[:8]}"
+
+
+def run_burst(queue: str) -> subprocess.CompletedProcess[str]:
+    """A later worker: runs what is due on ``queue``, then exits."""
+    result = subprocess.run(
+        [sys.executable, "-m", "django", "qtasks_worker", "--queues", queue, "--burst"],
+        env=worker_env(),
+        cwd=ROOT,
+        capture_output=True,
+        text=True,
+        timeout=60,
+    )
+    assert result.returncode == 0, result.stderr
+    return result
+
+
+def wait_logged(task: Task, message: str, timeout: float = 10) -> None:
+    """Wait until a line the task logged is saved with it (saved while it runs)."""
+
+    def logged() -> bool:
+        task.refresh_from_db()
+        return any(line["message"] == message for line in task.logs)
+
+    wait_until(logged, timeout, f"{task.task_name} to log {message!r}")
+
+
+def assert_back_in_queue(task: Task) -> None:
+    task.refresh_from_db()
+    assert task.status == TaskStatus.NEW
+    assert task.attempts == 0
+    assert task.worker == ""
+    assert task.started_at is None
+    assert task.finished_at is None
+    assert task.attempt_log == []
+
+
+# Graceful shutdown ---------------------------------------------------------------------
+
+
+def test_sigterm_lets_running_tasks_end_and_takes_no_new_task(start_worker):
+    queue, worker_id = unique("term"), unique("term")
+    process = start_worker(
+        "--queues",
+        queue,
+        "--concurrency",
+        "4",
+        "--shutdown-timeout",
+        "10",
+        "--worker-id",
+        worker_id,
+    )
+    sync_task = tasks.sync_sleeper.add_task(1.5, queue=queue)
+    async_task = tasks.async_sleeper.add_task(1.5, queue=queue)
+    wait_status(sync_task, TaskStatus.PROCESS)
+    wait_status(async_task, TaskStatus.PROCESS)
+
+    process.signal(signal.SIGTERM)
+    process.wait_for_log("Received SIGTERM: taking no new tasks")
+    # Free slots, a due task, and the worker still does not take it.
+    late = tasks.echo.add_task("late", queue=queue)
+
+    assert process.wait(20) == 0
+    for task in (sync_task, async_task):
+        task.refresh_from_db()
+        assert task.status == TaskStatus.SUCCESS
+        assert task.returning == "woke up"
+        assert task.attempts == 1
+        assert f"Task {task.uuid} ({task.task_name}) ended with status success" in process.log
+    late.refresh_from_db()
+    assert late.status == TaskStatus.NEW
+    assert late.started_at is None
+    assert late.attempts == 0
+    assert str(late.uuid) not in process.log
+    assert f"Worker {worker_id} stopped after 2 tasks" in process.log
+    assert not WorkerHeartbeat.objects.filter(worker_id=worker_id).exists()
+
+    # Nothing was lost: the next worker runs it.
+    run_burst(queue)
+    assert wait_status(late).status == TaskStatus.SUCCESS
+
+
+def test_task_longer_than_shutdown_timeout_goes_back_to_the_queue(start_worker):
+    queue, worker_id = unique("term-long"), unique("term-long")
+    process = start_worker("--queues", queue, "--shutdown-timeout", "0.5", "--worker-id", worker_id)
+    sync_task = tasks.sync_sleeper.add_task(3, queue=queue)
+    async_task = tasks.async_sleeper.add_task(3, queue=queue)
+    wait_status(sync_task, TaskStatus.PROCESS)
+    wait_status(async_task, TaskStatus.PROCESS)
+
+    signalled = time.monotonic()
+    process.signal(signal.SIGTERM)
+    assert process.wait(20) == 0
+    # It did not wait for the tasks (3 s) to end.
+    assert time.monotonic() - signalled < 3
+
+    for task in (sync_task, async_task):
+        assert_back_in_queue(task)
+        assert f"Task {task.uuid} returned to the queue: worker stopping" in process.log
+    assert "Returning 2 running tasks to the queue" in process.log
+    assert not WorkerHeartbeat.objects.filter(worker_id=worker_id).exists()
+
+    # A later worker runs them to the end, as first attempts.
+    run_burst(queue)
+    for task in (sync_task, async_task):
+        task.refresh_from_db()
+        assert task.status == TaskStatus.SUCCESS
+        assert task.returning == "woke up"
+        assert task.attempts == 1
+        assert len(task.attempt_log) == 1
+        assert task.worker != worker_id
+
+
+@pytest.mark.parametrize("signum", [signal.SIGINT, signal.SIGTERM], ids=["SIGINT", "SIGTERM"])
+def test_second_signal_stops_at_once_and_requeues_running_tasks(start_worker, signum):
+    queue, worker_id = unique("twice"), unique("twice")
+    process = start_worker("--queues", queue, "--shutdown-timeout", "30", "--worker-id", worker_id)
+    sync_task = tasks.sync_sleeper.add_task(30, queue=queue)
+    async_task = tasks.async_sleeper.add_task(30, queue=queue)
+    wait_status(sync_task, TaskStatus.PROCESS)
+    wait_status(async_task, TaskStatus.PROCESS)
+
+    name = signal.Signals(signum).name
+    process.signal(signum)
+    process.wait_for_log(f"Received {name}: taking no new tasks")
+    signalled = time.monotonic()
+    process.signal(signum)
+    assert process.wait(20) == 0
+    assert time.monotonic() - signalled < 5  # not the 30 s shutdown timeout
+
+    assert f"Received {name} again: stopping now" in process.log
+    for task in (sync_task, async_task):
+        assert_back_in_queue(task)
+        assert f"Task {task.uuid} returned to the queue: worker stopping" in process.log
+    assert not WorkerHeartbeat.objects.filter(worker_id=worker_id).exists()
+
+
+# Cancel from outside ---------------------------------------------------------------------
+
+
+def test_cancel_of_a_queued_task_means_it_never_starts():
+    queue = unique("cancel-queued")
+    queued = tasks.echo.add_task("never", queue=queue)
+    kept = tasks.echo.add_task("kept", queue=queue)
+
+    assert queued.cancel("changed my mind", by="alice") is True
+    # Ended at once: no worker needed.
+    assert queued.status == TaskStatus.CANCEL
+    assert queued.cancel_reason == "changed my mind"
+    assert queued.canceled_by == "alice"
+    assert queued.finished_at is not None
+
+    result = run_burst(queue)
+
+    queued.refresh_from_db()
+    assert queued.status == TaskStatus.CANCEL
+    assert queued.started_at is None
+    assert queued.attempts == 0
+    assert queued.worker == ""
+    assert queued.returning is None
+    assert str(queued.uuid) not in result.stderr
+    assert wait_status(kept).status == TaskStatus.SUCCESS
+    assert "stopped after 1 tasks" in result.stderr
+
+
+def test_cancel_of_a_running_async_task_stops_it_at_its_next_await(worker):
+    running = tasks.async_sleeper.add_task(30)
+    wait_logged(running, "going to sleep")
+
+    assert running.cancel("no longer needed", by="alice") is True
+    assert running.status == TaskStatus.PROCESS  # the worker acts on it
+    assert running.cancel_requested_at is not None
+
+    done = wait_status(running, timeout=10)
+    assert done.status == TaskStatus.CANCEL
+    assert done.cancel_reason == "no longer needed"
+    assert done.canceled_by == "alice"
+    assert done.returning is None
+    assert done.started_at is not None
+    assert done.finished_at - done.cancel_requested_at < timedelta(seconds=5)
+    assert [line["message"] for line in done.logs] == ["going to sleep"]
+    assert done.attempt_log[-1]["status"] == TaskStatus.CANCEL
+    worker.wait_for_log(f"Task {done.uuid} was canceled due to: no longer needed")
+
+
+def test_cancel_of_a_running_sync_task_stops_it_at_its_next_ctx_sleep(worker):
+    running = tasks.sync_sleeper.add_task(30)
+    wait_logged(running, "going to sleep")
+
+    assert running.cancel("stop sleeping", by="bob") is True
+    done = wait_status(running, timeout=10)
+
+    assert done.status == TaskStatus.CANCEL
+    assert done.cancel_reason == "stop sleeping"
+    assert done.canceled_by == "bob"
+    assert done.returning is None
+    # ctx.sleep woke up: it did not need the grace period.
+    assert done.finished_at - done.cancel_requested_at < CANCEL_GRACE
+    worker.wait_for_log(f"Task {done.uuid} was canceled due to: stop sleeping")
+
+
+def test_cancel_of_a_sync_task_that_never_checks_stops_it_after_the_grace(worker):
+    running = tasks.sync_busy.add_task(30)
+    wait_status(running, TaskStatus.PROCESS)
+    time.sleep(0.2)  # well into its loop
+
+    assert running.cancel("too busy", by="carol") is True
+    done = wait_status(running, timeout=15)
+
+    assert done.status == TaskStatus.CANCEL
+    assert done.cancel_reason == "too busy"
+    assert done.canceled_by == "carol"
+    assert done.returning is None
+    took = done.finished_at - done.cancel_requested_at
+    assert CANCEL_GRACE <= took < timedelta(seconds=10)
+    worker.wait_for_log(f"Task {done.uuid} was canceled due to: too busy")
+    # Its thread was stopped: the worker goes on running tasks.
+    assert wait_status(tasks.echo.add_task("after")).status == TaskStatus.SUCCESS
+
+
+def test_cancel_of_a_finished_task_returns_false_and_changes_nothing(worker):
+    done = wait_status(tasks.echo.add_task("done"))
+    assert done.status == TaskStatus.SUCCESS
+    before = Task.objects.filter(pk=done.uuid).values().get()
+
+    assert done.cancel("too late", by="dave") is False
+
+    assert Task.objects.filter(pk=done.uuid).values().get() == before
+    assert done.status == TaskStatus.SUCCESS
+    assert done.cancel_reason == ""
+    assert done.canceled_by == ""
+    assert done.cancel_requested_at is None
+
+    # Nor can a cancelled task be cancelled again.
+    cancelled = tasks.echo.add_task("x", queue=unique("nobody"))
+    assert cancelled.cancel("first", by="erin") is True
+    assert cancelled.cancel("second", by="frank") is False
+    cancelled.refresh_from_db()
+    assert (cancelled.cancel_reason, cancelled.canceled_by) == ("first", "erin")
+
+
+# Worker death ------------------------------------------------------------------------------
+
+
+def test_killed_worker_tasks_are_retried_or_failed_by_a_live_worker(start_worker):
+    queue, doomed_id, rescuer_id = unique("death"), unique("doomed"), unique("rescuer")
+    doomed = start_worker("--queues", queue, "--concurrency", "2", "--worker-id", doomed_id)
+    retried = tasks_lifecycle.worker_slow_first_attempt.add_task(60, queue=queue)  # retry=1
+    failed = tasks.sync_sleeper.add_task(60, queue=queue)  # no retry
+    wait_logged(retried, "first attempt: sleeping")
+    wait_logged(failed, "going to sleep")
+    for task in (retried, failed):
+        assert (task.status, task.worker, task.attempts) == (TaskStatus.PROCESS, doomed_id, 1)
+
+    rescuer = start_worker("--queues", queue, "--worker-id", rescuer_id)
+    doomed.signal(signal.SIGKILL)
+    assert doomed.wait(10) == -signal.SIGKILL
+    killed = time.monotonic()
+
+    # Until its heartbeat expires, the dead worker's tasks are left alone.
+    time.sleep(1)
+    for task in (retried, failed):
+        task.refresh_from_db()
+        assert task.status == TaskStatus.PROCESS
+
+    message = f"Worker {doomed_id} stopped sending heartbeats while running this task."
+    failed = wait_status(failed, timeout=20)
+    assert time.monotonic() - killed >= HEARTBEAT_TIMEOUT - 1
+    assert failed.status == TaskStatus.ERROR
+    assert message in failed.traceback
+    assert failed.attempts == 1
+    assert failed.finished_at is not None
+    assert [(entry["worker"], entry["status"], entry["error"]) for entry in failed.attempt_log] == [
+        (doomed_id, TaskStatus.ERROR, message)
+    ]
+
+    retried = wait_status(retried, timeout=20)
+    assert retried.status == TaskStatus.SUCCESS, retried.traceback
+    assert retried.returning == 2  # the second attempt ran
+    assert retried.attempts == 2
+    assert retried.worker == rescuer_id
+    assert [(entry["worker"], entry["status"]) for entry in retried.attempt_log] == [
+        (doomed_id, TaskStatus.ERROR),
+        (rescuer_id, TaskStatus.SUCCESS),
+    ]
+    assert retried.attempt_log[0]["error"] == message
+    assert f"Task {retried.uuid} (worker_slow_first_attempt) started, attempt 2 of 2" in rescuer.log
+
+    assert not Task.objects.filter(queue=queue, status=TaskStatus.PROCESS).exists()
+    assert not WorkerHeartbeat.objects.filter(worker_id=doomed_id).exists()
+    assert WorkerHeartbeat.objects.filter(worker_id=rescuer_id).exists()
