@@ -148,9 +148,6 @@ class QTasksApp:
         queue: str | None = None,
         timeout: float | None = None,
     ) -> Task:
-        from django.db import transaction
-
-        from django_qtasks.brokers import get_broker
         from django_qtasks.conf import qtasks_settings
         from django_qtasks.models import Task
 
@@ -169,6 +166,15 @@ class QTasksApp:
             tags=handle.tags,
             max_attempts=handle.retry + 1,
         )
+        return self.submit(record, timeout=timeout)
+
+    def submit(self, record: Task, timeout: float | None = None) -> Task:
+        """Save a new Task row and deliver it to the broker once it is committed."""
+        from django.db import transaction
+
+        from django_qtasks.brokers import get_broker
+        from django_qtasks.models import Task
+
         broker = get_broker()
         using = Task.objects.db
         if timeout is not None and transaction.get_connection(using).in_atomic_block:

@@ -166,6 +166,29 @@ class Task(models.Model):
         self.refresh_from_db()
         return bool(done)
 
+    def retry(self) -> Task | None:
+        """Enqueue a new run of this ended task; None if it has not ended.
+
+        The new task copies the name, arguments and options, and links back
+        through ``retry_of``; this one keeps its history unchanged.
+        """
+        if not self.is_finished:
+            return None
+        from django_qtasks import app
+
+        copy = Task(
+            task_name=self.task_name,
+            priority=self.priority,
+            queue=self.queue,
+            args=self.args,
+            kwargs=self.kwargs,
+            extra=self.extra,
+            tags=self.tags,
+            max_attempts=self.max_attempts,
+            retry_of=self,
+        )
+        return app.submit(copy)
+
     async def acancel(self, reason: str = "", by: str = "") -> bool:
         from asgiref.sync import sync_to_async
 

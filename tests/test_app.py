@@ -615,3 +615,25 @@ def test_no_missing_migrations():
     out = io.StringIO()
     call_command("makemigrations", check=True, dry_run=True, stdout=out, stderr=out)
     assert "No changes detected" in out.getvalue()
+
+
+@pytest.mark.django_db
+def test_retry_of_an_ended_task_enqueues_a_linked_copy():
+    from tests.testapp.tasks import echo
+
+    first = echo.add_task({"x": 1}, priority=4, queue="other")
+    assert first.retry() is None  # still queued: nothing to retry
+    first.cancel("stop")
+    again = first.retry()
+    assert again is not None and again.pk != first.pk
+    again.refresh_from_db()
+    assert (again.status, again.retry_of_id, again.args, again.priority, again.queue) == (
+        "new",
+        first.pk,
+        [{"x": 1}],
+        4,
+        "other",
+    )
+    assert list(first.retries.all()) == [again]
+    first.refresh_from_db()
+    assert first.status == "cancel"
