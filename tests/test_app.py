@@ -625,7 +625,8 @@ def test_retry_of_an_ended_task_enqueues_a_linked_copy():
     assert first.retry() is None  # still queued: nothing to retry
     first.cancel("stop")
     again = first.retry()
-    assert again is not None and again.pk != first.pk
+    assert again is not None
+    assert again.pk != first.pk
     again.refresh_from_db()
     assert (again.status, again.retry_of_id, again.args, again.priority, again.queue) == (
         "new",
