@@ -34,6 +34,9 @@ NUMBER = (int, float)
 #: Unknown keys are kept untouched: they belong to the user.
 OPTIONS: dict[str, Option] = {
     "BROKER_URL": Option("django://", (str,), "where tasks are queued"),
+    "BROKER_TRANSPORT_OPTIONS": Option({}, (dict,), "options for the kombu transport"),
+    "OUTBOX_INTERVAL": Option(1.0, NUMBER, "seconds between sweeps for unpublished tasks"),
+    "QUEUE_PREFIX": Option("qtasks", (str,), "prefix of the broker's exchange and queue names"),
     "REDIS_CACHE_ALIAS": Option(None, (str, type(None)), "a django-redis CACHES alias"),
     "DEFAULT_QUEUE": Option("default", (str,), "queue of tasks that name none"),
     "CONCURRENCY": Option(10, (int,), "tasks a worker runs at once"),

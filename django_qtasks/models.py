@@ -88,6 +88,9 @@ class Task(models.Model):
     created_at = models.DateTimeField(_("created at"), default=timezone.now, db_index=True)
     updated_at = models.DateTimeField(_("updated at"), auto_now=True)
     run_after = models.DateTimeField(_("run after"), null=True, blank=True)
+    #: When a message broker (kombu) accepted this task's message; None until
+    #: then, so that the worker's outbox sweep publishes what never arrived.
+    published_at = models.DateTimeField(_("published at"), null=True, blank=True)
     started_at = models.DateTimeField(_("started at"), null=True, blank=True)
     finished_at = models.DateTimeField(_("finished at"), null=True, blank=True)
 

@@ -18,7 +18,14 @@ else:
     # One database per test run, so that runs in parallel never share one.
     DATABASES["default"]["NAME"] = os.environ.get("QTASKS_DB_NAME", f"qtasks_{os.getpid()}")
 
+# Shared by this test run and the worker processes it starts (they inherit
+# the environment), so that parallel runs never consume each other's messages.
+TEST_RUN = os.environ.setdefault("QTASKS_TEST_RUN", str(os.getpid()))
+
 QTASKS = {
+    "BROKER_URL": os.environ.get("QTASKS_BROKER_URL", "django://"),
+    "QUEUE_PREFIX": f"qtasks-test-{TEST_RUN}",
+    "OUTBOX_INTERVAL": 0.2,
     "POLL_INTERVAL": 0.05,
     "CANCEL_POLL_INTERVAL": 0.05,
     "PROGRESS_INTERVAL": 0.1,

@@ -51,7 +51,8 @@ def run_command(*args: str, timeout: float = 60) -> subprocess.CompletedProcess[
 def test_lower_priority_number_runs_first():
     queue = unique("prio")
     # Enqueued out of order, with no worker on the queue; two share priority 1.
-    plan = [("p5", 5), ("p1", 1), ("p10", 10), ("p0", 0), ("p1-later", 1), ("p-2", -2), ("p3", 3)]
+    # Message brokers have ten levels (0..9; others are clamped): stay inside.
+    plan = [("p5", 5), ("p1", 1), ("p9", 9), ("p0", 0), ("p1-later", 1), ("p2", 2), ("p3", 3)]
     for label, priority in plan:
         queued = tasks.record_order.add_task(label, priority=priority, queue=queue)
         assert queued.priority == priority
@@ -61,7 +62,7 @@ def test_lower_priority_number_runs_first():
 
     done = list(Task.objects.filter(queue=queue).order_by("started_at"))
     assert [task.status for task in done] == [TaskStatus.SUCCESS] * len(plan)
-    assert [task.returning for task in done] == ["p-2", "p0", "p1", "p1-later", "p3", "p5", "p10"]
+    assert [task.returning for task in done] == ["p0", "p1", "p1-later", "p2", "p3", "p5", "p9"]
     # One at a time: each started after the one before it finished.
     for before, after in itertools.pairwise(done):
         assert before.finished_at <= after.started_at

@@ -14,6 +14,8 @@ from django_qtasks.brokers.base import Broker
 BROKERS = {
     "django": "django_qtasks.brokers.database.DatabaseBroker",
 }
+#: Any other scheme that kombu knows (redis, amqp, sqs, ...).
+KOMBU_BROKER = "django_qtasks.brokers.kombu.KombuBroker"
 
 _lock = threading.Lock()
 _broker: Broker | None = None
@@ -25,15 +27,25 @@ def broker_class_for(url: str) -> type[Broker]:
         raise ImproperlyConfigured(
             f"QTASKS['BROKER_URL'] = {url!r} has no scheme; use 'django://' for the database."
         )
-    try:
-        path = BROKERS[scheme]
-    except KeyError:
-        known = ", ".join(f"{name}://" for name in BROKERS)
-        raise ImproperlyConfigured(
-            f"QTASKS['BROKER_URL'] = {url!r}: no broker serves {scheme}:// (known: {known})."
-        ) from None
+    path = BROKERS.get(scheme) or _kombu_broker_for(url, scheme)
     broker_class: type[Broker] = import_string(path)
     return broker_class
+
+
+def _kombu_broker_for(url: str, scheme: str) -> str:
+    try:
+        from kombu.transport import TRANSPORT_ALIASES
+    except ImportError:
+        raise ImproperlyConfigured(
+            f"QTASKS['BROKER_URL'] = {url!r} needs kombu: pip install 'django-qtasks[kombu]'."
+        ) from None
+    base = scheme.split("+")[0]
+    if base not in TRANSPORT_ALIASES:
+        known = ", ".join(f"{name}://" for name in [*BROKERS, "redis", "amqp", "..."])
+        raise ImproperlyConfigured(
+            f"QTASKS['BROKER_URL'] = {url!r}: no broker serves {scheme}:// (known: {known})."
+        )
+    return KOMBU_BROKER
 
 
 def get_broker() -> Broker:

@@ -6,6 +6,7 @@ from __future__ import annotations
 import time
 from abc import ABC, abstractmethod
 from typing import TYPE_CHECKING, ClassVar
+from urllib.parse import urlsplit, urlunsplit
 
 if TYPE_CHECKING:
     from django_qtasks.models import Task
@@ -14,9 +15,23 @@ if TYPE_CHECKING:
 class Broker(ABC):
     #: URL schemes this broker serves, e.g. ("django",).
     schemes: ClassVar[tuple[str, ...]] = ()
+    #: True if ``wait()`` returns as soon as work arrives; otherwise the worker polls.
+    waits_for_messages: ClassVar[bool] = False
+    #: True if rows can exist that the broker has no message for, so that
+    #: workers must sweep the outbox (``publish_due``).
+    needs_outbox: ClassVar[bool] = False
 
     def __init__(self, url: str) -> None:
         self.url = url
+
+    @property
+    def safe_url(self) -> str:
+        """The URL with its password masked, for logs."""
+        parts = urlsplit(self.url)
+        if not parts.password:
+            return self.url
+        netloc = parts.netloc.replace(f":{parts.password}@", ":***@", 1)
+        return urlunsplit(parts._replace(netloc=netloc))
 
     @abstractmethod
     def publish(self, task: Task) -> None:
@@ -29,12 +44,22 @@ class Broker(ABC):
         Returns their records. A task is never returned to two workers.
         """
 
+    def start_consuming(self, queues: list[str], prefetch: int) -> None:
+        """Start receiving work for these queues (a worker calls this once)."""
+
+    def stop_consuming(self) -> None:
+        """Stop receiving work; what was received but not claimed goes back."""
+
     def wait(self, timeout: float) -> None:
         """Block until work may be waiting, or ``timeout`` seconds pass."""
         time.sleep(timeout)
 
-    def close(self) -> None:  # noqa: B027 (optional hook)
+    def publish_due(self) -> int:
+        """Publish ready rows that have no message yet; return how many."""
+        return 0
+
+    def close(self) -> None:
         """Release connections (called when a worker stops)."""
 
     def __repr__(self) -> str:
-        return f"<{type(self).__name__} {self.url!r}>"
+        return f"<{type(self).__name__} {self.safe_url!r}>"

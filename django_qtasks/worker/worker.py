@@ -89,6 +89,7 @@ class Worker:
         self._wakeup: asyncio.Event | None = None
         self._db_pool: ThreadPoolExecutor | None = None
         self._task_pool: ThreadPoolExecutor | None = None
+        self._wait_pool: ThreadPoolExecutor | None = None
 
     # Lifecycle -------------------------------------------------------------
 
@@ -108,14 +109,16 @@ class Worker:
         self._wakeup = asyncio.Event()
         self._db_pool = ThreadPoolExecutor(1, thread_name_prefix="qtasks-db")
         self._task_pool = ThreadPoolExecutor(self.concurrency, thread_name_prefix=THREAD_PREFIX)
+        self._wait_pool = ThreadPoolExecutor(1, thread_name_prefix="qtasks-wait")
         install_signal_handlers(loop, self)
         await self.db(self.beat)
+        self.broker.start_consuming(self.queues, prefetch=self.concurrency)
         logger.info(
             "Worker %s started: queues %s, concurrency %s, broker %s, %s tasks registered",
             self.worker_id,
             ",".join(self.queues),
             self.concurrency,
-            self.broker.url,
+            self.broker.safe_url,
             len(self.app.tasks),
         )
         side_loops = [
@@ -123,6 +126,8 @@ class Worker:
             asyncio.create_task(self.every("CANCEL_POLL_INTERVAL", self.poll_cancels)),
             asyncio.create_task(self.every("PROGRESS_INTERVAL", self.save_progress)),
         ]
+        if self.broker.needs_outbox:
+            side_loops.append(asyncio.create_task(self.every("OUTBOX_INTERVAL", self.sweep_outbox)))
         try:
             await self.consume()
             await self.drain()
@@ -130,10 +135,12 @@ class Worker:
             for side_loop in side_loops:
                 side_loop.cancel()
             await asyncio.gather(*side_loops, return_exceptions=True)
+            self.broker.stop_consuming()
             await self.db(self.unregister)
             await self.db(connections.close_all)
             remove_signal_handlers(loop)
             self._db_pool.shutdown(wait=True)
+            self._wait_pool.shutdown(wait=False)
             self._task_pool.shutdown(wait=False, cancel_futures=True)
             self.broker.close()
             logger.info("Worker %s stopped after %s tasks", self.worker_id, self.claimed)
@@ -179,9 +186,31 @@ class Worker:
             for record in records:
                 self.start(record)
             if not records:
-                if self.burst and not self.running:
+                if self.burst and not self.running and not await self.db(self.work_is_due):
                     return
-                await self.sleep(qtasks_settings.POLL_INTERVAL)
+                await self.wait_for_work(qtasks_settings.POLL_INTERVAL)
+
+    async def wait_for_work(self, seconds: float) -> None:
+        """Wait for the broker to have work, a free slot, or the worker to stop."""
+        if not self.broker.waits_for_messages:
+            await self.sleep(seconds)
+            return
+        assert self._wakeup is not None
+        assert self._wait_pool is not None
+        loop = asyncio.get_running_loop()
+        wakeup: asyncio.Future[Any] = asyncio.ensure_future(self._wakeup.wait())
+        waiters: set[asyncio.Future[Any]] = {
+            loop.run_in_executor(self._wait_pool, self.broker.wait, seconds),
+            wakeup,
+        }
+        await asyncio.wait(waiters, return_when=asyncio.FIRST_COMPLETED)
+        wakeup.cancel()
+
+    def work_is_due(self) -> bool:
+        return Task.objects.due(self.queues).exists()
+
+    def sweep_outbox(self) -> None:
+        self.broker.publish_due()
 
     async def sleep(self, seconds: float) -> None:
         """Sleep until ``seconds`` pass, a slot frees up, or the worker stops."""
@@ -348,7 +377,7 @@ class Worker:
             "finished_at": now,
         }
         if outcome.status == TaskStatus.RETRY:
-            fields.update(finished_at=None, run_after=outcome.run_after)
+            fields.update(finished_at=None, run_after=outcome.run_after, published_at=None)
         if outcome.status == TaskStatus.CANCEL:
             fields["cancel_reason"] = outcome.cancel_reason
         # Guarded: a task failed over to another worker is no longer ours.
@@ -361,6 +390,7 @@ class Worker:
             status=TaskStatus.NEW,
             worker="",
             started_at=None,
+            published_at=None,
             attempts=F("attempts") - 1,
             updated_at=timezone.now(),
         )
@@ -409,6 +439,7 @@ class Worker:
                 traceback=message,
                 attempt_log=[*orphan.attempt_log, attempt],
                 run_after=now if retry else orphan.run_after,
+                published_at=None,
                 finished_at=None if retry else now,
                 updated_at=now,
             )

@@ -1,0 +1,283 @@
+"""Any kombu URL (``redis://``, ``amqp://``, ...): scale out on a message broker.
+
+The Task row stays the truth and a message carries only its uuid. A task is
+published when its row commits and marked ``published_at``; if the broker is
+down then, the row waits in the outbox and workers publish it once the broker
+is back (see ``publish_due``). Workers ack a message as soon as they have
+claimed its row, so a long task is never delivered twice (no Redis
+visibility timeout can expire under it); a worker that dies leaves its tasks
+to the heartbeat fail-over, which puts them back in the outbox.
+"""
+
+from __future__ import annotations
+
+import collections
+import logging
+import threading
+from datetime import timedelta
+from typing import Any
+from urllib.parse import urlsplit
+
+from django.db import connections
+from django.db.models import F
+from django.utils import timezone
+from kombu import Connection, Exchange, Message, Queue
+from kombu.pools import producers
+
+from django_qtasks.brokers.base import Broker
+from django_qtasks.conf import qtasks_settings
+from django_qtasks.models import READY_STATUSES, Task, TaskStatus
+
+logger = logging.getLogger("django_qtasks.broker")
+
+#: kombu priorities run 0..9; RabbitMQ serves the highest first, Redis the lowest.
+PRIORITY_STEPS = 10
+REVERSED_PRIORITY_SCHEMES = ("amqp", "amqps", "pyamqp", "librabbitmq")
+DEFAULT_TRANSPORT_OPTIONS: dict[str, dict[str, Any]] = {
+    "redis": {
+        "priority_steps": list(range(PRIORITY_STEPS)),
+        "sep": ":",
+        "queue_order_strategy": "priority",
+    },
+}
+#: A new row is left to the client that wrote it for this long before a
+#: worker's outbox sweep publishes it in its place.
+OUTBOX_GRACE = timedelta(seconds=2)
+
+
+class KombuBroker(Broker):
+    waits_for_messages = True
+    needs_outbox = True
+
+    def __init__(self, url: str) -> None:
+        super().__init__(url)
+        self.scheme = urlsplit(url).scheme
+        transport = "redis" if self.scheme in ("redis", "rediss") else self.scheme
+        self.transport_options = {
+            **DEFAULT_TRANSPORT_OPTIONS.get(transport, {}),
+            **qtasks_settings.BROKER_TRANSPORT_OPTIONS,
+        }
+        self.prefix = qtasks_settings.QUEUE_PREFIX
+        self.exchange = Exchange(self.prefix, type="direct", durable=True)
+        self._publisher: Connection | None = None
+        self._lock = threading.Lock()
+        self._consumer: Consumer | None = None
+
+    def connection(self) -> Connection:
+        return Connection(self.url, transport_options=self.transport_options, connect_timeout=2)
+
+    def queue(self, name: str) -> Queue:
+        return Queue(
+            f"{self.prefix}.{name}",
+            self.exchange,
+            routing_key=name,
+            durable=True,
+            max_priority=PRIORITY_STEPS - 1,
+        )
+
+    def message_priority(self, priority: int) -> int:
+        step = min(max(priority, 0), PRIORITY_STEPS - 1)
+        if self.scheme in REVERSED_PRIORITY_SCHEMES:
+            return PRIORITY_STEPS - 1 - step
+        return step
+
+    # Client side --------------------------------------------------------------
+
+    def publish(self, task: Task) -> None:
+        if task.run_after is not None and task.run_after > timezone.now():
+            return  # not due yet: the outbox sweep publishes it when it is
+        try:
+            self.send(task)
+        except Exception as exc:
+            logger.warning(
+                "Could not publish task %s to %s (%s); it stays in the outbox and a worker "
+                "publishes it once the broker is back.",
+                task.uuid,
+                self.safe_url,
+                exc,
+            )
+            return
+        Task.objects.filter(pk=task.pk, published_at__isnull=True).update(
+            published_at=timezone.now()
+        )
+
+    def send(self, task: Task) -> None:
+        with self._lock:
+            if self._publisher is None:
+                self._publisher = self.connection()
+            publisher = self._publisher
+        with producers[publisher].acquire(block=True, timeout=5) as producer:
+            producer.publish(
+                {"uuid": str(task.uuid)},
+                exchange=self.exchange,
+                routing_key=task.queue,
+                declare=[self.queue(task.queue)],
+                priority=self.message_priority(task.priority),
+                serializer="json",
+                delivery_mode=2,
+                retry=True,
+                retry_policy={"max_retries": 1, "interval_start": 0.1, "interval_step": 0.5},
+            )
+
+    def publish_due(self, limit: int = 500) -> int:
+        """Publish ready, due rows that no message stands for (the outbox)."""
+        now = timezone.now()
+        rows = (
+            Task.objects.ready()
+            .filter(published_at__isnull=True, created_at__lt=now - OUTBOX_GRACE)
+            .exclude(run_after__gt=now)
+            .order_by("priority", "created_at")[:limit]
+        )
+        sent = []
+        for task in rows:
+            try:
+                self.send(task)
+            except Exception as exc:
+                logger.error(
+                    "Broker %s is unreachable (%s); outbox kept for later.", self.safe_url, exc
+                )
+                break
+            sent.append(task.pk)
+        if sent:
+            Task.objects.filter(pk__in=sent).update(published_at=now)
+            logger.info("Published %s tasks from the outbox to %s", len(sent), self.safe_url)
+        return len(sent)
+
+    # Worker side --------------------------------------------------------------
+
+    def start_consuming(self, queues: list[str], prefetch: int) -> None:
+        self._consumer = Consumer(self, queues, prefetch)
+        self._consumer.start()
+
+    def stop_consuming(self) -> None:
+        if self._consumer is not None:
+            self._consumer.stop()
+            self._consumer = None
+
+    def wait(self, timeout: float) -> None:
+        if self._consumer is not None:
+            self._consumer.wait(timeout)
+
+    def claim(self, queues: list[str], limit: int, worker_id: str) -> list[Task]:
+        assert self._consumer is not None, "start_consuming() first"
+        messages = self._consumer.take(limit)
+        if not messages:
+            return []
+        uuids = [uuid for uuid, _ in messages]
+        now = timezone.now()
+        try:
+            Task.objects.filter(pk__in=uuids, status__in=READY_STATUSES).exclude(
+                run_after__gt=now
+            ).update(
+                status=TaskStatus.PROCESS,
+                worker=worker_id,
+                started_at=now,
+                finished_at=None,
+                attempts=F("attempts") + 1,
+                updated_at=now,
+            )
+            rows = list(
+                Task.objects.filter(pk__in=uuids, worker=worker_id, started_at=now).order_by(
+                    "priority", "created_at"
+                )
+            )
+        except Exception:
+            self._consumer.settle([message for _, message in messages], requeue=True)
+            raise
+        # Messages whose row was not claimable (already run, cancelled, gone)
+        # are duplicates: ack them too.
+        self._consumer.settle([message for _, message in messages], requeue=False)
+        return rows
+
+    def close(self) -> None:
+        self.stop_consuming()
+        with self._lock:
+            if self._publisher is not None:
+                producers[self._publisher].force_close_all()
+                self._publisher.release()
+                self._publisher = None
+
+
+class Consumer(threading.Thread):
+    """Receives messages in its own thread, which also acks them.
+
+    kombu connections are not thread-safe: every call on this connection
+    happens in this thread; other threads hand it messages to settle.
+    """
+
+    def __init__(self, broker: KombuBroker, queues: list[str], prefetch: int) -> None:
+        super().__init__(name="qtasks-broker", daemon=True)
+        self.broker = broker
+        self.queues = queues
+        self.prefetch = prefetch
+        self.buffer: collections.deque[tuple[str, Message]] = collections.deque()
+        self.to_settle: collections.deque[tuple[Message, bool]] = collections.deque()
+        self.ready = threading.Condition()
+        self.stopping = threading.Event()
+
+    def take(self, limit: int) -> list[tuple[str, Message]]:
+        with self.ready:
+            return [self.buffer.popleft() for _ in range(min(limit, len(self.buffer)))]
+
+    def wait(self, timeout: float) -> None:
+        with self.ready:
+            if not self.buffer:
+                self.ready.wait(timeout)
+
+    def settle(self, messages: list[Message], requeue: bool) -> None:
+        self.to_settle.extend((message, requeue) for message in messages)
+
+    def stop(self) -> None:
+        self.stopping.set()
+        self.join(10)
+
+    def on_message(self, body: Any, message: Message) -> None:
+        uuid = body.get("uuid") if isinstance(body, dict) else None
+        if not isinstance(uuid, str):
+            logger.error("Dropping a message that names no task: %r", body)
+            message.ack()
+            return
+        with self.ready:
+            self.buffer.append((uuid, message))
+            self.ready.notify_all()
+
+    def run(self) -> None:
+        pause = 1.0
+        while not self.stopping.is_set():
+            try:
+                with self.broker.connection() as connection:
+                    connection.ensure_connection(max_retries=1)
+                    self.consume(connection)
+                    pause = 1.0
+            except Exception as exc:
+                # Unacked messages of the lost connection go back to the
+                # broker, which delivers them again.
+                with self.ready:
+                    self.buffer.clear()
+                self.to_settle.clear()
+                logger.error(
+                    "Broker %s is unreachable (%s); reconnecting in %.0fs",
+                    self.broker.safe_url,
+                    exc,
+                    pause,
+                )
+                self.stopping.wait(pause)
+                pause = min(pause * 2, 30.0)
+        connections.close_all()
+
+    def consume(self, connection: Connection) -> None:
+        queues = [self.broker.queue(name) for name in self.queues]
+        with connection.Consumer(queues, callbacks=[self.on_message], accept=["json"]) as consumer:
+            consumer.qos(prefetch_count=self.prefetch)
+            logger.info("Consuming %s from %s", ", ".join(self.queues), self.broker.safe_url)
+            while not self.stopping.is_set():
+                while self.to_settle:
+                    message, requeue = self.to_settle.popleft()
+                    if requeue:
+                        message.requeue()
+                    else:
+                        message.ack()
+                try:
+                    connection.drain_events(timeout=0.1)
+                except TimeoutError:  # socket.timeout: nothing arrived
+                    connection.heartbeat_check()
