@@ -44,4 +44,16 @@ def check_settings(app_configs: Any = None, **kwargs: Any) -> list[CheckMessage]
                 id="django_qtasks.E003",
             )
         )
+    elif isinstance(alias, str) and not str(caches[alias].get("BACKEND", "")).startswith(
+        "django_redis."
+    ):
+        errors.append(
+            Error(
+                f"{SETTING_NAME}['REDIS_CACHE_ALIAS'] = {alias!r} names a cache whose BACKEND "
+                f"is {caches[alias].get('BACKEND')!r}, not django-redis.",
+                hint="Use BACKEND 'django_redis.cache.RedisCache' for that cache "
+                "(pip install 'django-qtasks[redis]').",
+                id="django_qtasks.E004",
+            )
+        )
     return errors

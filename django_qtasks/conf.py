@@ -118,5 +118,7 @@ def _reload_on_change(*, setting: str, **kwargs: Any) -> None:
     if setting == SETTING_NAME:
         qtasks_settings.reload()
         from django_qtasks.brokers import reset_broker
+        from django_qtasks.notify import reset_notifier
 
         reset_broker()
+        reset_notifier()

@@ -105,6 +105,11 @@ class Task(models.Model):
             models.Index(
                 fields=["status", "queue", "priority", "created_at"], name="qtasks_claim_idx"
             ),
+            # The admin's changelist: newest first within a status or a task name.
+            models.Index(fields=["status", "-created_at"], name="qtasks_status_created_idx"),
+            models.Index(fields=["task_name", "-created_at"], name="qtasks_name_created_idx"),
+            # The dashboard: tasks that ended within a recent window.
+            models.Index(fields=["finished_at"], name="qtasks_finished_idx"),
         ]
         permissions = [
             ("cancel_task", _("Can cancel tasks")),
@@ -152,6 +157,8 @@ class Task(models.Model):
         DESIGN: async tasks stop at their next await, sync ones at their next
         ``ctx.sleep``/``ctx.checkpoint`` or after the grace period).
         """
+        from django_qtasks.notify import get_notifier
+
         now = timezone.now()
         rows = Task.objects.filter(pk=self.pk)
         done = rows.ready().update(
@@ -162,10 +169,14 @@ class Task(models.Model):
             finished_at=now,
             updated_at=now,
         )
-        if not done:
+        if done:
+            get_notifier().task_ended(self.pk)
+        else:
             done = rows.running().update(
                 cancel_reason=reason, canceled_by=by, cancel_requested_at=now, updated_at=now
             )
+            if done:
+                get_notifier().cancel_requested(self.pk)
         self.refresh_from_db()
         return bool(done)
 

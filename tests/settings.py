@@ -1,5 +1,6 @@
 """Test settings: the demo project plus the test tasks, tuned to react fast."""
 
+import json
 import os
 import tempfile
 
@@ -36,5 +37,18 @@ QTASKS = {
     "SHUTDOWN_TIMEOUT": 5,
     "GREETING": "hello",
 }
+
+# django-redis cache for the fast-signal tests (QTASKS["REDIS_CACHE_ALIAS"] = "qtasks").
+CACHES = {
+    "default": {"BACKEND": "django.core.cache.backends.locmem.LocMemCache"},
+    "qtasks": {
+        "BACKEND": "django_redis.cache.RedisCache",
+        "LOCATION": os.environ.get("QTASKS_TEST_REDIS", "redis://127.0.0.1:6379/1"),
+    },
+}
+
+# A test can change QTASKS for the worker processes it starts (they read this
+# module) by setting this variable to a JSON object of keys.
+QTASKS.update(json.loads(os.environ.get("QTASKS_TEST_SETTINGS", "{}")))
 
 PASSWORD_HASHERS = ["django.contrib.auth.hashers.MD5PasswordHasher"]

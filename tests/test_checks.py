@@ -48,7 +48,7 @@ def test_project_settings_pass_the_checks():
         {},
         {"BROKER_URL": "django://", "DEFAULT_QUEUE": "main", "CONCURRENCY": 1},
         {"POLL_INTERVAL": 0, "RETRY_BACKOFF": 2.5, "REDIS_CACHE_ALIAS": None},
-        {"REDIS_CACHE_ALIAS": "default"},
+        {"REDIS_CACHE_ALIAS": "qtasks"},
         {"MY_OWN_KEY": object()},  # unknown keys are the user's business
     ],
 )
@@ -177,7 +177,8 @@ def test_e003_cache_alias_not_in_caches():
         errors = check_settings()
     assert ids(errors) == ["django_qtasks.E003"]
     assert errors[0].msg == (
-        "QTASKS['REDIS_CACHE_ALIAS'] = 'redis' is not a key of CACHES (CACHES has: 'default')."
+        "QTASKS['REDIS_CACHE_ALIAS'] = 'redis' is not a key of CACHES "
+        "(CACHES has: 'default', 'qtasks')."
     )
     assert errors[0].hint == "Name a django-redis cache from CACHES, or set it to None."
 
@@ -185,10 +186,24 @@ def test_e003_cache_alias_not_in_caches():
 def test_e003_with_a_matching_cache_passes():
     caches = {
         "default": {"BACKEND": "django.core.cache.backends.locmem.LocMemCache"},
-        "redis": {"BACKEND": "django.core.cache.backends.locmem.LocMemCache"},
+        "redis": {"BACKEND": "django_redis.cache.RedisCache", "LOCATION": "redis://127.0.0.1"},
     }
     with override_settings(CACHES=caches, QTASKS={"REDIS_CACHE_ALIAS": "redis"}):
         assert check_settings() == []
+
+
+# --- E004: REDIS_CACHE_ALIAS is not a django-redis cache ---------------------------------------
+
+
+def test_e004_cache_alias_of_another_backend():
+    with override_settings(QTASKS={"REDIS_CACHE_ALIAS": "default"}):
+        errors = check_settings()
+    assert ids(errors) == ["django_qtasks.E004"]
+    assert errors[0].msg == (
+        "QTASKS['REDIS_CACHE_ALIAS'] = 'default' names a cache whose BACKEND is "
+        "'django.core.cache.backends.locmem.LocMemCache', not django-redis."
+    )
+    assert "django_redis.cache.RedisCache" in errors[0].hint
 
 
 def test_all_three_at_once():
@@ -293,7 +308,12 @@ def test_every_check_id_is_documented():
     source = (root / "django_qtasks" / "checks.py").read_text()
     docs = (root / "docs" / "checks.md").read_text()
     check_ids = sorted(set(re.findall(r"django_qtasks\.[EW]\d{3}", source)))
-    assert check_ids == ["django_qtasks.E001", "django_qtasks.E002", "django_qtasks.E003"]
+    assert check_ids == [
+        "django_qtasks.E001",
+        "django_qtasks.E002",
+        "django_qtasks.E003",
+        "django_qtasks.E004",
+    ]
     for check_id in check_ids:
         assert f"## {check_id}: " in docs
         assert f"?: ({check_id}) QTASKS" in docs  # an example message

@@ -12,6 +12,7 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import functools
+import json
 import logging
 import os
 import socket
@@ -35,6 +36,7 @@ from django_qtasks.brokers.base import Broker
 from django_qtasks.conf import qtasks_settings
 from django_qtasks.context import RunState
 from django_qtasks.models import Task, TaskStatus, WorkerHeartbeat
+from django_qtasks.notify import get_notifier
 from django_qtasks.worker.executor import Outcome, TaskExecutor
 from django_qtasks.worker.shutdown import install_signal_handlers, remove_signal_handlers
 
@@ -90,6 +92,8 @@ class Worker:
         self._db_pool: ThreadPoolExecutor | None = None
         self._task_pool: ThreadPoolExecutor | None = None
         self._wait_pool: ThreadPoolExecutor | None = None
+        self._stopped = threading.Event()
+        self.notifier = get_notifier()
 
     # Lifecycle -------------------------------------------------------------
 
@@ -128,6 +132,7 @@ class Worker:
         ]
         if self.broker.needs_outbox:
             side_loops.append(asyncio.create_task(self.every("OUTBOX_INTERVAL", self.sweep_outbox)))
+        self.watch_cancels(loop)
         try:
             await self.consume()
             await self.drain()
@@ -135,6 +140,7 @@ class Worker:
             for side_loop in side_loops:
                 side_loop.cancel()
             await asyncio.gather(*side_loops, return_exceptions=True)
+            self._stopped.set()
             self.broker.stop_consuming()
             await self.db(self.unregister)
             await self.db(connections.close_all)
@@ -205,6 +211,21 @@ class Worker:
         }
         await asyncio.wait(waiters, return_when=asyncio.FIRST_COMPLETED)
         wakeup.cancel()
+
+    def watch_cancels(self, loop: asyncio.AbstractEventLoop) -> None:
+        """With Redis, act on a cancel request as soon as it is made."""
+        if not self.notifier.fast:
+            return
+
+        def on_cancel() -> None:
+            asyncio.run_coroutine_threadsafe(self.db(self.poll_cancels), loop)
+
+        threading.Thread(
+            target=self.notifier.watch_cancels,
+            args=(on_cancel, self._stopped),
+            name="qtasks-cancels",
+            daemon=True,
+        ).start()
 
     def work_is_due(self) -> bool:
         return Task.objects.due(self.queues).exists()
@@ -381,9 +402,11 @@ class Worker:
         if outcome.status == TaskStatus.CANCEL:
             fields["cancel_reason"] = outcome.cancel_reason
         # Guarded: a task failed over to another worker is no longer ours.
-        Task.objects.filter(pk=record.pk, status=TaskStatus.PROCESS, worker=self.worker_id).update(
-            **fields
-        )
+        saved = Task.objects.filter(
+            pk=record.pk, status=TaskStatus.PROCESS, worker=self.worker_id
+        ).update(**fields)
+        if saved and outcome.status != TaskStatus.RETRY:
+            self.notifier.task_ended(record.pk)
 
     def requeue(self, record: Task) -> None:
         Task.objects.filter(pk=record.pk, status=TaskStatus.PROCESS, worker=self.worker_id).update(
@@ -443,6 +466,8 @@ class Worker:
                 finished_at=None if retry else now,
                 updated_at=now,
             )
+            if taken and not retry:
+                self.notifier.task_ended(orphan.pk)
             if taken:
                 logger.warning(
                     "Task %s: %s %s",
@@ -475,7 +500,9 @@ class Worker:
             if run.progress_version == entry.saved_progress and lines == entry.saved_lines:
                 continue
             fields: dict[str, Any] = {"logs": [*entry.record.logs, *run.stored_log()]}
-            if run.progress is not None:
+            if run.progress is not None and _is_json(run.progress):
+                # Items that are not JSON are not shown: the task ends in error
+                # when it returns them, and other tasks' progress still saves.
                 fields["returning"] = run.progress
             Task.objects.filter(
                 pk=entry.record.pk, status=TaskStatus.PROCESS, worker=self.worker_id
@@ -489,6 +516,14 @@ class Worker:
                 await self.db(function)
             except Exception:
                 logger.exception("Worker %s: %s failed", self.worker_id, function.__name__)
+
+
+def _is_json(value: Any) -> bool:
+    try:
+        json.dumps(value)
+    except (TypeError, ValueError):
+        return False
+    return True
 
 
 def _on_db(function: Callable[..., T], *args: Any) -> T:
