@@ -6,7 +6,7 @@ BIN := $(VENV)/bin
 MANAGE := $(BIN)/python testproject/manage.py
 
 .DEFAULT_GOAL := help
-.PHONY: help venv demo run test test-sqlite test-postgres test-compat lint format clean
+.PHONY: help venv demo run test test-sqlite test-postgres test-brokers lint format clean
 
 help:  ## List the targets
 	@grep -E '^[a-z-]+:.*## ' $(MAKEFILE_LIST) | awk -F':.*## ' '{printf "  make %-14s %s\n", $$1, $$2}'
@@ -41,9 +41,15 @@ test-sqlite: venv  ## The test suite on SQLite
 test-postgres: venv  ## The test suite on PostgreSQL (127.0.0.1:5432)
 	QTASKS_DB=postgres $(BIN)/coverage run -m pytest
 
-test: lint  ## Lint, then the tests on SQLite and PostgreSQL, with coverage
+BROKER_SUITES := tests/test_lifecycle.py tests/test_worker.py tests/test_worker_faults.py
+
+test-brokers: venv  ## The worker suites again on Redis and RabbitMQ (127.0.0.1:6379, :5672)
+	QTASKS_BROKER_URL=redis://127.0.0.1:6379/0 $(BIN)/coverage run -m pytest $(BROKER_SUITES)
+	QTASKS_BROKER_URL=amqp://guest:guest@127.0.0.1:5672// $(BIN)/coverage run -m pytest $(BROKER_SUITES)
+
+test: lint  ## Lint, then all tests on SQLite and PostgreSQL, the worker suites on Redis and RabbitMQ, with coverage
 	rm -f .coverage .coverage.*
-	$(MAKE) test-sqlite test-postgres
+	$(MAKE) test-sqlite test-postgres test-brokers
 	$(BIN)/coverage combine -q
 	$(BIN)/coverage report --fail-under=85
 
