@@ -6,7 +6,7 @@ BIN := $(VENV)/bin
 MANAGE := $(BIN)/python testproject/manage.py
 
 .DEFAULT_GOAL := help
-.PHONY: help venv demo run test test-sqlite test-postgres test-brokers lint format clean
+.PHONY: help venv demo run test test-sqlite test-postgres test-brokers lint format screenshots clean
 
 help:  ## List the targets
 	@grep -E '^[a-z-]+:.*## ' $(MAKEFILE_LIST) | awk -F':.*## ' '{printf "  make %-14s %s\n", $$1, $$2}'
@@ -52,6 +52,9 @@ test: lint  ## Lint, then all tests on SQLite and PostgreSQL, the worker suites 
 	$(MAKE) test-sqlite test-postgres test-brokers
 	$(BIN)/coverage combine -q
 	$(BIN)/coverage report --fail-under=85
+
+screenshots: venv  ## Refresh the admin screenshots in docs/img (needs chromium)
+	QTASKS_SCREENSHOTS=docs/img $(BIN)/python -m pytest tests/test_admin_browser.py -k filter
 
 clean:  ## Remove the venv, the demo database and caches
 	rm -rf $(VENV) testproject/db.sqlite3 .coverage .coverage.* .pytest_cache .mypy_cache

@@ -54,7 +54,7 @@ class TaskQuerySet(models.QuerySet["Task"]):
 
 class Task(models.Model):
     uuid = models.UUIDField(_("uuid"), primary_key=True, default=uuid.uuid4, editable=False)
-    task_name = models.CharField(_("task name"), max_length=200, db_index=True)
+    task_name = models.CharField(_("task name"), max_length=200)
     status = models.CharField(
         _("status"), max_length=10, choices=TaskStatus.choices, default=TaskStatus.NEW
     )
