@@ -151,7 +151,7 @@ class BaseTask:
 
     # Enqueueing -------------------------------------------------------------
 
-    def _add_task(
+    def add_task(
         self,
         *args: Any,
         priority: int | None = None,
@@ -160,6 +160,11 @@ class BaseTask:
         task_name: str | None = None,
         **kwargs: Any,
     ) -> Task:
+        """Enqueue a run of this task (or of ``task_name``) and return its record.
+
+        With ``timeout``, wait up to that many seconds for it to end and
+        return the record refreshed.
+        """
         return self.app.enqueue(
             self.target(task_name), args, kwargs, priority=priority, queue=queue, timeout=timeout
         )
@@ -189,24 +194,6 @@ class SyncTask(BaseTask):
     ctx: SyncContext
     context_class = SyncContext
 
-    def add_task(
-        self,
-        *args: Any,
-        priority: int | None = None,
-        timeout: float | None = None,
-        queue: str | None = None,
-        task_name: str | None = None,
-        **kwargs: Any,
-    ) -> Task:
-        """Enqueue a run of this task (or of ``task_name``) and return its record.
-
-        With ``timeout``, wait up to that many seconds for it to end and
-        return the record refreshed.
-        """
-        return self._add_task(
-            *args, priority=priority, timeout=timeout, queue=queue, task_name=task_name, **kwargs
-        )
-
 
 class AsyncTask(BaseTask):
     """Handle of an ``async def`` function or async generator."""
@@ -229,7 +216,7 @@ class AsyncTask(BaseTask):
         task, an async view) this returns an awaitable, as in QTasks; called
         from sync code it enqueues at once and returns the Task record.
         """
-        enqueue = self.aadd_task if _loop_is_running() else self._add_task
+        enqueue = self.aadd_task if _loop_is_running() else super().add_task
         result: Task | Awaitable[Task] = enqueue(
             *args, priority=priority, timeout=timeout, queue=queue, task_name=task_name, **kwargs
         )
