@@ -6,7 +6,7 @@ BIN := $(VENV)/bin
 MANAGE := $(BIN)/python testproject/manage.py
 
 .DEFAULT_GOAL := help
-.PHONY: help venv demo run test test-sqlite test-postgres test-brokers lint format screenshots clean
+.PHONY: help venv demo run docs test test-sqlite test-postgres test-brokers lint format screenshots clean
 
 help:  ## List the targets
 	@grep -E '^[a-z-]+:.*## ' $(MAKEFILE_LIST) | awk -F':.*## ' '{printf "  make %-14s %s\n", $$1, $$2}'
@@ -25,11 +25,15 @@ demo: venv  ## Run the demo: a worker on SQLite/django:// plus a few enqueued ta
 run: venv  ## Serve the demo's admin (admin/admin) with a worker beside it
 	bash testproject/demo.sh --serve
 
-lint: venv  ## ruff, ruff format --check, mypy, and migrations up to date
+lint: venv  ## ruff, ruff format --check, mypy, migrations up to date, docs build
 	$(BIN)/ruff check .
 	$(BIN)/ruff format --check .
 	PYTHONPATH=testproject $(BIN)/mypy django_qtasks
 	$(MANAGE) makemigrations --check --dry-run django_qtasks
+	$(BIN)/mkdocs build --strict --quiet --site-dir $(or $(TMPDIR),/tmp)/qtasks-site
+
+docs: venv  ## Serve the documentation at http://127.0.0.1:8001/
+	$(BIN)/mkdocs serve --dev-addr 127.0.0.1:8001
 
 format: venv  ## Apply ruff's fixes and formatting
 	$(BIN)/ruff check --fix .

@@ -9,6 +9,7 @@ from __future__ import annotations
 import json
 import time
 from collections.abc import Callable, Mapping
+from datetime import timedelta
 from types import MappingProxyType
 from typing import TYPE_CHECKING, Any, overload
 from uuid import UUID, uuid4
@@ -26,6 +27,10 @@ from django_qtasks.task import BaseTask, handle_class_for
 
 if TYPE_CHECKING:
     from django_qtasks.models import Task
+
+#: Key of ``Task.extra`` that marks a row written by the django.tasks backend
+#: (``django_qtasks.backends``); its value is ``{"backend": <TASKS alias>}``.
+DJANGO_TASK_KEY = "django_task"
 
 #: Decorator keywords with a meaning of their own; any other goes to ``extra``.
 TASK_OPTIONS = frozenset(
@@ -103,6 +108,21 @@ class QTasksApp:
                 "that defines it an installed app's tasks.py, or imported by one?"
             ) from None
 
+    def handle_for(self, record: Task) -> BaseTask | None:
+        """The handle that runs ``record`` in a worker; None when no task has its name.
+
+        A row written by the django.tasks backend (``extra["django_task"]``)
+        names a ``django.tasks.Task`` by its module path: the backend imports
+        it and wraps it in a handle, so it runs even if no tasks module
+        imported it. Only that backend writes the key, so this import happens
+        on Django 6+ alone. Raises when such a row's function cannot be loaded.
+        """
+        if isinstance(record.extra, dict) and DJANGO_TASK_KEY in record.extra:
+            from django_qtasks.backends.runner import django_task_handle
+
+            return django_task_handle(self, record)
+        return self._tasks.get(record.task_name)
+
     def autodiscover(self) -> None:
         """Import the ``tasks`` module of every installed app."""
         from django.utils.module_loading import autodiscover_modules
@@ -147,13 +167,26 @@ class QTasksApp:
         priority: int | None = None,
         queue: str | None = None,
         timeout: float | None = None,
+        delay: float | None = None,
     ) -> Task:
+        """Write a Task row for ``handle``; with ``delay``, it runs that many seconds from now."""
+        from django.utils import timezone
+
         from django_qtasks.conf import qtasks_settings
         from django_qtasks.models import Task
 
         if priority is not None and (isinstance(priority, bool) or not isinstance(priority, int)):
             raise TypeError(
                 f"add_task of {handle.task_name!r}: priority must be an int, not {priority!r}."
+            )
+        if delay is not None and (
+            isinstance(delay, bool)
+            or not isinstance(delay, (int, float))
+            or not 0 <= delay < float("inf")
+        ):
+            raise TypeError(
+                f"add_task of {handle.task_name!r}: delay must be a finite number of seconds "
+                f">= 0, not {delay!r}."
             )
         record = Task(
             uuid=uuid4(),
@@ -165,6 +198,7 @@ class QTasksApp:
             extra=handle.extra,
             tags=handle.tags,
             max_attempts=handle.retry + 1,
+            run_after=None if delay is None else timezone.now() + timedelta(seconds=delay),
         )
         return self.submit(record, timeout=timeout)
 

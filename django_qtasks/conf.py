@@ -50,6 +50,17 @@ OPTIONS: dict[str, Option] = {
     "SHUTDOWN_TIMEOUT": Option(30.0, NUMBER, "seconds running tasks have to end on shutdown"),
     "LOG_LINES": Option(200, (int,), "log lines kept with each task"),
     "PROGRESS_INTERVAL": Option(1.0, NUMBER, "seconds between progress writes of a generator"),
+    "API_PERMISSION_CLASSES": Option(
+        ["rest_framework.permissions.IsAdminUser"],
+        (list, tuple),
+        "import strings of the REST API's DRF permission classes",
+    ),
+    "API_THROTTLE_CLASSES": Option(
+        None,
+        (list, tuple, type(None)),
+        "import strings of the REST API's DRF throttle classes; None: DRF's defaults",
+    ),
+    "API_MAX_BODY_SIZE": Option(65536, (int,), "largest request body the REST API reads, in bytes"),
 }
 
 
@@ -74,7 +85,18 @@ def validate(raw: Any) -> list[str]:
                 f"{SETTING_NAME}[{key!r}] must be {option.describe_types()}, {least} "
                 f"({option.help}), not {value!r}."
             )
+        elif isinstance(value, (list, tuple)) and not all(map(_is_import_string, value)):
+            problems.append(
+                f"{SETTING_NAME}[{key!r}] must be {option.describe_types()} of dotted import "
+                f"strings such as 'package.module.Class' ({option.help}), "
+                f"not {type(value).__name__} {value!r}."
+            )
     return problems
+
+
+def _is_import_string(value: Any) -> bool:
+    parts = value.split(".") if isinstance(value, str) else []
+    return len(parts) > 1 and all(part.isidentifier() for part in parts)
 
 
 class QTasksSettings:

@@ -4,6 +4,7 @@ import json
 import os
 import tempfile
 
+import django
 from testproject.settings import *  # noqa: F403
 from testproject.settings import DATABASES, INSTALLED_APPS
 
@@ -52,3 +53,19 @@ CACHES = {
 QTASKS.update(json.loads(os.environ.get("QTASKS_TEST_SETTINGS", "{}")))
 
 PASSWORD_HASHERS = ["django.contrib.auth.hashers.MD5PasswordHasher"]
+
+if django.VERSION >= (6, 0):
+    # django.tasks through django-qtasks (tests/test_backend.py); the worker
+    # processes read this module too, so they run these tasks.
+    TASKS = {
+        "default": {
+            "BACKEND": "django_qtasks.backends.QTasksBackend",
+            "QUEUES": ["default", "other"],
+        },
+        # Any queue, and defaults for every task enqueued through it.
+        "flexible": {
+            "BACKEND": "django_qtasks.backends.QTasksBackend",
+            "QUEUES": [],
+            "OPTIONS": {"RETRY": 1, "MAX_TIME": 30, "TAGS": ["via-django-tasks"]},
+        },
+    }

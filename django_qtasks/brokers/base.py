@@ -58,6 +58,13 @@ class Broker(ABC):
         """Publish ready rows that have no message yet; return how many."""
         return 0
 
+    def republish(self, queues: list[str]) -> None:
+        """Messages of these queues' waiting tasks may be lost: send them again.
+
+        Called when a consumer got its connection back and when a worker
+        died; the next ``publish_due`` does it.
+        """
+
     def close(self) -> None:
         """Release connections (called when a worker stops)."""
 

@@ -62,6 +62,8 @@ class KombuBroker(Broker):
         self._publisher: Connection | None = None
         self._lock = threading.Lock()
         self._consumer: Consumer | None = None
+        #: Queues whose waiting rows to publish again (see ``republish``).
+        self._republish: set[str] = set()
 
     def connection(self) -> Connection:
         return Connection(self.url, transport_options=self.transport_options, connect_timeout=2)
@@ -119,8 +121,39 @@ class KombuBroker(Broker):
                 retry_policy={"max_retries": 1, "interval_start": 0.1, "interval_step": 0.5},
             )
 
+    def republish(self, queues: list[str]) -> None:
+        """Put every waiting row of these queues back in the outbox (next sweep).
+
+        For when messages may be gone: the broker came back after an outage
+        (a Redis restarted without persistence has lost its queues), or a
+        worker died holding messages it had received but not claimed (Redis
+        keeps those unacked for its whole visibility timeout, an hour by
+        default). A message that did survive becomes a duplicate, which a
+        worker acks without running it.
+        """
+        with self._lock:
+            self._republish.update(queues)
+
     def publish_due(self, limit: int = 500) -> int:
         """Publish ready, due rows that no message stands for (the outbox)."""
+        with self._lock:
+            queues = set(self._republish)
+        if queues:
+            count = (
+                Task.objects.ready()
+                .filter(queue__in=queues, published_at__isnull=False)
+                .update(published_at=None)
+            )
+            with self._lock:
+                self._republish -= queues
+            if count:
+                logger.warning(
+                    "Messages may be lost (%s reconnected, or a worker died): publishing %s "
+                    "waiting tasks of %s again",
+                    self.safe_url,
+                    count,
+                    ", ".join(sorted(queues)),
+                )
         now = timezone.now()
         rows = (
             Task.objects.ready()
@@ -214,6 +247,8 @@ class Consumer(threading.Thread):
         self.to_settle: collections.deque[tuple[Message, bool]] = collections.deque()
         self.ready = threading.Condition()
         self.stopping = threading.Event()
+        #: Seconds to wait before the next reconnection (doubled each time, up to 30).
+        self.pause = 1.0
 
     def take(self, limit: int) -> list[tuple[str, Message]]:
         with self.ready:
@@ -242,14 +277,17 @@ class Consumer(threading.Thread):
             self.ready.notify_all()
 
     def run(self) -> None:
-        pause = 1.0
+        lost = False
         while not self.stopping.is_set():
             try:
                 with self.broker.connection() as connection:
                     connection.ensure_connection(max_retries=1)
+                    if lost:
+                        self.broker.republish(self.queues)
+                        lost = False
                     self.consume(connection)
-                    pause = 1.0
             except Exception as exc:
+                lost = True
                 # Unacked messages of the lost connection go back to the
                 # broker, which delivers them again.
                 with self.ready:
@@ -259,10 +297,10 @@ class Consumer(threading.Thread):
                     "Broker %s is unreachable (%s); reconnecting in %.0fs",
                     self.broker.safe_url,
                     exc,
-                    pause,
+                    self.pause,
                 )
-                self.stopping.wait(pause)
-                pause = min(pause * 2, 30.0)
+                self.stopping.wait(self.pause)
+                self.pause = min(self.pause * 2, 30.0)
         connections.close_all()
 
     def consume(self, connection: Connection) -> None:
@@ -270,6 +308,7 @@ class Consumer(threading.Thread):
         with connection.Consumer(queues, callbacks=[self.on_message], accept=["json"]) as consumer:
             consumer.qos(prefetch_count=self.prefetch)
             logger.info("Consuming %s from %s", ", ".join(self.queues), self.broker.safe_url)
+            self.pause = 1.0  # connected: the backoff starts over at the next outage
             while not self.stopping.is_set():
                 while self.to_settle:
                     message, requeue = self.to_settle.popleft()

@@ -108,6 +108,14 @@ class TaskExecutor:
         except Exception as exc:
             return self.failure(exc)
 
+    async def outcome_saved(self, outcome: Outcome) -> None:
+        """Called after the worker has stored ``outcome`` (or given up); a hook for subclasses.
+
+        Not called when the run goes back to the queue (worker shutdown). The
+        django.tasks backend sends ``task_finished`` from here, so that its
+        receivers read the stored result.
+        """
+
     def cancel_reason(self, exc: TaskCancel) -> str:
         # An external cancel's reason was recorded by whoever asked for it.
         return self.run.cancel_reason if self.run.cancel_reason is not None else exc.reason

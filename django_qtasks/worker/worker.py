@@ -250,14 +250,18 @@ class Worker:
 
     async def run_one(self, entry: Running) -> None:
         record, run = entry.record, entry.run
-        handle = self.app.tasks.get(record.task_name)
+        executor: TaskExecutor | None = None
+        unknown = (
+            f"No task named {record.task_name!r} is registered in worker "
+            f"{self.worker_id}; is its module an installed app's tasks.py?"
+        )
+        try:
+            handle = self.app.handle_for(record)
+        except Exception:  # a django.tasks row whose function cannot be loaded
+            handle, unknown = None, traceback.format_exc()
         try:
             if handle is None:
-                outcome = Outcome(
-                    TaskStatus.ERROR,
-                    traceback=f"No task named {record.task_name!r} is registered in worker "
-                    f"{self.worker_id}; is its module an installed app's tasks.py?",
-                )
+                outcome = Outcome(TaskStatus.ERROR, traceback=unknown)
             else:
                 logger.info(
                     "Task %s (%s) started, attempt %s of %s",
@@ -289,6 +293,8 @@ class Worker:
                 if handle.is_async:
                     await sync_to_async(close_old_connections)()
             await self.save_outcome(entry, outcome)
+            if executor is not None:
+                await executor.outcome_saved(outcome)
         finally:
             self.running.pop(record.uuid, None)
             assert self._wakeup is not None
@@ -441,7 +447,11 @@ class Worker:
         """Tasks left in ``process`` by a worker whose heartbeat stopped are retried or failed."""
         now = timezone.now()
         cutoff = now - timedelta(seconds=qtasks_settings.HEARTBEAT_TIMEOUT)
-        WorkerHeartbeat.objects.filter(last_heartbeat__lt=cutoff).delete()
+        dead = WorkerHeartbeat.objects.filter(last_heartbeat__lt=cutoff)
+        queues = {name for names in dead.values_list("queues", flat=True) for name in names}
+        if dead.delete()[0] and queues:
+            # A dead worker may have held messages that it had not claimed yet.
+            self.broker.republish(sorted(queues))
         live = WorkerHeartbeat.objects.values_list("worker_id", flat=True)
         orphans = Task.objects.running().exclude(worker__in=live).filter(started_at__lt=cutoff)
         for orphan in orphans:

@@ -1,6 +1,21 @@
 from django.contrib import admin
-from django.urls import path
+from django.urls import include, path
+from drf_spectacular.views import SpectacularAPIView, SpectacularSwaggerView
+
+#: The REST API, and the only patterns the OpenAPI schema describes.
+api_patterns = [
+    path("api/qtasks/", include("django_qtasks.api.urls")),
+]
 
 urlpatterns = [
     path("admin/", admin.site.urls),
+    *api_patterns,
+    path(
+        "api/schema/",
+        SpectacularAPIView.as_view(
+            urlconf=api_patterns, custom_settings={"TITLE": "django-qtasks demo API"}
+        ),
+        name="schema",
+    ),
+    path("api/docs/", SpectacularSwaggerView.as_view(url_name="schema"), name="api-docs"),
 ]

@@ -1,0 +1,44 @@
+"""Who may use the API, and how often.
+
+Every endpoint checks the permission classes of
+``QTASKS['API_PERMISSION_CLASSES']`` (default: admin users, DRF's
+``IsAdminUser``). Actions that change tasks also need the model permission
+that guards the same change elsewhere: ``django_qtasks.add_task`` to enqueue,
+and the admin actions' ``django_qtasks.cancel_task`` and
+``django_qtasks.retry_task`` to cancel and retry.
+"""
+
+from __future__ import annotations
+
+from rest_framework.permissions import BasePermission
+from rest_framework.request import Request
+from rest_framework.views import APIView
+
+
+class HasModelPermission(BasePermission):
+    """The user holds the Django permission ``django_qtasks.<codename>``."""
+
+    codename = ""
+    doing = ""
+
+    def has_permission(self, request: Request, view: APIView) -> bool:
+        return bool(request.user and request.user.has_perm(f"django_qtasks.{self.codename}"))
+
+    @property
+    def message(self) -> str:
+        return f"You need the permission django_qtasks.{self.codename} to {self.doing}."
+
+
+class CanAddTask(HasModelPermission):
+    codename = "add_task"
+    doing = "enqueue tasks"
+
+
+class CanCancelTask(HasModelPermission):
+    codename = "cancel_task"
+    doing = "cancel tasks"
+
+
+class CanRetryTask(HasModelPermission):
+    codename = "retry_task"
+    doing = "retry tasks"

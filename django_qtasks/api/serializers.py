@@ -1,0 +1,187 @@
+"""Tasks in and out: what a client reads, and what it may send."""
+
+from __future__ import annotations
+
+from typing import Any
+
+from drf_spectacular.extensions import OpenApiSerializerFieldExtension
+from drf_spectacular.openapi import AutoSchema
+from rest_framework import serializers
+
+from django_qtasks import app
+from django_qtasks.exceptions import UnknownTask
+from django_qtasks.models import Task
+
+#: Longest ``delay`` the API takes: a year. Later than that is a schedule, not a delay.
+MAX_DELAY = 365 * 24 * 3600
+INT32 = 2**31
+
+
+class TaskSerializer(serializers.ModelSerializer[Task]):
+    duration = serializers.SerializerMethodField(help_text="Seconds from start to end.")
+
+    class Meta:
+        model = Task
+        fields = [
+            "uuid",
+            "task_name",
+            "status",
+            "priority",
+            "queue",
+            "args",
+            "kwargs",
+            "extra",
+            "tags",
+            "returning",
+            "traceback",
+            "logs",
+            "cancel_reason",
+            "canceled_by",
+            "cancel_requested_at",
+            "attempts",
+            "max_attempts",
+            "attempt_log",
+            "worker",
+            "retry_of",
+            "created_at",
+            "updated_at",
+            "run_after",
+            "started_at",
+            "finished_at",
+            "duration",
+        ]
+        read_only_fields = fields
+
+    def get_duration(self, task: Task) -> float | None:
+        duration = task.duration
+        return None if duration is None else duration.total_seconds()
+
+
+#: Left out of the list, where they would make every page heavy; the detail has them.
+HEAVY_FIELDS = ("traceback", "logs", "attempt_log")
+
+
+class TaskListSerializer(TaskSerializer):
+    class Meta(TaskSerializer.Meta):
+        fields = [name for name in TaskSerializer.Meta.fields if name not in HEAVY_FIELDS]
+        read_only_fields = fields
+
+
+# Input ----------------------------------------------------------------------------------
+# A JSON body already has types: a number where a string belongs is a mistake
+# to report, not a value to convert (DRF would turn 5 into "5" and True into 1).
+
+
+class StrictCharField(serializers.CharField):
+    def __init__(self, **kwargs: Any) -> None:
+        # The string as sent, so that max_length means what the schema's maxLength says.
+        super().__init__(trim_whitespace=False, **kwargs)
+
+    def to_internal_value(self, data: Any) -> str:
+        if not isinstance(data, str):
+            self.fail("invalid")
+        return super().to_internal_value(data)
+
+
+class StrictIntegerField(serializers.IntegerField):
+    def to_internal_value(self, data: Any) -> int:
+        if isinstance(data, bool) or not isinstance(data, int):
+            self.fail("invalid")
+        return super().to_internal_value(data)
+
+
+class StrictFloatField(serializers.FloatField):
+    def to_internal_value(self, data: Any) -> float:
+        if isinstance(data, bool) or not isinstance(data, (int, float)):
+            self.fail("invalid")
+        return super().to_internal_value(data)
+
+
+class TaskNameField(StrictCharField):
+    """A registered task's name; the error lists the registered ones."""
+
+    def to_internal_value(self, data: Any) -> str:
+        name = super().to_internal_value(data)
+        try:
+            return app.get_task(name).task_name
+        except UnknownTask as exc:
+            raise serializers.ValidationError(str(exc), code="invalid_choice") from None
+
+
+class TaskNameFieldSchema(OpenApiSerializerFieldExtension):
+    """In the schema, the names registered when it is generated (an enum)."""
+
+    target_class = TaskNameField
+
+    def map_serializer_field(self, auto_schema: AutoSchema, direction: str) -> dict[str, Any]:
+        return {"type": "string", "enum": sorted(app.tasks)}
+
+
+class TaskCreateSerializer(serializers.Serializer[Any]):
+    task_name = TaskNameField(help_text="The name of a registered task.")
+    args = serializers.ListField(
+        child=serializers.JSONField(), default=list, help_text="Positional arguments."
+    )
+    kwargs = serializers.DictField(
+        child=serializers.JSONField(), default=dict, help_text="Keyword arguments."
+    )
+    priority = StrictIntegerField(
+        required=False,
+        min_value=-INT32,
+        max_value=INT32 - 1,
+        help_text="Lower runs first. Default: the task's own priority.",
+    )
+    queue = StrictCharField(
+        required=False,
+        min_length=1,
+        max_length=100,
+        help_text="Default: the task's queue, else QTASKS['DEFAULT_QUEUE'].",
+    )
+    delay = StrictFloatField(
+        required=False,
+        min_value=0,
+        max_value=MAX_DELAY,
+        help_text="Seconds to wait before the task may run (sets run_after).",
+    )
+
+    def validate_args(self, value: list[Any]) -> list[Any]:
+        return reject_nul("args", value)
+
+    def validate_kwargs(self, value: dict[str, Any]) -> dict[str, Any]:
+        return reject_nul("kwargs", value)
+
+
+class CancelSerializer(serializers.Serializer[Any]):
+    reason = StrictCharField(
+        min_length=1,
+        max_length=1000,
+        help_text="Why: kept with the task and written to the worker's log.",
+    )
+
+
+class DetailSerializer(serializers.Serializer[Any]):
+    """The body of an error response that is about the request as a whole."""
+
+    detail = serializers.CharField()
+
+
+def reject_nul(field: str, value: Any) -> Any:
+    """``value``, unless a string or key in it holds a NUL character.
+
+    PostgreSQL cannot store "\\u0000" in JSON, so no database gets one: the
+    same request means the same thing everywhere.
+    """
+    stack: list[tuple[str, Any]] = [(field, value)]
+    while stack:
+        path, item = stack.pop()
+        if isinstance(item, str) and "\x00" in item:
+            raise serializers.ValidationError(
+                f"{path} holds a NUL character (\\u0000), which cannot be stored."
+            )
+        if isinstance(item, dict):
+            for key, child in item.items():
+                stack.append((f"{path}[{key!r}]", key))
+                stack.append((f"{path}[{key!r}]", child))
+        elif isinstance(item, list):
+            stack.extend((f"{path}[{index}]", child) for index, child in enumerate(item))
+    return value
