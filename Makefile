@@ -30,7 +30,7 @@ lint: venv  ## ruff, ruff format --check, mypy, migrations up to date, docs buil
 	$(BIN)/ruff format --check .
 	PYTHONPATH=testproject $(BIN)/mypy django_qtasks
 	$(MANAGE) makemigrations --check --dry-run django_qtasks
-	$(BIN)/mkdocs build --strict --quiet --site-dir $(or $(TMPDIR),/tmp)/qtasks-site
+	NO_MKDOCS_2_WARNING=1 $(BIN)/mkdocs build --strict --quiet --site-dir $(or $(TMPDIR),/tmp)/qtasks-site
 
 docs: venv  ## Serve the documentation at http://127.0.0.1:8001/
 	$(BIN)/mkdocs serve --dev-addr 127.0.0.1:8001
