@@ -450,8 +450,22 @@ class Worker:
         dead = WorkerHeartbeat.objects.filter(last_heartbeat__lt=cutoff)
         queues = {name for names in dead.values_list("queues", flat=True) for name in names}
         if dead.delete()[0] and queues:
-            # A dead worker may have held messages that it had not claimed yet.
-            self.broker.republish(sorted(queues))
+            # A dead worker may have held messages that it had not claimed yet:
+            # put its queues' waiting rows back in the outbox. In the database,
+            # not in this process, so that whichever worker reaps it, any
+            # worker's outbox sweep publishes them again.
+            count = (
+                Task.objects.ready()
+                .filter(queue__in=queues, published_at__isnull=False)
+                .update(published_at=None)
+            )
+            if count and self.broker.needs_outbox:
+                logger.warning(
+                    "A dead worker may have held messages of %s: %s waiting tasks go back "
+                    "to the outbox",
+                    ", ".join(sorted(queues)),
+                    count,
+                )
         live = WorkerHeartbeat.objects.values_list("worker_id", flat=True)
         orphans = Task.objects.running().exclude(worker__in=live).filter(started_at__lt=cutoff)
         for orphan in orphans:
