@@ -285,7 +285,7 @@ def ensure_json(task_name: str, what: str, value: Any) -> Any:
         json.dumps(value, allow_nan=False)
     except (TypeError, ValueError) as exc:
         items = enumerate(value) if isinstance(value, list) else value.items()
-        culprit = next((key for key, item in items if not _is_json(item)), None)
+        culprit = next((key for key, item in items if not is_json(item)), None)
         where = f" ({what}[{culprit!r}])" if culprit is not None else ""
         raise TaskArgumentsError(
             f"Arguments of task {task_name!r} must be JSON{where}: {exc}. Pass plain values "
@@ -294,7 +294,8 @@ def ensure_json(task_name: str, what: str, value: Any) -> Any:
     return value
 
 
-def _is_json(value: Any) -> bool:
+def is_json(value: Any) -> bool:
+    """True if ``value`` can be stored as JSON (not NaN or infinity: PostgreSQL refuses them)."""
     try:
         json.dumps(value, allow_nan=False)
     except (TypeError, ValueError):

@@ -49,3 +49,9 @@ def test_seed_example_ends_as_cancel_with_reason(worker):
     assert repr(done).startswith("Task(status='cancel', uuid=UUID(")
     assert "task_name='test_echo_ctx'" in repr(done)
     worker.wait_for_log(f"Task {done.uuid} was canceled due to: Test task canceled")
+
+
+def test_a_nan_result_ends_as_error_instead_of_failing_to_save(worker):
+    done = tasks.returns_nan.add_task(timeout=20)
+    assert done.status == TaskStatus.ERROR
+    assert "The task's result is not JSON" in done.traceback

@@ -186,7 +186,7 @@ class TaskExecutor:
                     f"decode={self.handle.decode!r} failed on the task's result: {exc!r}"
                 ) from exc
         try:
-            json.dumps(value)
+            json.dumps(value, allow_nan=False)
         except (TypeError, ValueError) as exc:
             raise ResultError(
                 f"The task's result is not JSON ({exc}); return plain values or pass decode= "

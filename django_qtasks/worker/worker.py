@@ -12,7 +12,6 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import functools
-import json
 import logging
 import os
 import socket
@@ -31,6 +30,7 @@ from django.db import close_old_connections, connections
 from django.db.models import F
 from django.utils import timezone
 
+from django_qtasks.app import is_json
 from django_qtasks.brokers import get_broker
 from django_qtasks.brokers.base import Broker
 from django_qtasks.conf import qtasks_settings
@@ -524,7 +524,7 @@ class Worker:
             if run.progress_version == entry.saved_progress and lines == entry.saved_lines:
                 continue
             fields: dict[str, Any] = {"logs": [*entry.record.logs, *run.stored_log()]}
-            if run.progress is not None and _is_json(run.progress):
+            if run.progress is not None and is_json(run.progress):
                 # Items that are not JSON are not shown: the task ends in error
                 # when it returns them, and other tasks' progress still saves.
                 fields["returning"] = run.progress
@@ -540,14 +540,6 @@ class Worker:
                 await self.db(function)
             except Exception:
                 logger.exception("Worker %s: %s failed", self.worker_id, function.__name__)
-
-
-def _is_json(value: Any) -> bool:
-    try:
-        json.dumps(value)
-    except (TypeError, ValueError):
-        return False
-    return True
 
 
 def _on_db(function: Callable[..., T], *args: Any) -> T:

@@ -205,6 +205,11 @@ def echo_child(value: int) -> int:
     return value
 
 
+@task
+def returns_nan() -> float:
+    return float("nan")
+
+
 # Autodiscovery imports this module only: bring in the other test task modules.
 import tests.testapp.tasks_backend  # noqa: E402, F401  (django.tasks tasks, Django 6+)
 from tests.testapp import tasks_lifecycle, tasks_params  # noqa: E402, F401
