@@ -1,9 +1,10 @@
 """django-qtasks: background tasks for Django with the QTasks API."""
 
 from django_qtasks.app import QTasksApp
+from django_qtasks.chains import chain
 from django_qtasks.task import AsyncTask, SyncTask
 
-__all__ = ["AsyncTask", "QTasksApp", "SyncTask", "app", "shared_task", "task"]
+__all__ = ["AsyncTask", "QTasksApp", "SyncTask", "app", "chain", "shared_task", "task"]
 
 #: The project's application: its task registry, ``add_task`` and ``get``.
 app = QTasksApp()

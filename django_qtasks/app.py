@@ -9,7 +9,7 @@ from __future__ import annotations
 import json
 import time
 from collections.abc import Callable, Mapping
-from datetime import timedelta
+from datetime import datetime, timedelta
 from types import MappingProxyType
 from typing import TYPE_CHECKING, Any, overload
 from uuid import UUID, uuid4
@@ -26,7 +26,7 @@ from django_qtasks.exceptions import (
 from django_qtasks.task import BaseTask, handle_class_for
 
 if TYPE_CHECKING:
-    from django_qtasks.models import Task
+    from django_qtasks.models import Schedule, Task
 
 #: Key of ``Task.extra`` that marks a row written by the django.tasks backend
 #: (``django_qtasks.backends``); its value is ``{"backend": <TASKS alias>}``.
@@ -49,6 +49,7 @@ TASK_OPTIONS = frozenset(
         "middlewares_before",
         "middlewares_after",
         "queue",
+        "schedule",
     }
 )
 
@@ -138,11 +139,22 @@ class QTasksApp:
         priority: int | None = None,
         timeout: float | None = None,
         queue: str | None = None,
+        delay: float | None = None,
+        eta: datetime | None = None,
         **kwargs: Any,
     ) -> Task:
         """Enqueue the registered task ``task_name``; see ``SyncTask.add_task``."""
         handle = self.get_task(task_name)
-        return self.enqueue(handle, args, kwargs, priority=priority, queue=queue, timeout=timeout)
+        return self.enqueue(
+            handle,
+            args,
+            kwargs,
+            priority=priority,
+            queue=queue,
+            timeout=timeout,
+            delay=delay,
+            eta=eta,
+        )
 
     async def aadd_task(
         self,
@@ -151,11 +163,20 @@ class QTasksApp:
         priority: int | None = None,
         timeout: float | None = None,
         queue: str | None = None,
+        delay: float | None = None,
+        eta: datetime | None = None,
         **kwargs: Any,
     ) -> Task:
         handle = self.get_task(task_name)
         return await self.aenqueue(
-            handle, args, kwargs, priority=priority, queue=queue, timeout=timeout
+            handle,
+            args,
+            kwargs,
+            priority=priority,
+            queue=queue,
+            timeout=timeout,
+            delay=delay,
+            eta=eta,
         )
 
     def enqueue(
@@ -168,26 +189,21 @@ class QTasksApp:
         queue: str | None = None,
         timeout: float | None = None,
         delay: float | None = None,
+        eta: datetime | None = None,
+        schedule: Schedule | None = None,
+        chain_steps: list[dict[str, Any]] | None = None,
     ) -> Task:
-        """Write a Task row for ``handle``; with ``delay``, it runs that many seconds from now."""
-        from django.utils import timezone
+        """Write a Task row for ``handle`` and deliver it on commit.
 
+        With ``delay`` (seconds) or ``eta`` (an aware datetime), no worker
+        starts it before then.
+        """
         from django_qtasks.conf import qtasks_settings
         from django_qtasks.models import Task
 
+        where = f"add_task of {handle.task_name!r}"
         if priority is not None and (isinstance(priority, bool) or not isinstance(priority, int)):
-            raise TypeError(
-                f"add_task of {handle.task_name!r}: priority must be an int, not {priority!r}."
-            )
-        if delay is not None and (
-            isinstance(delay, bool)
-            or not isinstance(delay, (int, float))
-            or not 0 <= delay < float("inf")
-        ):
-            raise TypeError(
-                f"add_task of {handle.task_name!r}: delay must be a finite number of seconds "
-                f">= 0, not {delay!r}."
-            )
+            raise TypeError(f"{where}: priority must be an int, not {priority!r}.")
         record = Task(
             uuid=uuid4(),
             task_name=handle.task_name,
@@ -198,7 +214,9 @@ class QTasksApp:
             extra=handle.extra,
             tags=handle.tags,
             max_attempts=handle.retry + 1,
-            run_after=None if delay is None else timezone.now() + timedelta(seconds=delay),
+            run_after=run_after(where, delay, eta),
+            schedule=schedule,
+            chain_steps=chain_steps or [],
         )
         return self.submit(record, timeout=timeout)
 
@@ -233,9 +251,18 @@ class QTasksApp:
         priority: int | None = None,
         queue: str | None = None,
         timeout: float | None = None,
+        delay: float | None = None,
+        eta: datetime | None = None,
     ) -> Task:
         return await sync_to_async(self.enqueue)(
-            handle, args, kwargs, priority=priority, queue=queue, timeout=timeout
+            handle,
+            args,
+            kwargs,
+            priority=priority,
+            queue=queue,
+            timeout=timeout,
+            delay=delay,
+            eta=eta,
         )
 
     # Lookups ----------------------------------------------------------------
@@ -277,6 +304,32 @@ class QTasksApp:
                 listener.wait(min(pause, remaining))
                 if not notifier.fast:
                     pause = min(pause * 1.5, 0.25)
+
+
+def run_after(where: str, delay: Any, eta: Any) -> datetime | None:
+    """When a task may start: ``delay`` seconds from now, or at ``eta``; None is now."""
+    from django.utils import timezone
+
+    if delay is not None and eta is not None:
+        raise TypeError(f"{where}: give delay or eta, not both.")
+    if delay is not None:
+        if isinstance(delay, timedelta):
+            delay = delay.total_seconds()
+        if isinstance(delay, bool) or not isinstance(delay, (int, float)):
+            raise TypeError(f"{where}: delay must be a number of seconds, not {delay!r}.")
+        if not 0 <= delay < float("inf"):
+            raise TypeError(f"{where}: delay must be finite and >= 0, not {delay!r}.")
+        return timezone.now() + timedelta(seconds=delay)
+    if eta is not None:
+        if not isinstance(eta, datetime):
+            raise TypeError(f"{where}: eta must be a datetime, not {eta!r}.")
+        if timezone.is_naive(eta):
+            raise TypeError(
+                f"{where}: eta must be timezone-aware, not naive {eta!r}; e.g. "
+                "django.utils.timezone.now() + timedelta(minutes=5)."
+            )
+        return eta
+    return None
 
 
 def ensure_json(task_name: str, what: str, value: Any) -> Any:

@@ -56,4 +56,29 @@ def check_settings(app_configs: Any = None, **kwargs: Any) -> list[CheckMessage]
                 id="django_qtasks.E004",
             )
         )
+    errors += check_schedules(raw.get("SCHEDULES", {}))
+    return errors
+
+
+def check_schedules(schedules: Any) -> list[CheckMessage]:
+    """E005: every problem of every ``QTASKS["SCHEDULES"]`` entry."""
+    from django_qtasks import app
+    from django_qtasks.scheduling import settings_entry_problems
+
+    if not isinstance(schedules, Mapping):
+        return []  # E001 already says it must be a dict
+    hint = (
+        "Each entry is 'name': {'task': 'registered_task', 'cron': '*/5 * * * *'} or "
+        "{'task': ..., 'interval': seconds}, with optional args, kwargs, queue, priority."
+    )
+    in_code = {name for name, handle in app.tasks.items() if handle.schedule is not None}
+    errors: list[CheckMessage] = []
+    for name, entry in schedules.items():
+        problems = settings_entry_problems(name, entry)
+        if name in in_code:
+            problems.append(
+                f"QTASKS['SCHEDULES'][{name!r}]: the task {name!r} already declares a schedule "
+                "with @app.task(schedule=...); give this one another name."
+            )
+        errors += [Error(problem, hint=hint, id="django_qtasks.E005") for problem in problems]
     return errors

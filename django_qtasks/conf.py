@@ -50,6 +50,10 @@ OPTIONS: dict[str, Option] = {
     "SHUTDOWN_TIMEOUT": Option(30.0, NUMBER, "seconds running tasks have to end on shutdown"),
     "LOG_LINES": Option(200, (int,), "log lines kept with each task"),
     "PROGRESS_INTERVAL": Option(1.0, NUMBER, "seconds between progress writes of a generator"),
+    "SCHEDULES": Option(
+        {}, (dict,), "periodic tasks declared in settings: name -> {'task', 'cron' or 'interval'}"
+    ),
+    "BEAT_INTERVAL": Option(1.0, NUMBER, "longest pause of the beat between two looks"),
     "API_PERMISSION_CLASSES": Option(
         ["rest_framework.permissions.IsAdminUser"],
         (list, tuple),

@@ -45,3 +45,7 @@ class WaitTimeout(QTasksError, TimeoutError):
 
 class ResultError(QTasksError):
     """The task's return value could not be decoded or stored as JSON."""
+
+
+class InvalidSchedule(QTasksError, ValueError):
+    """A periodic schedule is malformed: a bad cron expression or interval."""

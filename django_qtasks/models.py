@@ -84,6 +84,26 @@ class Task(models.Model):
         related_name="retries",
     )
     worker = models.CharField(_("worker"), max_length=200, blank=True, db_index=True)
+    #: The periodic schedule that enqueued this task, if any.
+    schedule = models.ForeignKey(
+        "Schedule",
+        verbose_name=_("schedule"),
+        null=True,
+        blank=True,
+        on_delete=models.SET_NULL,
+        related_name="tasks",
+    )
+    #: In a chain: the step before this one, whose result this one received.
+    chain_previous = models.ForeignKey(
+        "self",
+        verbose_name=_("previous in chain"),
+        null=True,
+        blank=True,
+        on_delete=models.SET_NULL,
+        related_name="chain_next",
+    )
+    #: In a chain: the steps still to run after this one (see ``django_qtasks.chains``).
+    chain_steps = models.JSONField(_("next chain steps"), default=list, blank=True)
 
     created_at = models.DateTimeField(_("created at"), default=timezone.now, db_index=True)
     updated_at = models.DateTimeField(_("updated at"), auto_now=True)
@@ -200,6 +220,10 @@ class Task(models.Model):
             tags=self.tags,
             max_attempts=self.max_attempts,
             retry_of=self,
+            schedule_id=self.schedule_id,
+            # A retried chain step goes on with the rest of its chain.
+            chain_previous_id=self.chain_previous_id,
+            chain_steps=self.chain_steps,
         )
         return app.submit(copy)
 
@@ -228,3 +252,115 @@ class WorkerHeartbeat(models.Model):
 
     def __str__(self) -> str:
         return self.worker_id
+
+
+class ScheduleSource(models.TextChoices):
+    ADMIN = "admin", _("admin")
+    CODE = "code", _("code (@app.task(schedule=...))")
+    SETTINGS = "settings", _("settings (QTASKS['SCHEDULES'])")
+
+
+class Schedule(models.Model):
+    """A periodic task: which task, with what arguments, and when (cron or interval).
+
+    Rows come from the admin, or from code and settings (synchronised by the
+    beat when it starts). The beat enqueues a due run by moving
+    ``next_run_at`` forward with an UPDATE guarded by its old value, in the
+    same transaction as the new Task row: with several beats, each run is
+    enqueued exactly once.
+    """
+
+    name = models.CharField(_("name"), max_length=200, unique=True)
+    task_name = models.CharField(_("task name"), max_length=200)
+    cron = models.CharField(
+        _("cron expression"),
+        max_length=200,
+        blank=True,
+        help_text=_(
+            "Five fields: minute hour day-of-month month day-of-week, in the project's "
+            "time zone. Example: */5 * * * * (every five minutes)."
+        ),
+    )
+    interval = models.DurationField(
+        _("interval"),
+        null=True,
+        blank=True,
+        help_text=_("Instead of a cron expression: run every so long, e.g. 00:05:00."),
+    )
+    args = models.JSONField(_("args"), default=list, blank=True)
+    kwargs = models.JSONField(_("kwargs"), default=dict, blank=True)
+    queue = models.CharField(
+        _("queue"), max_length=100, blank=True, help_text=_("Empty: the task's own queue.")
+    )
+    priority = models.IntegerField(
+        _("priority"), null=True, blank=True, help_text=_("Empty: the task's own priority.")
+    )
+    enabled = models.BooleanField(_("enabled"), default=True)
+    one_off = models.BooleanField(
+        _("one-off"), default=False, help_text=_("Run once, at the next due time, then disable.")
+    )
+    expires_at = models.DateTimeField(
+        _("expires at"), null=True, blank=True, help_text=_("No run is enqueued after this.")
+    )
+    next_run_at = models.DateTimeField(_("next run at"), null=True, blank=True, db_index=True)
+    last_run_at = models.DateTimeField(_("last run at"), null=True, blank=True)
+    last_task = models.ForeignKey(
+        Task,
+        verbose_name=_("last task"),
+        null=True,
+        blank=True,
+        on_delete=models.SET_NULL,
+        related_name="+",
+    )
+    run_count = models.PositiveIntegerField(_("runs"), default=0)
+    source = models.CharField(
+        _("declared in"), max_length=10, choices=ScheduleSource.choices, default="admin"
+    )
+    description = models.TextField(_("description"), blank=True)
+    created_at = models.DateTimeField(_("created at"), default=timezone.now)
+    updated_at = models.DateTimeField(_("updated at"), auto_now=True)
+
+    class Meta:
+        verbose_name = _("schedule")
+        verbose_name_plural = _("schedules")
+        ordering = ["name"]
+        permissions = [("run_schedule", _("Can run schedules now"))]
+
+    def __str__(self) -> str:
+        return self.name
+
+    def clean(self) -> None:
+        from django.core.exceptions import ValidationError
+
+        from django_qtasks.scheduling import check_schedule
+
+        problems = check_schedule(self)
+        if problems:
+            raise ValidationError(problems)
+
+    @property
+    def timing(self) -> str:
+        """The cron expression, or the interval, as written."""
+        return self.cron or (f"every {self.interval}" if self.interval else "")
+
+    def next_run_after(self, now: Any, previous: Any = None) -> Any:
+        """The first run time after ``now``, or None when the schedule has expired.
+
+        An interval keeps its phase: runs fall on ``previous + k * interval``
+        (missed ones are skipped, not made up), so a restart does not shift them.
+        """
+        from django_qtasks.cron import next_cron_time
+
+        if self.cron:
+            upcoming = next_cron_time(self.cron, now)
+        elif self.interval:
+            if previous is None or previous > now:
+                upcoming = previous or now + self.interval
+            else:
+                skipped = (now - previous) // self.interval
+                upcoming = previous + (skipped + 1) * self.interval
+        else:
+            return None
+        if self.expires_at is not None and upcoming > self.expires_at:
+            return None
+        return upcoming

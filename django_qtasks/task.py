@@ -13,13 +13,16 @@ import copy
 import inspect
 import json
 from collections.abc import Awaitable, Callable, Sequence
+from datetime import datetime, timedelta
 from typing import TYPE_CHECKING, Any
 
 from django_qtasks.context import AsyncContext, BaseContext, SyncContext
 from django_qtasks.exceptions import TaskArgumentsError
+from django_qtasks.scheduling import parse_timing
 
 if TYPE_CHECKING:
     from django_qtasks.app import QTasksApp
+    from django_qtasks.chains import Step
     from django_qtasks.models import Task
     from django_qtasks.worker.executor import TaskExecutor
 
@@ -40,6 +43,8 @@ class BaseTask:
 
     ctx: BaseContext
     context_class: type[BaseContext] = BaseContext
+    schedule_cron: str = ""
+    schedule_interval: timedelta | None = None
 
     def __init__(
         self,
@@ -60,6 +65,7 @@ class BaseTask:
         middlewares_before: Sequence[Middleware] | None = None,
         middlewares_after: Sequence[Middleware] | None = None,
         queue: str | None = None,
+        schedule: str | timedelta | float | None = None,
         extra: dict[str, Any] | None = None,
     ) -> None:
         self.app = app
@@ -78,6 +84,8 @@ class BaseTask:
         self.middlewares_before = list(middlewares_before or [])
         self.middlewares_after = list(middlewares_after or [])
         self.queue = queue
+        #: A cron expression, or an interval (timedelta or seconds): see scheduling.py.
+        self.schedule = schedule
         self.extra = dict(extra or {})
         self.location = _source_location(func)
         self._validate()
@@ -109,6 +117,8 @@ class BaseTask:
         for middleware in self.middlewares:
             if not callable(middleware):
                 raise TypeError(f"{where}: middlewares must be callables, not {middleware!r}.")
+        if self.schedule is not None:
+            self.schedule_cron, self.schedule_interval = parse_timing(self.schedule, where)
         if not all(isinstance(tag, str) for tag in self.tags):
             raise TypeError(f"{where}: tags must be strings, not {self.tags!r}.")
         for key, value in self.extra.items():
@@ -158,15 +168,25 @@ class BaseTask:
         timeout: float | None = None,
         queue: str | None = None,
         task_name: str | None = None,
+        delay: float | None = None,
+        eta: datetime | None = None,
         **kwargs: Any,
     ) -> Task:
         """Enqueue a run of this task (or of ``task_name``) and return its record.
 
         With ``timeout``, wait up to that many seconds for it to end and
-        return the record refreshed.
+        return the record refreshed. With ``delay`` (seconds) or ``eta`` (an
+        aware datetime), it does not start before then.
         """
         return self.app.enqueue(
-            self.target(task_name), args, kwargs, priority=priority, queue=queue, timeout=timeout
+            self.target(task_name),
+            args,
+            kwargs,
+            priority=priority,
+            queue=queue,
+            timeout=timeout,
+            delay=delay,
+            eta=eta,
         )
 
     async def aadd_task(
@@ -176,12 +196,27 @@ class BaseTask:
         timeout: float | None = None,
         queue: str | None = None,
         task_name: str | None = None,
+        delay: float | None = None,
+        eta: datetime | None = None,
         **kwargs: Any,
     ) -> Task:
         """Async twin of :meth:`add_task`."""
         return await self.app.aenqueue(
-            self.target(task_name), args, kwargs, priority=priority, queue=queue, timeout=timeout
+            self.target(task_name),
+            args,
+            kwargs,
+            priority=priority,
+            queue=queue,
+            timeout=timeout,
+            delay=delay,
+            eta=eta,
         )
+
+    def s(self, *args: Any, **kwargs: Any) -> Step:
+        """This task as a chain step with these arguments: ``chain(add.s(1, 2), double.s())``."""
+        from django_qtasks.chains import Step
+
+        return Step(self.task_name, args, kwargs)
 
     def target(self, task_name: str | None) -> BaseTask:
         """This task, or with ``task_name=`` another registered one (nested tasks)."""
@@ -208,6 +243,8 @@ class AsyncTask(BaseTask):
         timeout: float | None = None,
         queue: str | None = None,
         task_name: str | None = None,
+        delay: float | None = None,
+        eta: datetime | None = None,
         **kwargs: Any,
     ) -> Any:
         """Enqueue a run of this task (or of ``task_name``).
@@ -218,7 +255,14 @@ class AsyncTask(BaseTask):
         """
         enqueue = self.aadd_task if _loop_is_running() else super().add_task
         result: Task | Awaitable[Task] = enqueue(
-            *args, priority=priority, timeout=timeout, queue=queue, task_name=task_name, **kwargs
+            *args,
+            priority=priority,
+            timeout=timeout,
+            queue=queue,
+            task_name=task_name,
+            delay=delay,
+            eta=eta,
+            **kwargs,
         )
         return result
 

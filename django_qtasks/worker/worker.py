@@ -26,13 +26,15 @@ from datetime import timedelta
 from typing import Any, TypeVar
 
 from asgiref.sync import sync_to_async
-from django.db import close_old_connections, connections
+from django.db import close_old_connections, connections, transaction
 from django.db.models import F
 from django.utils import timezone
 
 from django_qtasks.app import is_json
+from django_qtasks.beat import Beat
 from django_qtasks.brokers import get_broker
 from django_qtasks.brokers.base import Broker
+from django_qtasks.chains import next_step
 from django_qtasks.conf import qtasks_settings
 from django_qtasks.context import RunState
 from django_qtasks.models import Task, TaskStatus, WorkerHeartbeat
@@ -68,6 +70,7 @@ class Worker:
         max_tasks: int | None = None,
         shutdown_timeout: float | None = None,
         broker: Broker | None = None,
+        beat: bool = False,
     ) -> None:
         from django_qtasks import app
 
@@ -94,6 +97,8 @@ class Worker:
         self._wait_pool: ThreadPoolExecutor | None = None
         self._stopped = threading.Event()
         self.notifier = get_notifier()
+        #: With ``--beat``, this worker also enqueues periodic tasks.
+        self.periodic = Beat() if beat else None
 
     # Lifecycle -------------------------------------------------------------
 
@@ -115,7 +120,7 @@ class Worker:
         self._task_pool = ThreadPoolExecutor(self.concurrency, thread_name_prefix=THREAD_PREFIX)
         self._wait_pool = ThreadPoolExecutor(1, thread_name_prefix="qtasks-wait")
         install_signal_handlers(loop, self)
-        await self.db(self.beat)
+        await self.db(self.write_heartbeat)
         self.broker.start_consuming(self.queues, prefetch=self.concurrency)
         logger.info(
             "Worker %s started: queues %s, concurrency %s, broker %s, %s tasks registered",
@@ -132,6 +137,8 @@ class Worker:
         ]
         if self.broker.needs_outbox:
             side_loops.append(asyncio.create_task(self.every("OUTBOX_INTERVAL", self.sweep_outbox)))
+        if self.periodic is not None:
+            side_loops.append(asyncio.create_task(self.run_beat(self.periodic)))
         self.watch_cancels(loop)
         try:
             await self.consume()
@@ -408,9 +415,16 @@ class Worker:
         if outcome.status == TaskStatus.CANCEL:
             fields["cancel_reason"] = outcome.cancel_reason
         # Guarded: a task failed over to another worker is no longer ours.
-        saved = Task.objects.filter(
-            pk=record.pk, status=TaskStatus.PROCESS, worker=self.worker_id
-        ).update(**fields)
+        mine = Task.objects.filter(pk=record.pk, status=TaskStatus.PROCESS, worker=self.worker_id)
+        if outcome.status == TaskStatus.SUCCESS and record.chain_steps:
+            # The next step is written with this result, or not at all.
+            with transaction.atomic():
+                saved = mine.update(**fields)
+                if saved:
+                    record.returning = outcome.returning
+                    next_step(record)
+        else:
+            saved = mine.update(**fields)
         if saved and outcome.status != TaskStatus.RETRY:
             self.notifier.task_ended(record.pk)
 
@@ -424,7 +438,7 @@ class Worker:
             updated_at=timezone.now(),
         )
 
-    def beat(self) -> None:
+    def write_heartbeat(self) -> None:
         fields: dict[str, Any] = {
             "hostname": socket.gethostname(),
             "pid": os.getpid(),
@@ -440,7 +454,7 @@ class Worker:
             WorkerHeartbeat.objects.create(worker_id=self.worker_id, **fields)
 
     def heartbeat(self) -> None:
-        self.beat()
+        self.write_heartbeat()
         self.fail_over_dead_workers()
 
     def fail_over_dead_workers(self) -> None:
@@ -532,6 +546,16 @@ class Worker:
                 pk=entry.record.pk, status=TaskStatus.PROCESS, worker=self.worker_id
             ).update(**fields)
             entry.saved_progress, entry.saved_lines = run.progress_version, lines
+
+    async def run_beat(self, beat: Beat) -> None:
+        await self.db(beat.start)
+        while True:
+            try:
+                pause = await self.db(beat.tick)
+            except Exception:
+                logger.exception("Worker %s: the beat failed; trying again", self.worker_id)
+                pause = float(qtasks_settings.BEAT_INTERVAL)
+            await asyncio.sleep(pause)
 
     async def every(self, interval_key: str, function: Callable[[], None]) -> None:
         while True:

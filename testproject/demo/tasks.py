@@ -59,3 +59,17 @@ def too_slow():
     time.sleep(0.1)
     while True:
         time.sleep(0.05)
+
+
+@task
+def double(value):
+    """Doubles a number: a step of the demo's chain (add, then double)."""
+    return value * 2
+
+
+@app.task(schedule="* * * * *")
+def minute_report():
+    """A periodic task declared in code: every minute, with qtasks_worker --beat."""
+    from django_qtasks.models import Task
+
+    return {"tasks": Task.objects.count()}

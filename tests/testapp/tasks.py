@@ -6,6 +6,7 @@ import asyncio
 import json
 import threading
 import time
+from datetime import timedelta
 from typing import Any
 
 from django_qtasks import AsyncTask, SyncTask, app, shared_task, task
@@ -213,3 +214,14 @@ def returns_nan() -> float:
 # Autodiscovery imports this module only: bring in the other test task modules.
 import tests.testapp.tasks_backend  # noqa: E402, F401  (django.tasks tasks, Django 6+)
 from tests.testapp import tasks_lifecycle, tasks_params  # noqa: E402, F401
+
+
+@task
+def push(value: Any, items: list[Any]) -> list[Any]:
+    """A chain step: ``items`` is the previous step's result (the last argument)."""
+    return [*items, value]
+
+
+@app.task(schedule=timedelta(hours=1))
+def hourly() -> str:
+    return "hourly"

@@ -16,6 +16,16 @@ from django_qtasks.worker import Worker
 LEVELS = ("DEBUG", "INFO", "WARNING", "ERROR", "CRITICAL")
 
 
+def configure_logging(level: str) -> None:
+    """Honour Django's LOGGING; add a console handler only if it set none for us."""
+    logger = logging.getLogger("django_qtasks")
+    logger.setLevel(level)
+    if not logger.hasHandlers():
+        handler = logging.StreamHandler(sys.stderr)
+        handler.setFormatter(logging.Formatter("[%(asctime)s] %(levelname)s %(name)s: %(message)s"))
+        logger.addHandler(handler)
+
+
 def positive_int(value: str) -> int:
     try:
         number = int(value)
@@ -64,9 +74,14 @@ class Command(BaseCommand):
             "QTASKS['SHUTDOWN_TIMEOUT']).",
         )
         parser.add_argument("--worker-id", help="Name of this worker (default: host:pid:random).")
+        parser.add_argument(
+            "--beat",
+            action="store_true",
+            help="Also enqueue periodic tasks (as manage.py qtasks_beat does).",
+        )
 
     def handle(self, *args: Any, **options: Any) -> None:
-        self.configure_logging(options["loglevel"])
+        configure_logging(options["loglevel"])
         queues = [name.strip() for name in options["queues"].split(",") if name.strip()]
         if options["shutdown_timeout"] is not None and options["shutdown_timeout"] < 0:
             raise CommandError("--shutdown-timeout must not be negative.")
@@ -78,6 +93,7 @@ class Command(BaseCommand):
             burst=options["burst"],
             max_tasks=options["max_tasks"],
             shutdown_timeout=options["shutdown_timeout"],
+            beat=options["beat"],
         )
         worker.run()
         stuck = worker.stuck_threads()
@@ -91,14 +107,3 @@ class Command(BaseCommand):
             sys.stdout.flush()
             sys.stderr.flush()
             os._exit(0)
-
-    def configure_logging(self, level: str) -> None:
-        """Honour Django's LOGGING; add a console handler only if it set none for us."""
-        logger = logging.getLogger("django_qtasks")
-        logger.setLevel(level)
-        if not logger.hasHandlers():
-            handler = logging.StreamHandler(sys.stderr)
-            handler.setFormatter(
-                logging.Formatter("[%(asctime)s] %(levelname)s %(name)s: %(message)s")
-            )
-            logger.addHandler(handler)

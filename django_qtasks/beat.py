@@ -1,0 +1,146 @@
+"""The beat: enqueues periodic tasks when their Schedule rows fall due.
+
+Run by ``manage.py qtasks_beat`` or inside a worker (``qtasks_worker
+--beat``); any number of beats may run. A due run is claimed by moving the
+row's ``next_run_at`` forward with an UPDATE guarded by its old value, in the
+same transaction as the new Task row: one beat wins, the others update
+nothing, and a beat that dies in between leaves neither. Runs missed while no
+beat was running are not made up one by one: the first look after a restart
+enqueues one run and moves on to the next time still ahead.
+"""
+
+from __future__ import annotations
+
+import logging
+import threading
+from datetime import datetime
+
+from django.db import transaction
+from django.db.models import F
+from django.utils import timezone
+
+from django_qtasks.conf import qtasks_settings
+from django_qtasks.exceptions import QTasksError
+from django_qtasks.models import Schedule, Task
+from django_qtasks.scheduling import sync_declared_schedules
+
+logger = logging.getLogger("django_qtasks.beat")
+
+
+class Beat:
+    def __init__(self) -> None:
+        self.stopping = threading.Event()
+
+    def run(self) -> None:
+        """Enqueue due runs until ``stop()``."""
+        self.start()
+        while not self.stopping.is_set():
+            try:
+                pause = self.tick()
+            except Exception:
+                logger.exception("The beat could not look at the schedules; trying again")
+                pause = qtasks_settings.BEAT_INTERVAL
+            self.stopping.wait(pause)
+        logger.info("Beat stopped")
+
+    def stop(self) -> None:
+        self.stopping.set()
+
+    def start(self) -> None:
+        sync_declared_schedules()
+        count = Schedule.objects.filter(enabled=True).count()
+        logger.info("Beat started: %s enabled schedules", count)
+
+    def tick(self, now: datetime | None = None) -> float:
+        """Enqueue what is due; return the seconds until the next look."""
+        now = now or timezone.now()
+        self.plan_new(now)
+        due = Schedule.objects.filter(enabled=True, next_run_at__lte=now).order_by("next_run_at")
+        for schedule in due:
+            self.fire(schedule, now)
+        upcoming = (
+            Schedule.objects.filter(enabled=True, next_run_at__isnull=False)
+            .order_by("next_run_at")
+            .values_list("next_run_at", flat=True)
+            .first()
+        )
+        pause = float(qtasks_settings.BEAT_INTERVAL)
+        if upcoming is not None:
+            pause = min(pause, max((upcoming - timezone.now()).total_seconds(), 0.0))
+        return pause
+
+    def plan_new(self, now: datetime) -> None:
+        """Give enabled schedules without a next run (created by code or the ORM) one."""
+        for schedule in Schedule.objects.filter(enabled=True, next_run_at__isnull=True):
+            if schedule.one_off and schedule.run_count:
+                continue
+            Schedule.objects.filter(pk=schedule.pk, next_run_at__isnull=True).update(
+                next_run_at=schedule.next_run_after(now)
+            )
+
+    def fire(self, schedule: Schedule, now: datetime) -> Task | None:
+        """Enqueue the due run of ``schedule`` unless another beat already did."""
+        due_at = schedule.next_run_at
+        expired = schedule.expires_at is not None and schedule.expires_at <= now
+        following = None
+        if not (schedule.one_off or expired):
+            following = schedule.next_run_after(now, previous=due_at)
+        with transaction.atomic():
+            claimed = Schedule.objects.filter(
+                pk=schedule.pk, enabled=True, next_run_at=due_at
+            ).update(
+                next_run_at=following,
+                enabled=following is not None,
+                last_run_at=now if not expired else schedule.last_run_at,
+                run_count=F("run_count") + (0 if expired else 1),
+                updated_at=now,
+            )
+            if not claimed or expired:
+                if claimed:
+                    logger.info("Schedule %s expired: disabled", schedule)
+                return None
+            task = enqueue_run(schedule)
+        if task is not None:
+            logger.info(
+                "Schedule %s (due %s) enqueued task %s; next run %s",
+                schedule,
+                due_at,
+                task.uuid,
+                following or "none (disabled)",
+            )
+        return task
+
+
+def enqueue_run(schedule: Schedule) -> Task | None:
+    """Enqueue one run of ``schedule`` now and record it as its last task.
+
+    Returns None, with an error logged, when its task is not registered here.
+    """
+    from django_qtasks import app
+
+    try:
+        handle = app.get_task(schedule.task_name)
+        task = app.enqueue(
+            handle,
+            schedule.args,
+            schedule.kwargs,
+            priority=schedule.priority,
+            queue=schedule.queue or None,
+            schedule=schedule,
+        )
+    except QTasksError as exc:
+        logger.error("Schedule %s could not enqueue its task: %s", schedule, exc)
+        return None
+    Schedule.objects.filter(pk=schedule.pk).update(last_task=task)
+    return task
+
+
+def run_now(schedule: Schedule) -> Task | None:
+    """Enqueue a run of ``schedule`` at once (the admin's "Run now"); its timing is kept."""
+    with transaction.atomic():
+        task = enqueue_run(schedule)
+        if task is not None:
+            Schedule.objects.filter(pk=schedule.pk).update(
+                last_run_at=timezone.now(), run_count=F("run_count") + 1
+            )
+    return task

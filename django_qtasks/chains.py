@@ -1,0 +1,165 @@
+"""Chains: tasks run one after another, each given the previous one's result.
+
+``chain(fetch.s(url), parse.s(), store.s(key="x")).add_task()`` enqueues the
+first step. As in QTasks, a step receives the previous step's result as its
+last positional argument. The rest of the chain is stored on the running
+task's row (``chain_steps``); when a step succeeds, its worker enqueues the
+next one in the same transaction that saves the result, linked back through
+``chain_previous``. A step that ends in ``error`` or ``cancel`` stops the
+chain; the steps that did not run stay listed on its row.
+"""
+
+from __future__ import annotations
+
+import time
+from dataclasses import dataclass, field
+from typing import TYPE_CHECKING, Any
+
+from asgiref.sync import sync_to_async
+
+from django_qtasks.exceptions import QTasksError
+
+if TYPE_CHECKING:
+    from django_qtasks.models import Task
+    from django_qtasks.task import BaseTask
+
+
+@dataclass(frozen=True)
+class Step:
+    """One step of a chain: a task and its own arguments (``handle.s(...)``)."""
+
+    task_name: str
+    args: tuple[Any, ...] = ()
+    kwargs: dict[str, Any] = field(default_factory=dict)
+
+    def as_json(self) -> dict[str, Any]:
+        from django_qtasks.app import ensure_json
+
+        return {
+            "task_name": self.task_name,
+            "args": ensure_json(self.task_name, "args", list(self.args)),
+            "kwargs": ensure_json(self.task_name, "kwargs", dict(self.kwargs)),
+        }
+
+
+class Chain:
+    def __init__(self, *steps: Step | BaseTask) -> None:
+        from django_qtasks.task import BaseTask
+
+        if not steps:
+            raise QTasksError("A chain needs a step at least: chain(add.s(1, 2), double.s()).")
+        self.steps = [
+            Step(step.task_name) if isinstance(step, BaseTask) else step for step in steps
+        ]
+        for step in self.steps:
+            if not isinstance(step, Step):
+                raise TypeError(
+                    f"Chain steps are tasks or task.s(...) steps, not {step!r}; e.g. "
+                    "chain(add.s(1, 2), double.s())."
+                )
+
+    def add_task(self, *, timeout: float | None = None) -> list[Task]:
+        """Enqueue the first step; return the chain's tasks so far.
+
+        Without ``timeout`` that is ``[first]``. With it, wait until the chain
+        ends (its last step, or a step that failed) and return every step's
+        record in order, like QTasks' ``chain.get()``.
+        """
+        from django_qtasks import app
+
+        first, *rest = self.steps
+        handle = app.get_task(first.task_name)
+        for step in rest:
+            app.get_task(step.task_name)  # an unknown name fails here, not mid-chain
+        record = app.enqueue(
+            handle,
+            list(first.as_json()["args"]),
+            first.as_json()["kwargs"],
+            chain_steps=[step.as_json() for step in rest],
+        )
+        if timeout is None:
+            return [record]
+        return wait_for_chain(record, timeout)
+
+    async def aadd_task(self, *, timeout: float | None = None) -> list[Task]:
+        return await sync_to_async(self.add_task)(timeout=timeout)
+
+    def __repr__(self) -> str:
+        return "chain(" + ", ".join(step.task_name for step in self.steps) + ")"
+
+
+def chain(*steps: Step | BaseTask) -> Chain:
+    """A chain of steps: ``chain(add.s(1, 2), double.s(), notify)``."""
+    return Chain(*steps)
+
+
+def next_step(record: Task) -> Task:
+    """Enqueue the step after ``record`` (which succeeded) with its result appended.
+
+    Called by the worker inside the transaction that saves ``record``'s result.
+    """
+    from django_qtasks import app
+    from django_qtasks.conf import qtasks_settings
+    from django_qtasks.models import Task
+
+    step, *rest = record.chain_steps
+    handle = app.tasks.get(step["task_name"])
+    # A step whose task this worker does not know still gets its row: it
+    # then ends in error like any unknown task, and the chain shows where.
+    following = Task(
+        task_name=step["task_name"],
+        args=[*step["args"], record.returning],
+        kwargs=step["kwargs"],
+        priority=handle.priority if handle else 0,
+        queue=(handle and handle.queue) or qtasks_settings.DEFAULT_QUEUE,
+        extra=handle.extra if handle else {},
+        tags=handle.tags if handle else [],
+        max_attempts=handle.retry + 1 if handle else 1,
+        chain_previous=record,
+        chain_steps=rest,
+    )
+    return app.submit(following)
+
+
+def chain_of(record: Task) -> list[Task]:
+    """Every step of ``record``'s chain so far, first to last (one query a step)."""
+    from django_qtasks.models import Task
+
+    steps = [record]
+    while steps[0].chain_previous_id is not None:
+        previous = Task.objects.filter(pk=steps[0].chain_previous_id).first()
+        if previous is None:
+            break
+        steps.insert(0, previous)
+    while True:
+        following = Task.objects.filter(chain_previous=steps[-1]).order_by("-created_at").first()
+        if following is None:
+            return steps
+        steps.append(following)
+
+
+def wait_for_chain(first: Task, timeout: float) -> list[Task]:
+    """Wait until the chain that starts at ``first`` ends; every step's record."""
+    from django_qtasks import app
+    from django_qtasks.exceptions import WaitTimeout
+    from django_qtasks.models import Task, TaskStatus
+
+    deadline = time.monotonic() + timeout
+    steps: list[Task] = []
+    current = first
+    while True:
+        remaining = deadline - time.monotonic()
+        if remaining <= 0:
+            raise WaitTimeout(
+                f"The chain starting with task {first.uuid} did not end within {timeout:g}s; "
+                f"it goes on (step {len(steps) + 1}: {current.task_name})."
+            )
+        current = app.wait(current.uuid, remaining)
+        steps.append(current)
+        if current.status != TaskStatus.SUCCESS or not current.chain_steps:
+            return steps
+        # Created in the transaction that saved ``current`` as success.
+        following = Task.objects.filter(chain_previous=current).order_by("-created_at").first()
+        if following is None:  # the row was deleted meanwhile
+            return steps
+        current = following
