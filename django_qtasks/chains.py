@@ -71,11 +71,9 @@ class Chain:
         handle = app.get_task(first.task_name)
         for step in rest:
             app.get_task(step.task_name)  # an unknown name fails here, not mid-chain
+        start = first.as_json()
         record = app.enqueue(
-            handle,
-            list(first.as_json()["args"]),
-            first.as_json()["kwargs"],
-            chain_steps=[step.as_json() for step in rest],
+            handle, start["args"], start["kwargs"], chain_steps=[step.as_json() for step in rest]
         )
         if timeout is None:
             return [record]
@@ -148,13 +146,13 @@ def wait_for_chain(first: Task, timeout: float) -> list[Task]:
     steps: list[Task] = []
     current = first
     while True:
-        remaining = deadline - time.monotonic()
-        if remaining <= 0:
+        try:
+            current = app.wait(current.uuid, max(deadline - time.monotonic(), 0.0))
+        except WaitTimeout:
             raise WaitTimeout(
                 f"The chain starting with task {first.uuid} did not end within {timeout:g}s; "
-                f"it goes on (step {len(steps) + 1}: {current.task_name})."
-            )
-        current = app.wait(current.uuid, remaining)
+                f"it goes on (step {len(steps) + 1}: {current.task_name} {current.uuid})."
+            ) from None
         steps.append(current)
         if current.status != TaskStatus.SUCCESS or not current.chain_steps:
             return steps

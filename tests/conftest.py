@@ -32,20 +32,20 @@ def worker_env() -> dict[str, str]:
 
 
 class WorkerProcess:
-    """A ``manage.py qtasks_worker`` subprocess with its log in a file."""
+    """A ``manage.py qtasks_worker`` (or other command) subprocess with its log in a file."""
 
-    def __init__(self, *args: str) -> None:
+    def __init__(self, *args: str, command: str = "qtasks_worker", ready: str = "started:") -> None:
         self.log_file = tempfile.NamedTemporaryFile(  # noqa: SIM115 (closed in stop)
-            "w+", prefix="qtasks-worker-", suffix=".log", delete=False
+            "w+", prefix=f"{command}-", suffix=".log", delete=False
         )
         self.process = subprocess.Popen(
-            [sys.executable, "-m", "django", "qtasks_worker", *args],
+            [sys.executable, "-m", "django", command, *args],
             env=worker_env(),
             cwd=ROOT,
             stdout=self.log_file,
             stderr=subprocess.STDOUT,
         )
-        self.wait_for_log("started:")
+        self.wait_for_log(ready)
 
     @property
     def log(self) -> str:
@@ -83,8 +83,8 @@ def start_worker(django_db_setup: None) -> Iterator[Callable[..., WorkerProcess]
     """Start workers with the given command-line options; all are stopped at the end."""
     started: list[WorkerProcess] = []
 
-    def start(*args: str) -> WorkerProcess:
-        worker = WorkerProcess(*args)
+    def start(*args: str, **options: str) -> WorkerProcess:
+        worker = WorkerProcess(*args, **options)
         started.append(worker)
         return worker
 

@@ -19,7 +19,7 @@ from typing import Any
 from urllib.parse import urlsplit
 
 from django.db import connections
-from django.db.models import F
+from django.db.models import F, Q
 from django.utils import timezone
 from kombu import Connection, Exchange, Message, Queue
 from kombu.pools import producers
@@ -155,9 +155,11 @@ class KombuBroker(Broker):
                     ", ".join(sorted(queues)),
                 )
         now = timezone.now()
+        # Delayed rows are the sweep's alone (publish() leaves them): no grace.
+        unsent = Q(created_at__lt=now - OUTBOX_GRACE) | Q(run_after__isnull=False)
         rows = (
             Task.objects.ready()
-            .filter(published_at__isnull=True, created_at__lt=now - OUTBOX_GRACE)
+            .filter(unsent, published_at__isnull=True)
             .exclude(run_after__gt=now)
             .order_by("priority", "created_at")[:limit]
         )

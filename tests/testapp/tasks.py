@@ -222,6 +222,11 @@ def push(value: Any, items: list[Any]) -> list[Any]:
     return [*items, value]
 
 
+@task
+def fails_with(message: str, previous: Any = None) -> None:
+    raise ValueError(message)
+
+
 @app.task(schedule=timedelta(hours=1))
 def hourly() -> str:
     return "hourly"
