@@ -16,7 +16,7 @@ class Broker(ABC):
     #: URL schemes this broker serves, e.g. ("django",).
     schemes: ClassVar[tuple[str, ...]] = ()
     #: True if ``wait()`` returns as soon as work arrives; otherwise the worker polls.
-    waits_for_messages: ClassVar[bool] = False
+    waits_for_messages: bool = False
     #: True if rows can exist that the broker has no message for, so that
     #: workers must sweep the outbox (``publish_due``).
     needs_outbox: ClassVar[bool] = False

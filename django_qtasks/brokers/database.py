@@ -1,13 +1,24 @@
 """``django://``: the queue is the Task table in the project's own database.
 
-Workers claim due rows in priority order. On PostgreSQL and MySQL/MariaDB the
-claim locks rows with ``SELECT ... FOR UPDATE SKIP LOCKED``, so workers never
-wait on each other; on SQLite, which has a single writer, the claiming
-``UPDATE`` is guarded by the status it leaves, so a row another worker took in
-between is simply not ours.
+Workers claim due rows in priority order. On PostgreSQL one statement does it
+(``UPDATE ... WHERE uuid IN (SELECT ... FOR UPDATE SKIP LOCKED) RETURNING``),
+so workers never wait on each other and a claim is one round trip; on MySQL
+and MariaDB the rows are locked with ``SELECT ... FOR UPDATE SKIP LOCKED``
+first; on SQLite, which has a single writer, the claiming ``UPDATE`` is
+guarded by the status it leaves, so a row another worker took in between is
+simply not ours.
+
+Idle workers poll every ``POLL_INTERVAL``; on PostgreSQL with psycopg 3 they
+also LISTEN for the NOTIFY that a trigger sends when a task becomes ready
+(migration 0003), and wake at once.
 """
 
 from __future__ import annotations
+
+import logging
+import threading
+from datetime import datetime
+from typing import Any
 
 from django.db import connections, transaction
 from django.db.models import F
@@ -16,17 +27,60 @@ from django.utils import timezone
 from django_qtasks.brokers.base import Broker
 from django_qtasks.models import READY_STATUSES, Task, TaskStatus
 
+logger = logging.getLogger("django_qtasks.broker")
+
+#: The channel of migration 0003's trigger; its payload is the task's queue.
+CHANNEL = "django_qtasks"
+
 
 class DatabaseBroker(Broker):
     schemes = ("django",)
+
+    def __init__(self, url: str) -> None:
+        super().__init__(url)
+        self._listener: Listener | None = None
 
     def publish(self, task: Task) -> None:
         # The committed row is the message: nothing to send.
         return None
 
+    # Worker side --------------------------------------------------------------
+
+    def start_consuming(self, queues: list[str], prefetch: int) -> None:
+        using = Task.objects.db
+        if connections[using].vendor != "postgresql":
+            return
+        from django.db.backends.postgresql.psycopg_any import (  # type: ignore[import-untyped]
+            is_psycopg3,
+        )
+
+        if not is_psycopg3:
+            logger.info("Polling %s: LISTEN/NOTIFY needs psycopg 3", self.safe_url)
+            return
+        self._listener = Listener(using, queues)
+        self._listener.start()
+        self.waits_for_messages = True
+
+    def stop_consuming(self) -> None:
+        if self._listener is not None:
+            self._listener.stop()
+            self._listener = None
+            self.waits_for_messages = False
+
+    def wait(self, timeout: float) -> None:
+        if self._listener is None:
+            super().wait(timeout)
+        else:
+            self._listener.wait(timeout)
+
+    def close(self) -> None:
+        self.stop_consuming()
+
     def claim(self, queues: list[str], limit: int, worker_id: str) -> list[Task]:
         using = Task.objects.db
         now = timezone.now()
+        if connections[using].vendor == "postgresql":
+            return self.claim_returning(using, queues, limit, worker_id, now)
         due = Task.objects.using(using).due(queues, now)
         claim = {
             "status": TaskStatus.PROCESS,
@@ -69,3 +123,74 @@ class DatabaseBroker(Broker):
             row.attempts += 1
             row.updated_at = now
         return rows
+
+    def claim_returning(
+        self, using: str, queues: list[str], limit: int, worker_id: str, now: datetime
+    ) -> list[Task]:
+        """PostgreSQL: pick, lock and claim in one statement (one round trip)."""
+        table = Task._meta.db_table
+        columns = ", ".join(f'"{field.column}"' for field in Task._meta.concrete_fields)
+        sql = f"""
+            UPDATE "{table}" SET
+                "status" = %s, "worker" = %s, "started_at" = %s, "finished_at" = NULL,
+                "attempts" = "attempts" + 1, "updated_at" = %s
+            WHERE "uuid" IN (
+                SELECT "uuid" FROM "{table}"
+                WHERE "status" IN (%s, %s) AND "queue" = ANY(%s)
+                    AND ("run_after" IS NULL OR "run_after" <= %s)
+                ORDER BY "priority", "created_at"
+                LIMIT %s
+                FOR UPDATE SKIP LOCKED
+            )
+            RETURNING {columns}
+        """
+        params: list[Any] = [TaskStatus.PROCESS, worker_id, now, now, *READY_STATUSES]
+        params += [list(queues), now, limit]
+        rows = list(Task.objects.using(using).raw(sql, params))
+        rows.sort(key=lambda row: (row.priority, row.created_at))
+        return rows
+
+
+class Listener(threading.Thread):
+    """Holds a LISTEN connection and flags when a task of our queues becomes ready."""
+
+    def __init__(self, using: str, queues: list[str]) -> None:
+        super().__init__(name="qtasks-listen", daemon=True)
+        self.using = using
+        self.queues = set(queues)
+        self.arrived = threading.Event()
+        self.stopping = threading.Event()
+
+    def wait(self, timeout: float) -> None:
+        self.arrived.wait(timeout)
+        self.arrived.clear()
+
+    def stop(self) -> None:
+        self.stopping.set()
+        self.join(5)
+
+    def run(self) -> None:
+        import psycopg
+
+        wrapper = connections[self.using]
+        pause = 1.0
+        while not self.stopping.is_set():
+            try:
+                params = wrapper.get_connection_params()
+                with psycopg.connect(**params, autocommit=True) as connection:
+                    connection.execute(f"LISTEN {CHANNEL}")
+                    # (Re)connected: a notification may have been missed.
+                    self.arrived.set()
+                    pause = 1.0
+                    while not self.stopping.is_set():
+                        for notice in connection.notifies(timeout=0.5):
+                            if notice.payload in self.queues:
+                                self.arrived.set()
+            except Exception as exc:
+                logger.warning(
+                    "LISTEN on the database failed (%s); polling, and listening again in %.0fs",
+                    exc,
+                    pause,
+                )
+                self.stopping.wait(pause)
+                pause = min(pause * 2, 30.0)
