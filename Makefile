@@ -46,7 +46,7 @@ test-postgres: venv  ## The test suite on PostgreSQL (127.0.0.1:5432)
 	QTASKS_DB=postgres $(BIN)/coverage run -m pytest
 
 BROKER_SUITES := tests/test_lifecycle.py tests/test_worker.py tests/test_worker_faults.py \
-	tests/test_delays_and_chains.py
+	tests/test_delays_and_chains.py tests/test_wakeup.py
 
 test-brokers: venv  ## The worker suites again on Redis and RabbitMQ (127.0.0.1:6379, :5672)
 	QTASKS_BROKER_URL=redis://127.0.0.1:6379/0 $(BIN)/coverage run -m pytest $(BROKER_SUITES)

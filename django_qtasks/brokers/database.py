@@ -77,6 +77,8 @@ class DatabaseBroker(Broker):
         self.stop_consuming()
 
     def claim(self, queues: list[str], limit: int, worker_id: str) -> list[Task]:
+        if self._listener is not None:
+            self._listener.arrived.clear()  # what arrives from now on wakes the next wait
         using = Task.objects.db
         now = timezone.now()
         if connections[using].vendor == "postgresql":
@@ -162,11 +164,13 @@ class Listener(threading.Thread):
         self.stopping = threading.Event()
 
     def wait(self, timeout: float) -> None:
+        # The flag stays set until the next claim looks (see DatabaseBroker.claim):
+        # a waiter the worker gave up on must not swallow a notification.
         self.arrived.wait(timeout)
-        self.arrived.clear()
 
     def stop(self) -> None:
         self.stopping.set()
+        self.arrived.set()  # release a waiting worker thread, so the process can exit
         self.join(5)
 
     def run(self) -> None:

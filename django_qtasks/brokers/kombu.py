@@ -258,7 +258,7 @@ class Consumer(threading.Thread):
 
     def wait(self, timeout: float) -> None:
         with self.ready:
-            if not self.buffer:
+            if not self.buffer and not self.stopping.is_set():
                 self.ready.wait(timeout)
 
     def settle(self, messages: list[Message], requeue: bool) -> None:
@@ -266,6 +266,8 @@ class Consumer(threading.Thread):
 
     def stop(self) -> None:
         self.stopping.set()
+        with self.ready:
+            self.ready.notify_all()  # release a waiting worker thread, so the process can exit
         self.join(10)
 
     def on_message(self, body: Any, message: Message) -> None:
