@@ -11,7 +11,7 @@ from django.utils.safestring import SafeString
 from django.utils.translation import gettext_lazy as _
 
 from django_qtasks.admin import display
-from django_qtasks.models import Task, TaskStatus
+from django_qtasks.models import Schedule, Task, TaskStatus
 
 
 class TaskColumns:
@@ -82,6 +82,29 @@ class TaskColumns:
         return format_html_join(
             ", ", "{} {}", ((self._task_link(pk, pk), display.status_badge(s)) for pk, s in retries)
         )
+
+    @admin.display(description=_("schedule"))
+    def schedule_link(self, task: Task) -> SafeString | str:
+        if task.schedule_id is None:
+            return display.EMPTY
+        name = Schedule.objects.filter(pk=task.schedule_id).values_list("name", flat=True).first()
+        site = self.admin_site.name
+        tasks_url = reverse(f"{site}:django_qtasks_task_changelist")
+        return format_html(
+            '<a href="{}" class="qtasks-schedule-link">{}</a> '
+            '<span class="qtasks-quiet">(<a href="{}?schedule__id__exact={}">{}</a>)</span>',
+            reverse(f"{site}:django_qtasks_schedule_change", args=[task.schedule_id]),
+            name or task.schedule_id,
+            tasks_url,
+            task.schedule_id,
+            _("all its tasks"),
+        )
+
+    @admin.display(description=_("steps"))
+    def chain_table(self, task: Task) -> SafeString | str:
+        from django_qtasks.chains import chain_of
+
+        return display.chain_table(chain_of(task), task.pk, self._task_link)
 
     @admin.display(description=_("log lines"))
     def log_lines(self, task: Task) -> SafeString | str:

@@ -7,14 +7,19 @@ stored (arguments, results, log lines) can inject markup into the admin.
 from __future__ import annotations
 
 import json
+from collections.abc import Callable, Sequence
 from datetime import timedelta
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 from django.utils.html import format_html, format_html_join
 from django.utils.safestring import SafeString
 from django.utils.translation import gettext as _
+from django.utils.translation import ngettext
 
 from django_qtasks.models import TaskStatus
+
+if TYPE_CHECKING:
+    from django_qtasks.models import Task
 
 EMPTY = "-"
 
@@ -116,4 +121,105 @@ def attempt_table(attempts: list[dict[str, Any]] | None) -> SafeString | str:
         _("Status"),
         _("Error"),
         rows,
+    )
+
+
+def call_text(
+    name: str, args: Any, kwargs: Any, *, then_result: bool = False, limit: int = 120
+) -> str:
+    """``push(2, key="x")``: a step's call, its values as JSON, cut at ``limit`` characters."""
+
+    def value(item: Any) -> str:
+        return json.dumps(item, ensure_ascii=False, default=str)
+
+    parts = [value(item) for item in (args if isinstance(args, list) else [])]
+    if then_result:  # a step not run yet gets the previous step's result last
+        parts.append(f"<{_('previous result')}>")
+    if isinstance(kwargs, dict):
+        parts += [f"{key}={value(item)}" for key, item in kwargs.items()]
+    text = f"{name}({', '.join(parts)})"
+    return text if len(text) <= limit else text[: limit - 1] + "\u2026"
+
+
+def chain_table(
+    steps: Sequence[Task], current: Any, link: Callable[[Any, str], SafeString]
+) -> SafeString:
+    """The steps of a chain in order: the tasks that exist (this one marked), then
+    the steps not run, greyed; and where the chain is, or why it stopped."""
+    last = steps[-1]
+    pending = [step for step in last.chain_steps or [] if isinstance(step, dict)]
+    stopped = last.status in (TaskStatus.ERROR, TaskStatus.CANCEL)
+    rows = [
+        format_html(
+            '<tr class="qtasks-chain-step{}"><td>{}</td><td>{}{}</td><td>{}</td>'
+            '<td><code class="qtasks-message">{}</code></td></tr>',
+            " qtasks-chain-this" if step.pk == current else "",
+            number,
+            link(step.pk, f"{step.task_name} {str(step.pk)[:8]}"),
+            format_html(" <strong>({})</strong>", _("this task")) if step.pk == current else "",
+            status_badge(step.status),
+            call_text(step.task_name, step.args, step.kwargs),
+        )
+        for number, step in enumerate(steps, 1)
+    ]
+    # A chain still running will run them; one that stopped never will.
+    not_run = _("not run") if stopped or last.status == TaskStatus.SUCCESS else _("not run yet")
+    rows += [
+        format_html(
+            '<tr class="qtasks-chain-pending qtasks-quiet"><td>{}</td><td>{}</td>'
+            '<td><span class="qtasks-badge qtasks-chain-not-run">{}</span></td>'
+            '<td><code class="qtasks-message">{}</code></td></tr>',
+            number,
+            step.get("task_name", "?"),
+            not_run,
+            call_text(
+                str(step.get("task_name", "?")),
+                step.get("args"),
+                step.get("kwargs"),
+                then_result=True,
+            ),
+        )
+        for number, step in enumerate(pending, len(steps) + 1)
+    ]
+    total = len(steps) + len(pending)
+    label = TaskStatus(last.status).label if last.status in TaskStatus.values else last.status
+    if stopped:
+        note = _("The chain stopped: step %(step)d (%(name)s) ended with status %(status)s.") % {
+            "step": len(steps),
+            "name": last.task_name,
+            "status": label,
+        }
+        if pending:
+            note += " " + ngettext(
+                "The step after it did not run.",
+                "The %(count)d steps after it did not run.",
+                len(pending),
+            ) % {"count": len(pending)}
+    elif last.status != TaskStatus.SUCCESS:
+        note = _("The chain is at step %(step)d of %(total)d (%(status)s).") % {
+            "step": len(steps),
+            "total": total,
+            "status": label,
+        }
+    elif pending:
+        note = _(
+            "Step %(step)d succeeded, but the task of the next step was not found "
+            "(it may have been deleted)."
+        ) % {"step": len(steps)}
+    else:
+        note = ngettext(
+            "The chain is done: its %(count)d step succeeded.",
+            "The chain is done: all %(count)d steps succeeded.",
+            total,
+        ) % {"count": total}
+    css = "qtasks-chain-note errornote" if stopped else "qtasks-chain-note"
+    return format_html(
+        '<table class="qtasks-table qtasks-chain"><thead><tr><th>#</th><th>{}</th><th>{}</th>'
+        '<th>{}</th></tr></thead><tbody>{}</tbody></table><p class="{}">{}</p>',
+        _("Task"),
+        _("Status"),
+        _("Call"),
+        format_html_join("\n", "{}", ((row,) for row in rows)),
+        css,
+        note,
     )

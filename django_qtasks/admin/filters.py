@@ -14,11 +14,13 @@ from collections.abc import Iterable
 from typing import Any
 
 from django.contrib import admin
+from django.contrib.admin.options import IncorrectLookupParameters
 from django.db.models import Q, QuerySet
 from django.http import HttpRequest
+from django.utils.translation import gettext
 from django.utils.translation import gettext_lazy as _
 
-from django_qtasks.models import Task, WorkerHeartbeat
+from django_qtasks.models import Schedule, Task, WorkerHeartbeat
 
 SHORT_UUID = re.compile(r"[0-9a-fA-F]{8}")
 
@@ -112,3 +114,31 @@ class TagFilter(ChoicesFilter):
 
     def matching(self, value: str) -> Q:
         return tag_q(value)
+
+
+class ScheduleFilter(admin.SimpleListFilter):
+    """The tasks a schedule enqueued (its page links here).
+
+    Shown only while it filters: listing every schedule as a choice would
+    cost a query on each page of the task list.
+    """
+
+    title = _("schedule")
+    parameter_name = "schedule__id__exact"
+
+    def lookups(self, request: HttpRequest, model_admin: Any) -> list[tuple[str, str]]:
+        value = self.value()
+        if not value:
+            return []
+        if not str(value).isdigit():
+            return [(str(value), str(value))]  # refused by queryset()
+        name = Schedule.objects.filter(pk=int(value)).values_list("name", flat=True).first()
+        return [(str(value), name or gettext("#%(id)s (deleted)") % {"id": value})]
+
+    def queryset(self, request: HttpRequest, queryset: QuerySet[Task]) -> QuerySet[Task]:
+        value = self.value()
+        if not value:
+            return queryset
+        if not str(value).isdigit():
+            raise IncorrectLookupParameters(value)
+        return queryset.filter(schedule_id=int(value))

@@ -13,14 +13,32 @@ from django.utils.translation import gettext_lazy as _
 
 from django_qtasks.admin import actions, dashboard, views
 from django_qtasks.admin.columns import TaskColumns
-from django_qtasks.admin.filters import QueueFilter, TagFilter, TaskNameFilter, search_q
+from django_qtasks.admin.filters import (
+    QueueFilter,
+    ScheduleFilter,
+    TagFilter,
+    TaskNameFilter,
+    search_q,
+)
 from django_qtasks.admin.hierarchy import ProbedDatesQuerySet
 from django_qtasks.admin.pagination import EstimatedCountPaginator
 from django_qtasks.models import Task
 
 #: The detail page, section by section; every field is read-only.
 SECTIONS: list[tuple[Any, Any]] = [
-    (None, ["uuid", "task_name", "status_badge", "queue", "priority", "tag_list", "worker"]),
+    (
+        None,
+        [
+            "uuid",
+            "task_name",
+            "status_badge",
+            "queue",
+            "priority",
+            "tag_list",
+            "worker",
+            "schedule_link",
+        ],
+    ),
     (
         _("Timing"),
         ["created_at", "run_after", "started_at", "finished_at", "duration", "updated_at"],
@@ -40,12 +58,24 @@ SECTIONS: list[tuple[Any, Any]] = [
         _("Attempts and retries"),
         ["attempts_count", "attempt_history", "retry_of_link", "retries_links"],
     ),
+    (_("Chain"), ["chain_table"]),
     (_("Log"), ["log_lines"]),
 ]
 CANCEL_FIELDS = {"cancel_reason", "canceled_by", "cancel_requested_at"}
 
 #: Big JSON and text columns the changelist never shows.
 HEAVY_FIELDS = ("args", "kwargs", "extra", "returning", "traceback", "logs", "attempt_log")
+
+
+def in_chain(task: Task) -> bool:
+    """A step of a chain: it has a step before it, or steps after it (run or to run)."""
+    if not hasattr(task, "_qtasks_in_chain"):  # asked more than once per page
+        task._qtasks_in_chain = (  # type: ignore[attr-defined]
+            task.chain_previous_id is not None
+            or bool(task.chain_steps)
+            or Task.objects.filter(chain_previous=task.pk).exists()
+        )
+    return bool(task._qtasks_in_chain)  # type: ignore[attr-defined]
 
 
 class TaskChangeList(ChangeList):
@@ -77,6 +107,7 @@ class TaskAdmin(TaskColumns, admin.ModelAdmin):
         QueueFilter,
         TagFilter,
         ("created_at", admin.DateFieldListFilter),
+        ScheduleFilter,
     ]
     # Never searched with these lookups: get_search_results() knows better.
     search_fields = ["task_name"]
@@ -111,13 +142,22 @@ class TaskAdmin(TaskColumns, admin.ModelAdmin):
         return request.user.has_perm(f"{self.opts.app_label}.retry_task")
 
     def get_fieldsets(self, request: HttpRequest, obj: Task | None = None) -> Any:
-        """Leave out what does not apply: no cancel fields on a task nobody cancelled."""
-        if obj is None or obj.cancel_requested_at or obj.cancel_reason:
+        """Leave out what does not apply: no cancel fields on a task nobody cancelled,
+        no schedule on a task no schedule enqueued, no chain on a task of none."""
+        if obj is None:
             return self.fieldsets
-        return [
-            (title, {**options, "fields": [f for f in options["fields"] if f not in CANCEL_FIELDS]})
+        hidden = set()
+        if not (obj.cancel_requested_at or obj.cancel_reason):
+            hidden |= CANCEL_FIELDS
+        if obj.schedule_id is None:
+            hidden.add("schedule_link")
+        if not in_chain(obj):
+            hidden.add("chain_table")
+        fieldsets = [
+            (title, {**options, "fields": [f for f in options["fields"] if f not in hidden]})
             for title, options in self.fieldsets
         ]
+        return [(title, options) for title, options in fieldsets if options["fields"]]
 
     def change_view(
         self,
