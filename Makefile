@@ -59,7 +59,7 @@ test: lint  ## Lint, then all tests on SQLite and PostgreSQL, the worker suites 
 	$(BIN)/coverage report --fail-under=85
 
 screenshots: venv  ## Refresh the admin screenshots in docs/img (needs chromium)
-	QTASKS_SCREENSHOTS=docs/img $(BIN)/python -m pytest tests/test_admin_browser.py -k filter
+	QTASKS_SCREENSHOTS=docs/img $(BIN)/python -m pytest tests/test_admin_browser.py -k "filter or schedule"
 
 clean:  ## Remove the venv, the demo database and caches
 	rm -rf $(VENV) testproject/db.sqlite3 .coverage .coverage.* .pytest_cache .mypy_cache

@@ -70,12 +70,16 @@ class Beat:
         return pause
 
     def plan_new(self, now: datetime) -> None:
-        """Give enabled schedules without a next run (created by code or the ORM) one."""
+        """Give enabled schedules without a next run (created by code or the ORM) one.
+
+        One that has none left (expired, or a one-off that ran) is disabled.
+        """
         for schedule in Schedule.objects.filter(enabled=True, next_run_at__isnull=True):
-            if schedule.one_off and schedule.run_count:
-                continue
+            upcoming = None
+            if not (schedule.one_off and schedule.run_count):
+                upcoming = schedule.next_run_after(now)
             Schedule.objects.filter(pk=schedule.pk, next_run_at__isnull=True).update(
-                next_run_at=schedule.next_run_after(now)
+                next_run_at=upcoming, enabled=upcoming is not None
             )
 
     def fire(self, schedule: Schedule, now: datetime) -> Task | None:

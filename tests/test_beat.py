@@ -355,3 +355,13 @@ def test_the_beat_command_refuses_a_broken_setting():
         ),
     ):
         call_command("qtasks_beat")
+
+
+def test_a_schedule_with_no_run_left_is_disabled_when_planned():
+    now = timezone.now()
+    stale = Schedule.objects.create(
+        name="stale", task_name="echo", cron="* * * * *", expires_at=now - timedelta(days=1)
+    )
+    tick(now)
+    stale.refresh_from_db()
+    assert (stale.enabled, stale.next_run_at) == (False, None)
