@@ -9,7 +9,10 @@ from django.core.management.base import BaseCommand, CommandParser
 
 from django_qtasks.beat import Beat
 from django_qtasks.conf import qtasks_settings
-from django_qtasks.management.commands.qtasks_worker import LEVELS, configure_logging
+from django_qtasks.management.commands.qtasks_worker import (
+    add_loglevel_argument,
+    configure_logging,
+)
 
 
 class Command(BaseCommand):
@@ -19,14 +22,7 @@ class Command(BaseCommand):
     )
 
     def add_arguments(self, parser: CommandParser) -> None:
-        parser.add_argument(
-            "--loglevel",
-            "-l",
-            default="INFO",
-            type=str.upper,
-            choices=LEVELS,
-            help="Level of the django_qtasks loggers (default: INFO).",
-        )
+        add_loglevel_argument(parser)
 
     def handle(self, *args: Any, **options: Any) -> None:
         configure_logging(options["loglevel"])

@@ -16,6 +16,17 @@ from django_qtasks.worker import Worker
 LEVELS = ("DEBUG", "INFO", "WARNING", "ERROR", "CRITICAL")
 
 
+def add_loglevel_argument(parser: CommandParser) -> None:
+    parser.add_argument(
+        "--loglevel",
+        "-l",
+        default="INFO",
+        type=str.upper,
+        choices=LEVELS,
+        help="Level of the django_qtasks loggers (default: INFO).",
+    )
+
+
 def configure_logging(level: str) -> None:
     """Honour Django's LOGGING; add a console handler only if it set none for us."""
     logger = logging.getLogger("django_qtasks")
@@ -53,14 +64,7 @@ class Command(BaseCommand):
             type=positive_int,
             help="Tasks run at once (default: QTASKS['CONCURRENCY']).",
         )
-        parser.add_argument(
-            "--loglevel",
-            "-l",
-            default="INFO",
-            type=str.upper,
-            choices=LEVELS,
-            help="Level of the django_qtasks loggers (default: INFO).",
-        )
+        add_loglevel_argument(parser)
         parser.add_argument(
             "--burst", action="store_true", help="Stop once no task is due and none is running."
         )
