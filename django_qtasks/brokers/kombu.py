@@ -247,6 +247,10 @@ class Consumer(threading.Thread):
         self.prefetch = prefetch
         self.buffer: collections.deque[tuple[str, Message]] = collections.deque()
         self.to_settle: collections.deque[tuple[Message, bool]] = collections.deque()
+        #: Messages received and not settled yet. At ``prefetch`` of them the
+        #: broker sends no more: the thread then waits for settlements instead.
+        self.unsettled = 0
+        self.settled = threading.Condition()
         self.ready = threading.Condition()
         self.stopping = threading.Event()
         #: Seconds to wait before the next reconnection (doubled each time, up to 30).
@@ -262,10 +266,14 @@ class Consumer(threading.Thread):
                 self.ready.wait(timeout)
 
     def settle(self, messages: list[Message], requeue: bool) -> None:
-        self.to_settle.extend((message, requeue) for message in messages)
+        with self.settled:
+            self.to_settle.extend((message, requeue) for message in messages)
+            self.settled.notify()
 
     def stop(self) -> None:
         self.stopping.set()
+        with self.settled:
+            self.settled.notify()
         with self.ready:
             self.ready.notify_all()  # release a waiting worker thread, so the process can exit
         self.join(10)
@@ -276,6 +284,7 @@ class Consumer(threading.Thread):
             logger.error("Dropping a message that names no task: %r", body)
             message.ack()
             return
+        self.unsettled += 1
         with self.ready:
             self.buffer.append((uuid, message))
             self.ready.notify_all()
@@ -297,6 +306,7 @@ class Consumer(threading.Thread):
                 with self.ready:
                     self.buffer.clear()
                 self.to_settle.clear()
+                self.unsettled = 0
                 logger.error(
                     "Broker %s is unreachable (%s); reconnecting in %.0fs",
                     self.broker.safe_url,
@@ -320,6 +330,15 @@ class Consumer(threading.Thread):
                         message.requeue()
                     else:
                         message.ack()
+                    self.unsettled -= 1
+                if self.unsettled >= self.prefetch:
+                    # Nothing can arrive before we ack: wait for the worker's claim.
+                    with self.settled:
+                        self.settled.wait_for(
+                            lambda: self.to_settle or self.stopping.is_set(), timeout=0.1
+                        )
+                    connection.heartbeat_check()
+                    continue
                 try:
                     connection.drain_events(timeout=0.1)
                 except TimeoutError:  # socket.timeout: nothing arrived
