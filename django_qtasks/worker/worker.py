@@ -548,9 +548,12 @@ class Worker:
             entry.saved_progress, entry.saved_lines = run.progress_version, lines
 
     async def run_beat(self, beat: Beat) -> None:
-        await self.db(beat.start)
+        started = False
         while True:
             try:
+                if not started:
+                    await self.db(beat.start)
+                    started = True
                 pause = await self.db(beat.tick)
             except Exception:
                 logger.exception("Worker %s: the beat failed; trying again", self.worker_id)
