@@ -135,7 +135,8 @@ def test_retrieve_has_every_field(api):
     assert set(body) >= {
         "priority", "queue", "extra", "tags", "returning", "cancel_reason", "canceled_by",
         "attempts", "max_attempts", "attempt_log", "worker", "retry_of", "created_at",
-        "updated_at", "run_after", "started_at", "finished_at",
+        "updated_at", "run_after", "started_at", "finished_at", "schedule", "chain_previous",
+        "chain_steps",
     }  # fmt: skip
 
 
