@@ -6,7 +6,7 @@ BIN := $(VENV)/bin
 MANAGE := $(BIN)/python testproject/manage.py
 
 .DEFAULT_GOAL := help
-.PHONY: help venv demo run docs test test-sqlite test-postgres test-brokers lint format screenshots clean
+.PHONY: help venv demo run docs test test-sqlite test-postgres test-brokers lint format screenshots clean bench
 
 help:  ## List the targets
 	@grep -E '^[a-z-]+:.*## ' $(MAKEFILE_LIST) | awk -F':.*## ' '{printf "  make %-14s %s\n", $$1, $$2}'
@@ -57,6 +57,20 @@ test: lint  ## Lint, then all tests on SQLite and PostgreSQL, the worker suites 
 	$(MAKE) test-sqlite test-postgres test-brokers
 	$(BIN)/coverage combine -q
 	$(BIN)/coverage report --fail-under=85
+
+# The benchmark's peers (Celery, RQ, Huey, django-tasks-db) live in a venv of
+# their own, never in .venv. BENCH_ARGS passes options to run.py, e.g.
+#   make bench BENCH_ARGS="--only qtasks-db,celery-db --tasks 1000"
+BENCH_VENV ?= .venv-bench
+
+$(BENCH_VENV)/bin/activate: pyproject.toml benchmarks/requirements.txt
+	$(PYTHON) -m venv $(BENCH_VENV)
+	$(BENCH_VENV)/bin/pip install --quiet --upgrade pip
+	$(BENCH_VENV)/bin/pip install --quiet -e ".[all]" -r benchmarks/requirements.txt
+	touch $(BENCH_VENV)/bin/activate
+
+bench: $(BENCH_VENV)/bin/activate  ## Benchmark against Celery, RQ, Huey and django-tasks-db (PostgreSQL + Redis, ~7 min)
+	$(BENCH_VENV)/bin/python benchmarks/run.py $(BENCH_ARGS)
 
 screenshots: venv  ## Refresh the admin screenshots in docs/img (needs chromium)
 	QTASKS_SCREENSHOTS=docs/img $(BIN)/python -m pytest tests/test_admin_browser.py -k "filter or schedule"

@@ -1,0 +1,14 @@
+import time
+
+from celery import shared_task
+
+
+@shared_task
+def noop(x):
+    return x
+
+
+@shared_task
+def stamp():
+    # First line: when the task started, compared with the client's clock.
+    return time.time()

@@ -1,0 +1,14 @@
+import time
+
+from django_qtasks import app
+
+
+@app.task
+def noop(x):
+    return x
+
+
+@app.task
+def stamp():
+    # First line: when the task started, compared with the client's clock.
+    return time.time()

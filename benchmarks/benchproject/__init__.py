@@ -1,0 +1,1 @@
+"""The benchmark's Django project: one settings module, configured per system by BENCH_SYSTEM."""

@@ -1,0 +1,494 @@
+"""Benchmark django-qtasks against Celery, RQ, Huey and django-tasks-db, side by side.
+
+    .venv-bench/bin/python benchmarks/run.py [--tasks 5000] [--latency-tasks 300]
+        [--only qtasks-db,qtasks-redis,celery-db,celery-redis,rq,huey,tasks-db]
+
+For each system in turn: a fresh PostgreSQL database (qtasks_bench_<system>)
+and fresh Redis databases (10-15 only), then ``client.py`` in its own process
+group measures W1 (enqueue N no-op tasks with no worker running, then start
+the worker at concurrency 2 and time until every result is in the system's
+result store), W2 (an idle worker, tasks enqueued 20 ms apart: enqueue-to-start
+p50/p95/p99) and the worker's peak RSS. Then one table, and the targets of
+the issue as ratios from this same run. See docs/benchmarks.md.
+"""
+
+from __future__ import annotations
+
+import argparse
+import contextlib
+import json
+import os
+import platform
+import signal
+import subprocess
+import sys
+import tempfile
+import time
+from collections import Counter, defaultdict
+from datetime import datetime
+from pathlib import Path
+from typing import Any
+
+HERE = Path(__file__).resolve().parent
+sys.path.insert(0, str(HERE))
+
+from benchproject.systems import DB_PREFIX, PG, REDIS_HOST, REDIS_PORT, SYSTEMS  # noqa: E402
+
+SETUP = (
+    "python3 -m venv .venv-bench && "
+    ".venv-bench/bin/pip install -e '.[all]' -r benchmarks/requirements.txt"
+)
+QTASKS = ("qtasks-db", "qtasks-redis")
+CELERY = ("celery-db", "celery-redis")
+
+
+def interrupt(signum: int, frame: Any) -> None:
+    raise KeyboardInterrupt
+
+
+def main() -> int:
+    args = parse_args()
+    # Ctrl-C, and a plain kill too, stop the current system's process group
+    # (see run_system) even if we were started with SIGINT ignored.
+    signal.signal(signal.SIGINT, interrupt)
+    signal.signal(signal.SIGTERM, interrupt)
+    try:
+        import psutil  # noqa: F401
+        import psycopg  # noqa: F401
+        import redis  # noqa: F401
+    except ImportError as exc:
+        print(f"{exc}. Run this with the benchmark's virtualenv:\n  {SETUP}", file=sys.stderr)
+        return 2
+    out = Path(args.out or tempfile.mkdtemp(prefix="qtasks-bench-"))
+    out.mkdir(parents=True, exist_ok=True)
+    names = args.only.split(",") if args.only else list(SYSTEMS)
+    unknown = [name for name in names if name not in SYSTEMS]
+    if unknown:
+        print(f"Unknown systems {unknown}; known: {', '.join(SYSTEMS)}", file=sys.stderr)
+        return 2
+    print(f"{len(names)} systems, {args.tasks} + {args.latency_tasks} tasks each; logs in {out}")
+    results: dict[str, dict[str, Any]] = {}
+    interrupted = False
+    name = names[0]
+    try:
+        for name in names:
+            results[name] = run_system(name, args, out)
+            print(f"  {name}: {summary(results[name])}", flush=True)
+    except KeyboardInterrupt:
+        interrupted = True
+        results.setdefault(name, {"system": name, "status": "interrupted"})
+        print("\nInterrupted: every process started was stopped.", file=sys.stderr)
+    (out / "results.json").write_text(json.dumps(results, indent=1))
+    print()
+    print_report(results, args)
+    if args.profile:
+        print_profiles(names, out, results)
+    print(f"\nRaw results: {out / 'results.json'}")
+    return 130 if interrupted else 0
+
+
+def parse_args() -> argparse.Namespace:
+    parser = argparse.ArgumentParser(
+        description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter
+    )
+    parser.add_argument("--tasks", type=int, default=5000, help="W1 tasks (default 5000)")
+    parser.add_argument("--latency-tasks", type=int, default=300, help="W2 tasks (default 300)")
+    parser.add_argument(
+        "--interval", type=float, default=0.02, help="W2 seconds between tasks (default 0.02)"
+    )
+    parser.add_argument("--only", default="", help=f"comma-separated, of: {','.join(SYSTEMS)}")
+    parser.add_argument(
+        "--timeout", type=float, default=180, help="seconds per system (default 180)"
+    )
+    parser.add_argument(
+        "--conn-max-age",
+        type=int,
+        default=0,
+        help="Django's CONN_MAX_AGE for every system (default 0, Django's own default)",
+    )
+    parser.add_argument(
+        "--celery-full-life",
+        action="store_true",
+        help="Celery records the start and arguments too (task_track_started, result_extended)",
+    )
+    parser.add_argument(
+        "--profile",
+        action="store_true",
+        help="also profile django-qtasks' worker in W1 (py-spy) and count its SQL; "
+        "not for timing: counting costs time",
+    )
+    parser.add_argument("--keep", action="store_true", help="keep the databases afterwards")
+    parser.add_argument("--out", help="directory for logs and results (default: a new temp dir)")
+    return parser.parse_args()
+
+
+# One system -------------------------------------------------------------------------
+
+
+def run_system(name: str, args: argparse.Namespace, out: Path) -> dict[str, Any]:
+    system = SYSTEMS[name]
+    env = {
+        **os.environ,
+        "DJANGO_SETTINGS_MODULE": "benchproject.settings",
+        "BENCH_SYSTEM": name,
+        "BENCH_CONN_MAX_AGE": str(args.conn_max_age),
+        "BENCH_CELERY_FULL_LIFE": "1" if args.celery_full_life else "0",
+    }
+    profiling = args.profile and name in QTASKS
+    if profiling:
+        env["BENCH_PYSPY"] = str(out / f"{name}-pyspy")
+    result_path = out / f"{name}.json"
+    sql_path = out / f"{name}-sql.jsonl"
+    for path in (result_path, sql_path):
+        path.unlink(missing_ok=True)
+    flush_redis(system.redis_dbs)
+    recreate_database(system.database)
+    try:
+        subprocess.run(
+            [sys.executable, str(HERE / "manage.py"), "migrate", "--verbosity", "0"],
+            cwd=HERE,
+            env=env,
+            check=True,
+            timeout=120,
+        )
+        client = [
+            sys.executable,
+            str(HERE / "client.py"),
+            f"--tasks={args.tasks}",
+            f"--latency-tasks={args.latency_tasks}",
+            f"--interval={args.interval}",
+            f"--deadline={time.time() + args.timeout}",
+            f"--out={result_path}",
+            f"--log={out / f'{name}-worker.log'}",
+        ]
+        if profiling:
+            client.append(f"--sql-count={sql_path}")
+        with open(out / f"{name}-client.log", "wb") as log:
+            # A process group of its own: the client and its workers, killed as one.
+            proc = subprocess.Popen(
+                client,
+                cwd=HERE,
+                env=env,
+                stdout=log,
+                stderr=subprocess.STDOUT,
+                start_new_session=True,
+            )
+            try:
+                # The client gives up at the deadline by itself; this is for a hang.
+                proc.wait(args.timeout + 60)
+            finally:
+                stop_group(proc)
+        if result_path.exists():
+            return json.loads(result_path.read_text())
+        return {"system": name, "status": f"client failed, see {out / f'{name}-client.log'}"}
+    except subprocess.TimeoutExpired:
+        return {"system": name, "status": "timeout"}
+    except subprocess.CalledProcessError as exc:
+        return {"system": name, "status": f"setup failed: {exc}"}
+    finally:
+        flush_redis(system.redis_dbs)
+        if not args.keep:
+            drop_database(system.database)
+
+
+def stop_group(proc: subprocess.Popen[bytes]) -> None:
+    """Stop the client's process group: SIGTERM, then SIGKILL whatever is left."""
+    for sig, grace in ((signal.SIGTERM, 10.0), (signal.SIGKILL, 0.0)):
+        try:
+            os.killpg(proc.pid, sig)
+        except ProcessLookupError:
+            return  # nothing of that group is left
+        deadline = time.monotonic() + grace
+        while time.monotonic() < deadline and group_alive(proc):
+            time.sleep(0.1)
+    with contextlib.suppress(subprocess.TimeoutExpired):
+        proc.wait(5)
+
+
+def group_alive(proc: subprocess.Popen[bytes]) -> bool:
+    proc.poll()  # reap the client itself, or the group looks alive because of it
+    try:
+        os.killpg(proc.pid, 0)
+    except ProcessLookupError:
+        return False
+    return True
+
+
+def flush_redis(dbs: tuple[int, ...]) -> None:
+    import redis
+
+    for db in dbs:
+        assert 10 <= db <= 15, "the benchmark only ever touches Redis databases 10-15"
+        redis.Redis(host=REDIS_HOST, port=REDIS_PORT, db=db).flushdb()
+
+
+def admin_connection() -> Any:
+    import psycopg
+
+    return psycopg.connect(
+        host=PG["HOST"], port=PG["PORT"], user=PG["USER"], dbname="postgres", autocommit=True
+    )
+
+
+def recreate_database(name: str) -> None:
+    drop_database(name)
+    with admin_connection() as conn:
+        conn.execute(f'CREATE DATABASE "{name}"')
+
+
+def drop_database(name: str) -> None:
+    assert name.startswith(DB_PREFIX), "the benchmark only ever drops its own databases"
+    with admin_connection() as conn:
+        conn.execute(f'DROP DATABASE IF EXISTS "{name}" WITH (FORCE)')
+
+
+# The report -------------------------------------------------------------------------
+
+
+def fmt(value: float | None, digits: int = 0) -> str:
+    return "-" if value is None else f"{value:,.{digits}f}"
+
+
+def summary(r: dict[str, Any]) -> str:
+    if r.get("status") != "ok":
+        return str(r.get("status"))
+    return (
+        f"enqueue {fmt(r.get('enqueue_rate'))}/s, drain {fmt(r.get('drain_rate'))}/s, "
+        f"W2 p50 {fmt(r.get('w2_p50_ms'), 1)} ms"
+    )
+
+
+def row(name: str, r: dict[str, Any]) -> list[str]:
+    status = r.get("status", "missing")
+    w2 = "/".join(fmt(r.get(f"w2_p{p}_ms"), 1) for p in (50, 95, 99))
+    verified = r.get("verified", "-")
+    if status != "ok":
+        verified = "timeout" if status == "timeout" else status[:40]
+    missing = "timeout" if status == "timeout" else "-"
+    return [
+        SYSTEMS[name].label,
+        fmt(r.get("enqueue_rate")),
+        fmt(r.get("drain_rate")) if "drain_rate" in r else missing,
+        fmt(r.get("drain_rate_after_first")) if "drain_rate" in r else missing,
+        w2,
+        fmt(r.get("peak_rss_mb")),
+        verified,
+    ]
+
+
+def print_table(header: list[str], rows: list[list[str]]) -> None:
+    widths = [max(len(cells[i]) for cells in [header, *rows]) for i in range(len(header))]
+
+    def line(cells: list[str]) -> str:
+        padded = [
+            cell.ljust(width) if i == 0 else cell.rjust(width)
+            for i, (cell, width) in enumerate(zip(cells, widths, strict=True))
+        ]
+        return "| " + " | ".join(padded) + " |"
+
+    print(line(header))
+    print("|" + "|".join("-" * (w + 2) for w in widths) + "|")
+    for cells in rows:
+        print(line(cells))
+
+
+def print_report(results: dict[str, dict[str, Any]], args: argparse.Namespace) -> None:
+    print(
+        f"{platform.node()}: {os.cpu_count()} cores, Python {platform.python_version()}, "
+        f"{datetime.now():%Y-%m-%d %H:%M}; W1 {args.tasks} tasks, W2 {args.latency_tasks} "
+        f"tasks {args.interval * 1000:g} ms apart; CONN_MAX_AGE={args.conn_max_age}"
+        + ("; Celery with track_started + result_extended" if args.celery_full_life else "")
+    )
+    print()
+    header = [
+        "system",
+        "enqueue tasks/s",
+        "drain tasks/s",
+        "drain after 1st result",
+        "W2 p50/p95/p99 ms",
+        "peak worker RSS MB",
+        "result verified",
+    ]
+    print_table(header, [row(name, r) for name, r in results.items()])
+
+    xacts = [
+        f"  {name:13} {r['pg_xacts_per_enqueue']:.2f} per enqueue, "
+        f"{r['pg_xacts_per_task']:.2f} per task in the W1 drain"
+        for name, r in results.items()
+        # Only the systems that keep tasks in PostgreSQL.
+        if r.get("pg_xacts_per_task", 0) > 0.05 or r.get("pg_xacts_per_enqueue", 0) > 0.05
+    ]
+    if xacts:
+        print("\nPostgreSQL transactions (pg_stat_database, this system's own database):")
+        print("\n".join(xacts))
+    print("\nOther figures:")
+    for name, r in results.items():
+        extra = []
+        if "timeout_progress" in r:
+            extra.append(f"timeout with {r['timeout_progress']}")
+        if "first_result_after_s" in r:
+            extra.append(f"first result {r['first_result_after_s']:.1f} s after spawn")
+        if "worker_cpu_s_w1" in r:
+            extra.append(f"worker CPU {r['worker_cpu_s_w1']:.1f} s in W1")
+        if "drain_rate_from_first_start" in r:
+            extra.append(f"drain from first started_at {r['drain_rate_from_first_start']:,.0f}/s")
+        if "w2_p50_ms_row" in r:
+            extra.append(f"W2 p50 from started_at - created_at {r['w2_p50_ms_row']:.1f} ms")
+        if "load_before" in r:
+            extra.append(f"load average {r['load_before']:.1f} -> {r.get('load_after', 0):.1f}")
+        if extra:
+            print(f"  {name:13} " + "; ".join(extra))
+    print("\nWhat each system keeps about a task (at the settings used here):")
+    for name in results:
+        records = SYSTEMS[name].records
+        if args.celery_full_life and name in CELERY:
+            records += "; here also STARTED with date_started, args and worker"
+        print(f"  {name:13} {records}")
+    print_targets(results)
+
+
+def print_targets(results: dict[str, dict[str, Any]]) -> None:
+    def value(name: str, key: str) -> float | None:
+        # A system that timed out in W1 still has its enqueue and W2 figures.
+        return results.get(name, {}).get(key)
+
+    print("\nTargets, as ratios from this run:")
+    checks: list[tuple[str, float | None, str, bool | None]] = []
+    for ours in QTASKS:
+        for peer, least in (("celery-db", 10.0), ("celery-redis", 2.0)):
+            a, b = value(ours, "drain_rate"), value(peer, "drain_rate")
+            label = f"W1 drain {ours} / {peer}"
+            below = value(ours, "drain_rate_below")
+            if a is None and below is not None and b:
+                # Timed out in W1: its drain rate, so the ratio, is below this bound.
+                bound = below / b
+                met = False if bound < least else None
+                checks.append((label + " (timeout: below)", bound, f">= {least:g}x", met))
+                continue
+            ratio = a / b if a and b else None
+            met = None if ratio is None else ratio >= least
+            checks.append((label, ratio, f">= {least:g}x", met))
+    for ours, most in (("qtasks-redis", 5.0), ("qtasks-db", 20.0)):
+        p50 = value(ours, "w2_p50_ms")
+        met = None if p50 is None else p50 < most
+        checks.append((f"W2 p50 {ours} (ms)", p50, f"< {most:g} ms", met))
+    for ours in QTASKS:
+        for peer in CELERY:
+            a, b = value(ours, "enqueue_rate"), value(peer, "enqueue_rate")
+            ratio = a / b if a and b else None
+            met = None if ratio is None else ratio >= 2.0
+            checks.append((f"enqueue {ours} / {peer} .delay()", ratio, ">= 2x", met))
+    width = max(len(label) for label, *_ in checks)
+    for label, number, target, met in checks:
+        shown = "n/a" if number is None else f"{number:.2f}" + ("" if "ms" in label else "x")
+        verdict = "n/a" if met is None else ("met" if met else "NOT met")
+        print(f"  {label.ljust(width)}  {shown:>9}  target {target:9}  {verdict}")
+
+
+# Profiles (--profile) ----------------------------------------------------------------
+
+
+def print_profiles(names: list[str], out: Path, results: dict[str, dict[str, Any]]) -> None:
+    for name in names:
+        if name not in QTASKS:
+            continue
+        r = results.get(name, {})
+        print(f"\nProfile of {name}'s worker during the W1 drain:")
+        print_sql_counts(out / f"{name}-sql.jsonl", r)
+        print_pyspy(out / f"{name}-pyspy")
+
+
+def print_sql_counts(path: Path, r: dict[str, Any]) -> None:
+    snapshots = (
+        [json.loads(line) for line in path.read_text().splitlines()] if path.exists() else []
+    )
+    if len(snapshots) < 2 or not r.get("profile_tasks"):
+        print("  no SQL counts (the worker wrote no snapshots)")
+        return
+    first, last = snapshots[0], snapshots[-1]
+    tasks = r["profile_tasks"]
+    statements = Counter(last["statements"])
+    statements.subtract(first["statements"])
+    commits = sum(last["commits"].values()) - sum(first["commits"].values())
+    total = sum(statements.values())
+    print(
+        f"  SQL over {tasks} tasks: {total / tasks:.2f} statements per task, {commits / tasks:.2f} "
+        f"explicit transactions per task, so about {(total + 2 * commits) / tasks:.2f} round "
+        "trips per task (each transaction adds BEGIN and COMMIT)"
+    )
+    for sql, count in statements.most_common(8):
+        if count > 0:
+            print(f"    {count / tasks:5.2f}/task  {sql[:150]}")
+
+
+def load_collapsed(path: Path) -> list[tuple[str, list[str], int]]:
+    """py-spy's raw output: 'thread (tid): name;frame;frame... count' per line."""
+    stacks = []
+    for line in path.read_text().splitlines():
+        stack, _, count = line.rpartition(" ")
+        if not stack:
+            continue
+        thread, *frames = stack.split(";")
+        name = thread.partition("): ")[2] or thread
+        if frames:
+            stacks.append((name, [short(frame) for frame in frames], int(count)))
+    return stacks
+
+
+def print_pyspy(prefix: Path) -> None:
+    gil, wall = Path(f"{prefix}-gil.txt"), Path(f"{prefix}-idle.txt")
+    if not gil.exists() or not gil.stat().st_size:
+        print("  no py-spy profile (is py-spy installed, and is ptrace allowed?)")
+        return
+    stacks = load_collapsed(gil)
+    total = sum(count for _, _, count in stacks)
+    own: Counter[str] = Counter()
+    inclusive: Counter[str] = Counter()
+    threads: Counter[str] = Counter()
+    for thread, frames, count in stacks:
+        threads[thread.rstrip("_0123456789")] += count
+        own[frames[-1]] += count
+        for frame in set(frames):
+            inclusive[frame] += count
+    print(f"  py-spy --gil (where Python CPU goes): {total} samples")
+    for thread, count in threads.most_common(5):
+        print(f"    {100 * count / total:5.1f}%  thread {thread}")
+    print("   by own time:")
+    for frame, count in own.most_common(12):
+        print(f"    {100 * count / total:5.1f}%  {frame}")
+    print("   including callees (django_qtasks and the ORM):")
+    shown = [(f, c) for f, c in inclusive.most_common() if "django" in f or "psycopg" in f]
+    for frame, count in shown[:25]:
+        print(f"    {100 * count / total:5.1f}%  {frame}")
+    if not wall.exists():
+        return
+    per_thread: dict[str, Counter[str]] = defaultdict(Counter)
+    for thread, frames, count in load_collapsed(wall):
+        # The innermost frame of ours or of the ORM says what the thread waits for.
+        ours = [f for f in frames if "django_qtasks" in f or "django/db" in f]
+        label = f"{ours[-1]} -> {frames[-1]}" if ours else frames[-1]
+        per_thread[thread.rstrip("_0123456789")][label] += count
+    print("  py-spy --idle (where each thread's wall time goes):")
+    for thread, labels in sorted(per_thread.items(), key=lambda item: -sum(item[1].values())):
+        samples = sum(labels.values())
+        print(f"   thread {thread} ({samples} samples):")
+        for label, count in labels.most_common(6):
+            print(f"    {100 * count / samples:5.1f}%  {label}")
+
+
+def short(frame: str) -> str:
+    """'function (path/to/module.py:12)' -> 'function (module.py)'."""
+    name, _, where = frame.partition(" (")
+    where = where.rstrip(")").rsplit(":", 1)[0]
+    parts = where.split("/")
+    if "site-packages" in parts:
+        parts = parts[parts.index("site-packages") + 1 :]
+    elif "django_qtasks" in parts:
+        parts = parts[parts.index("django_qtasks") :]
+    else:
+        parts = parts[-2:]
+    return f"{name} ({'/'.join(parts)})"
+
+
+if __name__ == "__main__":
+    sys.exit(main())
