@@ -49,6 +49,9 @@ OPTIONS: dict[str, Option] = {
     "CANCEL_GRACE": Option(10.0, NUMBER, "seconds a sync task has to stop once cancelled"),
     "SHUTDOWN_TIMEOUT": Option(30.0, NUMBER, "seconds running tasks have to end on shutdown"),
     "LOG_LINES": Option(200, (int,), "log lines kept with each task"),
+    "WORKER_SYNCHRONOUS_COMMIT": Option(
+        False, (bool,), "on PostgreSQL, workers' own commits wait for the disk flush"
+    ),
     "PROGRESS_INTERVAL": Option(1.0, NUMBER, "seconds between progress writes of a generator"),
     "SCHEDULES": Option(
         {}, (dict,), "periodic tasks declared in settings: name -> {'task', 'cron' or 'interval'}"
@@ -78,7 +81,9 @@ def validate(raw: Any) -> list[str]:
             continue
         value = raw[key]
         # bool is an int subclass, but CONCURRENCY=True is a mistake.
-        if isinstance(value, bool) or not isinstance(value, option.types):
+        if (isinstance(value, bool) and bool not in option.types) or not isinstance(
+            value, option.types
+        ):
             problems.append(
                 f"{SETTING_NAME}[{key!r}] must be {option.describe_types()} "
                 f"({option.help}), not {type(value).__name__} {value!r}."

@@ -121,9 +121,12 @@ class Task(models.Model):
         verbose_name_plural = _("tasks")
         ordering = ["-created_at"]
         indexes = [
-            # The claim query: ready tasks of a queue, best priority first.
+            # The claim query: waiting tasks of a queue, best priority first. Partial,
+            # so it holds only waiting rows and its scan comes out in claim order.
             models.Index(
-                fields=["status", "queue", "priority", "created_at"], name="qtasks_claim_idx"
+                fields=["queue", "priority", "created_at"],
+                name="qtasks_waiting_idx",
+                condition=models.Q(status__in=["new", "retry"]),
             ),
             # The admin's changelist: newest first within a status or a task name.
             models.Index(fields=["status", "-created_at"], name="qtasks_status_created_idx"),

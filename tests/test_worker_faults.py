@@ -15,6 +15,7 @@ from datetime import timedelta
 
 import pytest
 from django.conf import settings
+from django.utils import timezone
 
 from django_qtasks.models import Task, TaskStatus, WorkerHeartbeat
 from tests.conftest import ROOT, wait_status, wait_until, worker_env
@@ -318,3 +319,37 @@ def test_killed_worker_tasks_are_retried_or_failed_by_a_live_worker(start_worker
     assert not Task.objects.filter(queue=queue, status=TaskStatus.PROCESS).exists()
     assert not WorkerHeartbeat.objects.filter(worker_id=doomed_id).exists()
     assert WorkerHeartbeat.objects.filter(worker_id=rescuer_id).exists()
+
+
+def test_a_row_left_in_process_for_a_live_worker_that_is_not_running_it_is_taken_over(
+    start_worker,
+):
+    # As after a database crash that took back the commit of a result: the
+    # row says the worker runs it, the worker knows nothing of it.
+    worker = start_worker("--queues", unique("lost"))
+    worker_id = worker.log.split("Worker ")[1].split(" started")[0]
+    long_ago = timezone.now() - timedelta(minutes=1)
+    once = Task.objects.create(
+        task_name="echo",
+        status=TaskStatus.PROCESS,
+        worker=worker_id,
+        started_at=long_ago,
+        attempts=1,
+    )
+    twice = Task.objects.create(
+        task_name="echo",
+        status=TaskStatus.PROCESS,
+        worker=worker_id,
+        started_at=long_ago,
+        attempts=1,
+        max_attempts=2,
+    )
+    just_claimed = Task.objects.create(
+        task_name="echo", status=TaskStatus.PROCESS, worker=worker_id, started_at=timezone.now()
+    )
+    failed = wait_status(once, TaskStatus.ERROR, timeout=10)
+    assert f"Worker {worker_id} lost this task's result; it is not running." in failed.traceback
+    # Retried: the worker that serves its queue ("default") is not this one.
+    assert wait_status(twice, TaskStatus.RETRY, timeout=10).run_after is not None
+    just_claimed.refresh_from_db()
+    assert just_claimed.status == TaskStatus.PROCESS  # within the margin: left alone

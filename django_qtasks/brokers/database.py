@@ -26,6 +26,7 @@ from django.utils import timezone
 
 from django_qtasks.brokers.base import Broker
 from django_qtasks.models import READY_STATUSES, Task, TaskStatus
+from django_qtasks.rows import column_list, tasks_from_rows
 
 logger = logging.getLogger("django_qtasks.broker")
 
@@ -131,24 +132,29 @@ class DatabaseBroker(Broker):
     ) -> list[Task]:
         """PostgreSQL: pick, lock and claim in one statement (one round trip)."""
         table = Task._meta.db_table
-        columns = ", ".join(f'"{field.column}"' for field in Task._meta.concrete_fields)
+        # Literal statuses and one queue by equality: the planner then walks
+        # qtasks_waiting_idx in claim order instead of sorting every waiting row.
+        waiting = ", ".join(f"'{status.value}'" for status in READY_STATUSES)
+        in_queues = '"queue" = %s' if len(queues) == 1 else '"queue" = ANY(%s)'
         sql = f"""
             UPDATE "{table}" SET
                 "status" = %s, "worker" = %s, "started_at" = %s, "finished_at" = NULL,
                 "attempts" = "attempts" + 1, "updated_at" = %s
             WHERE "uuid" IN (
                 SELECT "uuid" FROM "{table}"
-                WHERE "status" IN (%s, %s) AND "queue" = ANY(%s)
+                WHERE "status" IN ({waiting}) AND {in_queues}
                     AND ("run_after" IS NULL OR "run_after" <= %s)
                 ORDER BY "priority", "created_at"
                 LIMIT %s
                 FOR UPDATE SKIP LOCKED
             )
-            RETURNING {columns}
+            RETURNING {column_list()}
         """
-        params: list[Any] = [TaskStatus.PROCESS, worker_id, now, now, *READY_STATUSES]
-        params += [list(queues), now, limit]
-        rows = list(Task.objects.using(using).raw(sql, params))
+        params: list[Any] = [TaskStatus.PROCESS, worker_id, now, now]
+        params += [queues[0] if len(queues) == 1 else list(queues), now, limit]
+        with connections[using].cursor() as cursor:
+            cursor.execute(sql, params)
+            rows = tasks_from_rows(using, cursor.fetchall())
         rows.sort(key=lambda row: (row.priority, row.created_at))
         return rows
 

@@ -39,6 +39,7 @@ from django_qtasks.conf import qtasks_settings
 from django_qtasks.context import RunState
 from django_qtasks.models import Task, TaskStatus, WorkerHeartbeat
 from django_qtasks.notify import get_notifier
+from django_qtasks.rows import update_task
 from django_qtasks.worker.executor import Outcome, TaskExecutor
 from django_qtasks.worker.shutdown import install_signal_handlers, remove_signal_handlers
 
@@ -415,16 +416,17 @@ class Worker:
         if outcome.status == TaskStatus.CANCEL:
             fields["cancel_reason"] = outcome.cancel_reason
         # Guarded: a task failed over to another worker is no longer ours.
-        mine = Task.objects.filter(pk=record.pk, status=TaskStatus.PROCESS, worker=self.worker_id)
+        mine = {"status": TaskStatus.PROCESS, "worker": self.worker_id}
+        using = Task.objects.db
         if outcome.status == TaskStatus.SUCCESS and record.chain_steps:
             # The next step is written with this result, or not at all.
-            with transaction.atomic():
-                saved = mine.update(**fields)
+            with transaction.atomic(using=using):
+                saved = update_task(using, record.pk, mine, fields)
                 if saved:
                     record.returning = outcome.returning
                     next_step(record)
         else:
-            saved = mine.update(**fields)
+            saved = update_task(using, record.pk, mine, fields)
         if saved and outcome.status != TaskStatus.RETRY:
             self.notifier.task_ended(record.pk)
 
@@ -456,6 +458,7 @@ class Worker:
     def heartbeat(self) -> None:
         self.write_heartbeat()
         self.fail_over_dead_workers()
+        self.recover_lost_rows()
 
     def fail_over_dead_workers(self) -> None:
         """Tasks left in ``process`` by a worker whose heartbeat stopped are retried or failed."""
@@ -483,36 +486,59 @@ class Worker:
         live = WorkerHeartbeat.objects.values_list("worker_id", flat=True)
         orphans = Task.objects.running().exclude(worker__in=live).filter(started_at__lt=cutoff)
         for orphan in orphans:
-            message = f"Worker {orphan.worker} stopped sending heartbeats while running this task."
-            attempt = {
-                "attempt": orphan.attempts,
-                "worker": orphan.worker,
-                "started_at": orphan.started_at.isoformat() if orphan.started_at else None,
-                "finished_at": now.isoformat(),
-                "status": TaskStatus.ERROR,
-                "error": message,
-            }
-            retry = orphan.attempts < orphan.max_attempts
-            taken = Task.objects.filter(
-                pk=orphan.pk, status=TaskStatus.PROCESS, worker=orphan.worker
-            ).update(
-                status=TaskStatus.RETRY if retry else TaskStatus.ERROR,
-                traceback=message,
-                attempt_log=[*orphan.attempt_log, attempt],
-                run_after=now if retry else orphan.run_after,
-                published_at=None,
-                finished_at=None if retry else now,
-                updated_at=now,
+            self.take_over(
+                orphan,
+                f"Worker {orphan.worker} stopped sending heartbeats while running this task.",
             )
-            if taken and not retry:
-                self.notifier.task_ended(orphan.pk)
-            if taken:
-                logger.warning(
-                    "Task %s: %s %s",
-                    orphan.uuid,
-                    message,
-                    "Retrying it." if retry else "No attempts left: failed.",
-                )
+
+    def recover_lost_rows(self) -> None:
+        """Rows in ``process`` for this worker that it is not running: retry or fail them.
+
+        It happens when the database lost the commit of a result (a crash
+        right after a commit that did not wait for the disk, see
+        ``_relax_commits``). The margin leaves rows just claimed alone.
+        """
+        margin = timedelta(seconds=max(10.0, 2 * float(qtasks_settings.HEARTBEAT_INTERVAL)))
+        lost = (
+            Task.objects.running()
+            .filter(worker=self.worker_id, started_at__lt=timezone.now() - margin)
+            .exclude(pk__in=list(self.running))
+        )
+        for row in lost:
+            self.take_over(row, f"Worker {row.worker} lost this task's result; it is not running.")
+
+    def take_over(self, orphan: Task, message: str) -> None:
+        """Retry ``orphan`` if it has attempts left, else fail it, with ``message``."""
+        now = timezone.now()
+        attempt = {
+            "attempt": orphan.attempts,
+            "worker": orphan.worker,
+            "started_at": orphan.started_at.isoformat() if orphan.started_at else None,
+            "finished_at": now.isoformat(),
+            "status": TaskStatus.ERROR,
+            "error": message,
+        }
+        retry = orphan.attempts < orphan.max_attempts
+        taken = Task.objects.filter(
+            pk=orphan.pk, status=TaskStatus.PROCESS, worker=orphan.worker
+        ).update(
+            status=TaskStatus.RETRY if retry else TaskStatus.ERROR,
+            traceback=message,
+            attempt_log=[*orphan.attempt_log, attempt],
+            run_after=now if retry else orphan.run_after,
+            published_at=None,
+            finished_at=None if retry else now,
+            updated_at=now,
+        )
+        if taken and not retry:
+            self.notifier.task_ended(orphan.pk)
+        if taken:
+            logger.warning(
+                "Task %s: %s %s",
+                orphan.uuid,
+                message,
+                "Retrying it." if retry else "No attempts left: failed.",
+            )
 
     def unregister(self) -> None:
         WorkerHeartbeat.objects.filter(worker_id=self.worker_id).delete()
@@ -571,8 +597,30 @@ class Worker:
 
 def _on_db(function: Callable[..., T], *args: Any) -> T:
     try:
+        _relax_commits()
         return function(*args)
     except Exception:
         # A broken connection is replaced on the next call.
         connections.close_all()
         raise
+
+
+def _relax_commits() -> None:
+    """On PostgreSQL, let the worker's own commits return before the disk flush.
+
+    Each commit of a claim or a result would otherwise wait about a millisecond
+    for the WAL to reach the disk, and that wait bounds how many tasks a
+    worker runs a second. What a database crash can take back (its last
+    fraction of a second) is redone: a lost claim makes the row ``new``
+    again, and a lost result is found by ``recover_lost_rows``. Clients'
+    enqueues keep the database's own setting. QTASKS["WORKER_SYNCHRONOUS_COMMIT"]
+    = True turns this off.
+    """
+    connection = connections[Task.objects.db]
+    if connection.vendor != "postgresql" or qtasks_settings.WORKER_SYNCHRONOUS_COMMIT:
+        return
+    connection.ensure_connection()
+    if getattr(connection, "qtasks_relaxed", None) is not connection.connection:
+        with connection.cursor() as cursor:
+            cursor.execute("SET synchronous_commit TO off")
+        connection.qtasks_relaxed = connection.connection  # type: ignore[attr-defined]
