@@ -15,7 +15,11 @@ from typing import Any
 
 from django.db import connections
 
-from django_qtasks.models import Task
+from django_qtasks.models import READY_STATUSES, Task
+
+#: The waiting statuses as SQL literals: constants, so that the planner can
+#: match the partial index qtasks_waiting_idx.
+WAITING = ", ".join(f"'{status.value}'" for status in READY_STATUSES)
 
 
 @cache
@@ -26,6 +30,49 @@ def _fields() -> tuple[Any, ...]:
 def column_list() -> str:
     """Every column of the task table, in model order (for ``RETURNING``)."""
     return ", ".join(f'"{field.column}"' for field in _fields())
+
+
+def claim_returning(
+    using: str, condition: str, params: list[Any], worker_id: str, now: Any
+) -> list[Task]:
+    """PostgreSQL: mark the rows matching ``condition`` as claimed; their records, best first."""
+    from django_qtasks.models import TaskStatus
+
+    sql = f"""
+        UPDATE "{Task._meta.db_table}" SET
+            "status" = %s, "worker" = %s, "started_at" = %s, "finished_at" = NULL,
+            "attempts" = "attempts" + 1, "updated_at" = %s
+        WHERE {condition}
+        RETURNING {column_list()}
+    """
+    with connections[using].cursor() as cursor:
+        cursor.execute(sql, [TaskStatus.PROCESS, worker_id, now, now, *params])
+        tasks = tasks_from_rows(using, cursor.fetchall())
+    tasks.sort(key=lambda task: (task.priority, task.created_at))
+    return tasks
+
+
+def mark_published(using: str, pk: Any, now: Any) -> None:
+    """Note that a broker accepted the task's message (``published_at``).
+
+    On PostgreSQL, outside a transaction, the commit does not wait for the
+    disk: the mark is a hint, and losing it in a database crash only means
+    that a worker's outbox sweep sends the message once more, which the
+    claim then drops as a duplicate.
+    """
+    connection = connections[using]
+    if connection.vendor != "postgresql" or connection.in_atomic_block:
+        Task.objects.using(using).filter(pk=pk, published_at__isnull=True).update(published_at=now)
+        return
+    with connection.cursor() as cursor:
+        cursor.execute(
+            f"""
+            WITH relaxed AS (SELECT set_config('synchronous_commit', 'off', true))
+            UPDATE "{Task._meta.db_table}" SET "published_at" = %s FROM relaxed
+            WHERE "uuid" = %s AND "published_at" IS NULL
+            """,
+            [now, pk],
+        )
 
 
 def tasks_from_rows(using: str, rows: Sequence[Sequence[Any]]) -> list[Task]:

@@ -18,7 +18,6 @@ from __future__ import annotations
 import logging
 import threading
 from datetime import datetime
-from typing import Any
 
 from django.db import connections, transaction
 from django.db.models import F
@@ -26,7 +25,7 @@ from django.utils import timezone
 
 from django_qtasks.brokers.base import Broker
 from django_qtasks.models import READY_STATUSES, Task, TaskStatus
-from django_qtasks.rows import column_list, tasks_from_rows
+from django_qtasks.rows import WAITING, claim_returning
 
 logger = logging.getLogger("django_qtasks.broker")
 
@@ -131,32 +130,21 @@ class DatabaseBroker(Broker):
         self, using: str, queues: list[str], limit: int, worker_id: str, now: datetime
     ) -> list[Task]:
         """PostgreSQL: pick, lock and claim in one statement (one round trip)."""
-        table = Task._meta.db_table
         # Literal statuses and one queue by equality: the planner then walks
         # qtasks_waiting_idx in claim order instead of sorting every waiting row.
-        waiting = ", ".join(f"'{status.value}'" for status in READY_STATUSES)
         in_queues = '"queue" = %s' if len(queues) == 1 else '"queue" = ANY(%s)'
-        sql = f"""
-            UPDATE "{table}" SET
-                "status" = %s, "worker" = %s, "started_at" = %s, "finished_at" = NULL,
-                "attempts" = "attempts" + 1, "updated_at" = %s
-            WHERE "uuid" IN (
-                SELECT "uuid" FROM "{table}"
-                WHERE "status" IN ({waiting}) AND {in_queues}
+        condition = f"""
+            "uuid" IN (
+                SELECT "uuid" FROM "{Task._meta.db_table}"
+                WHERE "status" IN ({WAITING}) AND {in_queues}
                     AND ("run_after" IS NULL OR "run_after" <= %s)
                 ORDER BY "priority", "created_at"
                 LIMIT %s
                 FOR UPDATE SKIP LOCKED
             )
-            RETURNING {column_list()}
         """
-        params: list[Any] = [TaskStatus.PROCESS, worker_id, now, now]
-        params += [queues[0] if len(queues) == 1 else list(queues), now, limit]
-        with connections[using].cursor() as cursor:
-            cursor.execute(sql, params)
-            rows = tasks_from_rows(using, cursor.fetchall())
-        rows.sort(key=lambda row: (row.priority, row.created_at))
-        return rows
+        params = [queues[0] if len(queues) == 1 else list(queues), now, limit]
+        return claim_returning(using, condition, params, worker_id, now)
 
 
 class Listener(threading.Thread):

@@ -14,9 +14,10 @@ from __future__ import annotations
 import collections
 import logging
 import threading
-from datetime import timedelta
+from datetime import datetime, timedelta
 from typing import Any
 from urllib.parse import urlsplit
+from uuid import UUID
 
 from django.db import connections
 from django.db.models import F, Q
@@ -27,6 +28,7 @@ from kombu.pools import producers
 from django_qtasks.brokers.base import Broker
 from django_qtasks.conf import qtasks_settings
 from django_qtasks.models import READY_STATUSES, Task, TaskStatus
+from django_qtasks.rows import WAITING, claim_returning, mark_published
 
 logger = logging.getLogger("django_qtasks.broker")
 
@@ -99,9 +101,7 @@ class KombuBroker(Broker):
                 exc,
             )
             return
-        Task.objects.filter(pk=task.pk, published_at__isnull=True).update(
-            published_at=timezone.now()
-        )
+        mark_published(Task.objects.db, task.pk, timezone.now())
 
     def send(self, task: Task) -> None:
         with self._lock:
@@ -201,21 +201,7 @@ class KombuBroker(Broker):
         uuids = [uuid for uuid, _ in messages]
         now = timezone.now()
         try:
-            Task.objects.filter(pk__in=uuids, status__in=READY_STATUSES).exclude(
-                run_after__gt=now
-            ).update(
-                status=TaskStatus.PROCESS,
-                worker=worker_id,
-                started_at=now,
-                finished_at=None,
-                attempts=F("attempts") + 1,
-                updated_at=now,
-            )
-            rows = list(
-                Task.objects.filter(pk__in=uuids, worker=worker_id, started_at=now).order_by(
-                    "priority", "created_at"
-                )
-            )
+            rows = self.claim_rows(uuids, worker_id, now)
         except Exception:
             self._consumer.settle([message for _, message in messages], requeue=True)
             raise
@@ -223,6 +209,30 @@ class KombuBroker(Broker):
         # are duplicates: ack them too.
         self._consumer.settle([message for _, message in messages], requeue=False)
         return rows
+
+    def claim_rows(self, uuids: list[UUID], worker_id: str, now: datetime) -> list[Task]:
+        using = Task.objects.db
+        if connections[using].vendor == "postgresql":  # one statement
+            condition = f"""
+                "uuid" = ANY(%s) AND "status" IN ({WAITING})
+                AND ("run_after" IS NULL OR "run_after" <= %s)
+            """
+            return claim_returning(using, condition, [uuids, now], worker_id, now)
+        Task.objects.filter(pk__in=uuids, status__in=READY_STATUSES).exclude(
+            run_after__gt=now
+        ).update(
+            status=TaskStatus.PROCESS,
+            worker=worker_id,
+            started_at=now,
+            finished_at=None,
+            attempts=F("attempts") + 1,
+            updated_at=now,
+        )
+        return list(
+            Task.objects.filter(pk__in=uuids, worker=worker_id, started_at=now).order_by(
+                "priority", "created_at"
+            )
+        )
 
     def close(self) -> None:
         self.stop_consuming()
@@ -245,7 +255,7 @@ class Consumer(threading.Thread):
         self.broker = broker
         self.queues = queues
         self.prefetch = prefetch
-        self.buffer: collections.deque[tuple[str, Message]] = collections.deque()
+        self.buffer: collections.deque[tuple[UUID, Message]] = collections.deque()
         self.to_settle: collections.deque[tuple[Message, bool]] = collections.deque()
         #: Messages received and not settled yet. At ``prefetch`` of them the
         #: broker sends no more: the thread then waits for settlements instead.
@@ -256,7 +266,7 @@ class Consumer(threading.Thread):
         #: Seconds to wait before the next reconnection (doubled each time, up to 30).
         self.pause = 1.0
 
-    def take(self, limit: int) -> list[tuple[str, Message]]:
+    def take(self, limit: int) -> list[tuple[UUID, Message]]:
         with self.ready:
             return [self.buffer.popleft() for _ in range(min(limit, len(self.buffer)))]
 
@@ -279,8 +289,9 @@ class Consumer(threading.Thread):
         self.join(10)
 
     def on_message(self, body: Any, message: Message) -> None:
-        uuid = body.get("uuid") if isinstance(body, dict) else None
-        if not isinstance(uuid, str):
+        try:
+            uuid = UUID(body["uuid"])
+        except (TypeError, KeyError, ValueError, AttributeError):
             logger.error("Dropping a message that names no task: %r", body)
             message.ack()
             return
