@@ -328,28 +328,19 @@ def test_a_row_left_in_process_for_a_live_worker_that_is_not_running_it_is_taken
     # row says the worker runs it, the worker knows nothing of it.
     worker = start_worker("--queues", unique("lost"))
     worker_id = worker.log.split("Worker ")[1].split(" started")[0]
+    row = {
+        "task_name": "echo",
+        "status": TaskStatus.PROCESS,
+        "worker": worker_id,
+        "queue": unique("unserved"),  # so that no worker runs the retry meanwhile
+        "attempts": 1,
+    }
     long_ago = timezone.now() - timedelta(minutes=1)
-    once = Task.objects.create(
-        task_name="echo",
-        status=TaskStatus.PROCESS,
-        worker=worker_id,
-        started_at=long_ago,
-        attempts=1,
-    )
-    twice = Task.objects.create(
-        task_name="echo",
-        status=TaskStatus.PROCESS,
-        worker=worker_id,
-        started_at=long_ago,
-        attempts=1,
-        max_attempts=2,
-    )
-    just_claimed = Task.objects.create(
-        task_name="echo", status=TaskStatus.PROCESS, worker=worker_id, started_at=timezone.now()
-    )
+    once = Task.objects.create(**row, started_at=long_ago)
+    twice = Task.objects.create(**row, started_at=long_ago, max_attempts=2)
+    just_claimed = Task.objects.create(**row, started_at=timezone.now())
     failed = wait_status(once, TaskStatus.ERROR, timeout=10)
     assert f"Worker {worker_id} lost this task's result; it is not running." in failed.traceback
-    # Retried: the worker that serves its queue ("default") is not this one.
     assert wait_status(twice, TaskStatus.RETRY, timeout=10).run_after is not None
     just_claimed.refresh_from_db()
     assert just_claimed.status == TaskStatus.PROCESS  # within the margin: left alone
