@@ -1,5 +1,5 @@
 #!/usr/bin/env bash
-# The demo: migrate a fresh SQLite database, start a worker on django://,
+# The demo: migrate a fresh SQLite database, start a worker (and beat) on django://,
 # enqueue a few example tasks and print how each one ends.
 # With --serve, keep the worker and the admin running at http://127.0.0.1:8000/admin/.
 set -euo pipefail
@@ -14,7 +14,7 @@ User = get_user_model()
 if not User.objects.filter(username='admin').exists():
     User.objects.create_superuser('admin', 'admin@example.com', 'admin')
 "
-$python manage.py qtasks_worker --concurrency 4 &
+$python manage.py qtasks_worker --concurrency 4 --beat &
 worker=$!
 trap 'kill -TERM $worker 2>/dev/null; wait $worker' EXIT
 
