@@ -15,7 +15,7 @@ from typing import Any
 
 from django.db import connections
 
-from django_qtasks.models import READY_STATUSES, Task
+from django_qtasks.models import READY_STATUSES, Task, TaskStatus
 
 #: The waiting statuses as SQL literals: constants, so that the planner can
 #: match the partial index qtasks_waiting_idx.
@@ -36,8 +36,6 @@ def claim_returning(
     using: str, condition: str, params: list[Any], worker_id: str, now: Any
 ) -> list[Task]:
     """PostgreSQL: mark the rows matching ``condition`` as claimed; their records, best first."""
-    from django_qtasks.models import TaskStatus
-
     sql = f"""
         UPDATE "{Task._meta.db_table}" SET
             "status" = %s, "worker" = %s, "started_at" = %s, "finished_at" = NULL,
