@@ -22,7 +22,7 @@ import uuid
 from collections.abc import Callable
 from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass, field
-from datetime import timedelta
+from datetime import datetime, timedelta
 from typing import Any, TypeVar
 
 from asgiref.sync import sync_to_async
@@ -393,14 +393,8 @@ class Worker:
 
     def finish(self, entry: Running, outcome: Outcome) -> None:
         record, now = entry.record, timezone.now()
-        attempt = {
-            "attempt": record.attempts,
-            "worker": self.worker_id,
-            "started_at": record.started_at.isoformat() if record.started_at else None,
-            "finished_at": now.isoformat(),
-            "status": outcome.status,
-            "error": outcome.summary if outcome.status != TaskStatus.SUCCESS else "",
-        }
+        error = outcome.summary if outcome.status != TaskStatus.SUCCESS else ""
+        attempt = attempt_entry(record, outcome.status, error, now)
         limit = qtasks_settings.LOG_LINES
         fields: dict[str, Any] = {
             "status": outcome.status,
@@ -510,14 +504,7 @@ class Worker:
     def take_over(self, orphan: Task, message: str) -> None:
         """Retry ``orphan`` if it has attempts left, else fail it, with ``message``."""
         now = timezone.now()
-        attempt = {
-            "attempt": orphan.attempts,
-            "worker": orphan.worker,
-            "started_at": orphan.started_at.isoformat() if orphan.started_at else None,
-            "finished_at": now.isoformat(),
-            "status": TaskStatus.ERROR,
-            "error": message,
-        }
+        attempt = attempt_entry(orphan, TaskStatus.ERROR, message, now)
         retry = orphan.attempts < orphan.max_attempts
         taken = Task.objects.filter(
             pk=orphan.pk, status=TaskStatus.PROCESS, worker=orphan.worker
@@ -593,6 +580,18 @@ class Worker:
                 await self.db(function)
             except Exception:
                 logger.exception("Worker %s: %s failed", self.worker_id, function.__name__)
+
+
+def attempt_entry(record: Task, status: str, error: str, now: datetime) -> dict[str, Any]:
+    """One item of ``Task.attempt_log``: the attempt that just ended."""
+    return {
+        "attempt": record.attempts,
+        "worker": record.worker,
+        "started_at": record.started_at.isoformat() if record.started_at else None,
+        "finished_at": now.isoformat(),
+        "status": status,
+        "error": error,
+    }
 
 
 def _on_db(function: Callable[..., T], *args: Any) -> T:
