@@ -341,11 +341,6 @@ class Schedule(models.Model):
         if problems:
             raise ValidationError(problems)
 
-    @property
-    def timing(self) -> str:
-        """The cron expression, or the interval, as written."""
-        return self.cron or (f"every {self.interval}" if self.interval else "")
-
     def next_run_after(self, now: Any, previous: Any = None) -> Any:
         """The first run time after ``now``, or None when the schedule has expired.
 

@@ -14,6 +14,7 @@ from functools import cache
 from typing import Any
 
 from django.db import connections
+from django.db.models import F
 
 from django_qtasks.models import READY_STATUSES, Task, TaskStatus
 
@@ -30,6 +31,18 @@ def _fields() -> tuple[Any, ...]:
 def column_list() -> str:
     """Every column of the task table, in model order (for ``RETURNING``)."""
     return ", ".join(f'"{field.column}"' for field in _fields())
+
+
+def claim_values(worker_id: str, now: Any) -> dict[str, Any]:
+    """What a claim writes on a row, for ``QuerySet.update()`` (``claim_returning``'s SET)."""
+    return {
+        "status": TaskStatus.PROCESS,
+        "worker": worker_id,
+        "started_at": now,
+        "finished_at": None,
+        "attempts": F("attempts") + 1,
+        "updated_at": now,
+    }
 
 
 def claim_returning(

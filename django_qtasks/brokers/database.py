@@ -20,12 +20,11 @@ import threading
 from datetime import datetime
 
 from django.db import connections, transaction
-from django.db.models import F
 from django.utils import timezone
 
 from django_qtasks.brokers.base import Broker
 from django_qtasks.models import READY_STATUSES, Task, TaskStatus
-from django_qtasks.rows import WAITING, claim_returning
+from django_qtasks.rows import WAITING, claim_returning, claim_values
 
 logger = logging.getLogger("django_qtasks.broker")
 
@@ -84,14 +83,7 @@ class DatabaseBroker(Broker):
         if connections[using].vendor == "postgresql":
             return self.claim_returning(using, queues, limit, worker_id, now)
         due = Task.objects.using(using).due(queues, now)
-        claim = {
-            "status": TaskStatus.PROCESS,
-            "worker": worker_id,
-            "started_at": now,
-            "finished_at": None,
-            "attempts": F("attempts") + 1,
-            "updated_at": now,
-        }
+        claim = claim_values(worker_id, now)
         if connections[using].features.has_select_for_update_skip_locked:
             with transaction.atomic(using=using):
                 rows = list(due.select_for_update(skip_locked=True)[:limit])

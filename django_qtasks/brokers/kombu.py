@@ -20,15 +20,15 @@ from urllib.parse import urlsplit
 from uuid import UUID
 
 from django.db import connections
-from django.db.models import F, Q
+from django.db.models import Q
 from django.utils import timezone
 from kombu import Connection, Exchange, Message, Queue
 from kombu.pools import producers
 
 from django_qtasks.brokers.base import Broker
 from django_qtasks.conf import qtasks_settings
-from django_qtasks.models import READY_STATUSES, Task, TaskStatus
-from django_qtasks.rows import WAITING, claim_returning, mark_published
+from django_qtasks.models import READY_STATUSES, Task
+from django_qtasks.rows import WAITING, claim_returning, claim_values, mark_published
 
 logger = logging.getLogger("django_qtasks.broker")
 
@@ -220,14 +220,7 @@ class KombuBroker(Broker):
             return claim_returning(using, condition, [uuids, now], worker_id, now)
         Task.objects.filter(pk__in=uuids, status__in=READY_STATUSES).exclude(
             run_after__gt=now
-        ).update(
-            status=TaskStatus.PROCESS,
-            worker=worker_id,
-            started_at=now,
-            finished_at=None,
-            attempts=F("attempts") + 1,
-            updated_at=now,
-        )
+        ).update(**claim_values(worker_id, now))
         return list(
             Task.objects.filter(pk__in=uuids, worker=worker_id, started_at=now).order_by(
                 "priority", "created_at"
