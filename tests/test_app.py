@@ -436,7 +436,8 @@ def test_task_row_is_written_in_the_callers_transaction():
             connections.close_all()
 
     with transaction.atomic():
-        record = tasks.echo.add_task("later")
+        # On a queue no worker serves: a worker woken at commit would claim it at once.
+        record = tasks.echo.add_task("later", queue="unserved")
         other = threading.Thread(target=look, args=(record.uuid,))
         other.start()
         other.join()
