@@ -96,9 +96,15 @@ def test_two_beats_enqueue_each_run_exactly_once(worker, start_worker):
     runs = runs_of(schedule)
     assert len(enqueued) == len(set(enqueued)), "a run was enqueued by both beats"
     assert len(runs) == len(enqueued)
-    # One run per half second, from the first due time until the beats stopped.
-    expected = (stopped_at - schedule.next_run_at).total_seconds() / 0.5 + 1
-    assert abs(len(runs) - expected) <= 1
+    # Every run is on the half-second phase of the first due time. A beat
+    # that a loaded machine made late collapses the runs it missed into one,
+    # as designed, so the count is only bounded: most slots are fired.
+    first_due = schedule.next_run_at
+    for due in enqueued:
+        offset = (datetime.fromisoformat(due) - first_due).total_seconds()
+        assert offset / 0.5 == pytest.approx(round(offset / 0.5), abs=0.002), due
+    slots = (stopped_at - first_due).total_seconds() / 0.5 + 1
+    assert slots / 2 <= len(runs) <= slots + 1
     gaps = [(b.created_at - a.created_at).total_seconds() for a, b in itertools.pairwise(runs)]
     assert min(gaps) > 0.3
 
