@@ -49,7 +49,7 @@ test-sqlite: venv  ## The test suite on SQLite (less the database-independent fi
 test-postgres: venv  ## The test suite on PostgreSQL (127.0.0.1:5432)
 	QTASKS_DB=postgres $(BIN)/coverage run -m pytest
 
-BROKER_SUITES := tests/test_lifecycle.py tests/test_worker.py tests/test_worker_faults.py \
+BROKER_SUITES := tests/test_lifecycle.py tests/test_worker.py tests/test_worker_faults.py tests/test_prefetch.py \
 	tests/test_delays_and_chains.py tests/test_wakeup.py
 
 test-brokers: venv  ## The worker suites again on Redis and RabbitMQ (127.0.0.1:6379, :5672)

@@ -40,6 +40,7 @@ OPTIONS: dict[str, Option] = {
     "REDIS_CACHE_ALIAS": Option(None, (str, type(None)), "a django-redis CACHES alias"),
     "DEFAULT_QUEUE": Option("default", (str,), "queue of tasks that name none"),
     "CONCURRENCY": Option(10, (int,), "tasks a worker runs at once"),
+    "PREFETCH": Option(0, (int,), "tasks a worker claims ahead of its free slots"),
     "POLL_INTERVAL": Option(0.5, NUMBER, "seconds between polls of the database broker"),
     "RETRY_BACKOFF": Option(1.0, NUMBER, "seconds before the first retry, doubled each time"),
     "RETRY_BACKOFF_MAX": Option(300.0, NUMBER, "longest wait between two attempts"),

@@ -9,11 +9,12 @@ work, and adapt values with the fields' own ``get_db_prep_save`` and
 
 from __future__ import annotations
 
+import re
 from collections.abc import Sequence
-from functools import cache
+from functools import cache, lru_cache
 from typing import Any
 
-from django.db import connections
+from django.db import connections, transaction
 from django.db.models import F
 
 from django_qtasks.models import READY_STATUSES, Task, TaskStatus
@@ -124,6 +125,78 @@ def update_task(using: str, pk: Any, guard: dict[str, Any], values: dict[str, An
     with connection.cursor() as cursor:
         cursor.execute(sql, params)
         return int(cursor.rowcount)
+
+
+def update_tasks(
+    using: str, guard: dict[str, Any], changes: Sequence[tuple[Any, dict[str, Any]]]
+) -> set[Any]:
+    """Apply ``update_task`` to many rows at once; the primary keys of the rows changed.
+
+    On PostgreSQL, rows that change the same columns are written by one
+    ``UPDATE ... FROM (VALUES ...)``: one round trip for every task that
+    ended together. Elsewhere, one transaction (one commit) holds them all.
+    """
+    connection = connections[using]
+    if connection.vendor != "postgresql":
+        with transaction.atomic(using=using):
+            return {pk for pk, values in changes if update_task(using, pk, guard, values)}
+    groups: dict[tuple[str, ...], list[tuple[Any, dict[str, Any]]]] = {}
+    for pk, values in changes:
+        groups.setdefault(tuple(values), []).append((pk, values))
+    saved: set[Any] = set()
+    for names, group in groups.items():
+        saved.update(_update_group(connection, names, guard, group))
+    return saved
+
+
+def _update_group(
+    connection: Any,
+    names: tuple[str, ...],
+    guard: dict[str, Any],
+    group: list[tuple[Any, dict[str, Any]]],
+) -> list[Any]:
+    fields = _fields_by_name()
+    pk_field = Task._meta.pk
+    assert pk_field is not None
+    params: list[Any] = []
+    for pk, values in group:
+        params.append(pk_field.get_db_prep_value(pk, connection))
+        params.extend(fields[name].get_db_prep_save(values[name], connection) for name in names)
+    params.extend(
+        fields[name].get_db_prep_value(value, connection) for name, value in guard.items()
+    )
+    with connection.cursor() as cursor:
+        cursor.execute(_group_sql(connection.alias, names, tuple(guard), len(group)), params)
+        return [pk for (pk,) in cursor.fetchall()]
+
+
+@lru_cache(maxsize=256)
+def _group_sql(using: str, names: tuple[str, ...], guard: tuple[str, ...], rows: int) -> str:
+    """PostgreSQL: ``UPDATE ... FROM (VALUES ...) RETURNING pk`` for ``rows`` rows."""
+    connection = connections[using]
+    quote = connection.ops.quote_name
+    fields = _fields_by_name()
+    pk_field = Task._meta.pk
+    assert pk_field is not None
+    columns = [pk_field, *(fields[name] for name in names)]
+    # Each value is cast to its column's type, as VALUES would type them as
+    # text; without a length, so that a cast never truncates.
+    casts = [re.sub(r"\(\d+\)$", "", field.db_type(connection)) for field in columns]
+    row = "(" + ", ".join(f"%s::{cast}" for cast in casts) + ")"
+    pk = quote(pk_field.column)
+    assignments = ", ".join(f"{quote(f.column)} = v.{quote(f.column)}" for f in columns[1:])
+    # The guard is no index condition (IS NOT DISTINCT FROM), so that the
+    # planner finds the rows by primary key even when stale statistics make
+    # a scan of the status and worker indexes look cheaper.
+    guarded = ", ".join(f"t.{quote(fields[name].column)}" for name in guard)
+    expected = ", ".join("%s" for _ in guard)
+    conditions = [f"t.{pk} = v.{pk}", f"ROW({guarded}) IS NOT DISTINCT FROM ROW({expected})"]
+    return (
+        f"UPDATE {quote(Task._meta.db_table)} AS t SET {assignments} "
+        f"FROM (VALUES {', '.join([row] * rows)}) "
+        f"AS v({', '.join(quote(field.column) for field in columns)}) "
+        f"WHERE {' AND '.join(conditions)} RETURNING t.{pk}"
+    )
 
 
 @cache

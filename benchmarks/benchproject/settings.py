@@ -37,7 +37,12 @@ LOGGING = {
 }
 
 # django-qtasks: defaults, but for the broker.
-QTASKS = {"BROKER_URL": f"{REDIS}/10" if SYSTEM.name == "qtasks-redis" else "django://"}
+QTASKS = {
+    "BROKER_URL": f"{REDIS}/10" if SYSTEM.name.startswith("qtasks-redis") else "django://",
+    # The -prefetch variants claim 8 tasks ahead of their 2 slots, as Celery's
+    # default prefetch (4 per process) does.
+    "PREFETCH": 8 if SYSTEM.name.endswith("-prefetch") else 0,
+}
 
 # Celery: Redis broker; results in PostgreSQL (django-celery-results) or Redis.
 CELERY_BROKER_URL = f"{REDIS}/11"

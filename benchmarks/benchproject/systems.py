@@ -48,6 +48,19 @@ SYSTEMS = {
             records="the same row in PostgreSQL; Redis carries only the uuid",
         ),
         System(
+            "qtasks-db-prefetch",
+            "django-qtasks django:// (PostgreSQL), PREFETCH=8",
+            ("django_qtasks", "bench_qtasks"),
+            records="as qtasks-db",
+        ),
+        System(
+            "qtasks-redis-prefetch",
+            "django-qtasks redis://, PREFETCH=8",
+            ("django_qtasks", "bench_qtasks"),
+            redis_dbs=(10,),
+            records="as qtasks-redis",
+        ),
+        System(
             "celery-db",
             "Celery 5 + django-celery-results (PG)",
             ("django_celery_results", "bench_celery"),

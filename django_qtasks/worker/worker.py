@@ -10,6 +10,7 @@ dead workers), act on cancel requests, and save generator progress.
 from __future__ import annotations
 
 import asyncio
+import collections
 import contextlib
 import functools
 import logging
@@ -39,7 +40,7 @@ from django_qtasks.conf import qtasks_settings
 from django_qtasks.context import RunState
 from django_qtasks.models import Task, TaskStatus, WorkerHeartbeat
 from django_qtasks.notify import get_notifier
-from django_qtasks.rows import update_task
+from django_qtasks.rows import update_task, update_tasks
 from django_qtasks.worker.executor import Outcome, TaskExecutor
 from django_qtasks.worker.shutdown import install_signal_handlers, remove_signal_handlers
 
@@ -58,6 +59,18 @@ class Running:
     saved_progress: int = 0
     saved_lines: int = 0
     started: float = field(default_factory=time.monotonic)
+    #: When its outcome became known; from then on, its slot is free while
+    #: the outcome waits to be written.
+    ended_at: datetime | None = None
+
+
+@dataclass
+class Ending:
+    """A run's outcome on its way to the database (see ``Worker.write_endings``)."""
+
+    entry: Running
+    outcome: Outcome
+    saved: asyncio.Future[None]
 
 
 class Worker:
@@ -66,6 +79,7 @@ class Worker:
         *,
         queues: list[str] | None = None,
         concurrency: int | None = None,
+        prefetch: int | None = None,
         worker_id: str | None = None,
         burst: bool = False,
         max_tasks: int | None = None,
@@ -79,6 +93,11 @@ class Worker:
         self.broker = broker or get_broker()
         self.queues = queues or [qtasks_settings.DEFAULT_QUEUE]
         self.concurrency = concurrency or qtasks_settings.CONCURRENCY
+        self.prefetch = qtasks_settings.PREFETCH if prefetch is None else prefetch
+        #: Claimed ahead of a free slot (``prefetch``), in the order they start.
+        self.reserved: collections.deque[Task] = collections.deque()
+        #: Cancel requests for reserved tasks: they start at once, and stop.
+        self._early_cancels: dict[uuid.UUID, str] = {}
         self.worker_id = worker_id or (
             f"{socket.gethostname()}:{os.getpid()}:{uuid.uuid4().hex[:6]}"
         )
@@ -92,11 +111,16 @@ class Worker:
         self.claimed = 0
         self._stopping = False
         self._force = False
+        self._loop: asyncio.AbstractEventLoop | None = None
         self._wakeup: asyncio.Event | None = None
         self._db_pool: ThreadPoolExecutor | None = None
         self._task_pool: ThreadPoolExecutor | None = None
         self._wait_pool: ThreadPoolExecutor | None = None
         self._stopped = threading.Event()
+        #: Outcomes to write; the next call in the database thread takes them all.
+        self._endings: list[Ending] = []
+        self._endings_lock = threading.Lock()
+        self._endings_ready: asyncio.Event | None = None
         self.notifier = get_notifier()
         #: With ``--beat``, this worker also enqueues periodic tasks.
         self.periodic = Beat() if beat else None
@@ -115,14 +139,15 @@ class Worker:
             self._wakeup.set()
 
     async def main(self) -> None:
-        loop = asyncio.get_running_loop()
+        loop = self._loop = asyncio.get_running_loop()
         self._wakeup = asyncio.Event()
+        self._endings_ready = asyncio.Event()
         self._db_pool = ThreadPoolExecutor(1, thread_name_prefix="qtasks-db")
         self._task_pool = ThreadPoolExecutor(self.concurrency, thread_name_prefix=THREAD_PREFIX)
         self._wait_pool = ThreadPoolExecutor(1, thread_name_prefix="qtasks-wait")
         install_signal_handlers(loop, self)
         await self.db(self.write_heartbeat)
-        self.broker.start_consuming(self.queues, prefetch=self.concurrency)
+        self.broker.start_consuming(self.queues, prefetch=self.concurrency + self.prefetch)
         logger.info(
             "Worker %s started: queues %s, concurrency %s, broker %s, %s tasks registered",
             self.worker_id,
@@ -132,6 +157,7 @@ class Worker:
             len(self.app.tasks),
         )
         side_loops = [
+            asyncio.create_task(self.write_endings_loop()),
             asyncio.create_task(self.every("HEARTBEAT_INTERVAL", self.heartbeat)),
             asyncio.create_task(self.every("CANCEL_POLL_INTERVAL", self.poll_cancels)),
             asyncio.create_task(self.every("PROGRESS_INTERVAL", self.save_progress)),
@@ -143,6 +169,8 @@ class Worker:
         self.watch_cancels(loop)
         try:
             await self.consume()
+            if self.reserved:
+                await self.db(self.return_reserved)
             await self.drain()
         finally:
             for side_loop in side_loops:
@@ -177,17 +205,23 @@ class Worker:
         assert self._wakeup is not None
         failures = 0
         while not self._stopping:
-            free = self.concurrency - len(self.running)
+            free = self.concurrency - sum(
+                1 for entry in self.running.values() if entry.ended_at is None
+            )
+            free -= self.start_reserved(free)
+            # Claim for the free slots, plus ``prefetch`` ahead, once the
+            # reserve is half used: claims come in batches, not one by one.
+            room = free + self.prefetch - len(self.reserved)
             if self.max_tasks is not None:
-                free = min(free, self.max_tasks - self.claimed)
-                if free <= 0 and not self.running:
+                room = min(room, self.max_tasks - self.claimed - len(self.reserved))
+                if room <= 0 and not self.running and not self.reserved:
                     return
             self._wakeup.clear()
-            if free <= 0:
+            if room <= 0 or len(self.reserved) > self.prefetch // 2:
                 await self._wakeup.wait()
                 continue
             try:
-                records = await self.db(self.broker.claim, self.queues, free, self.worker_id)
+                records = await self.db(self.broker.claim, self.queues, room, self.worker_id)
                 failures = 0
             except Exception:
                 failures += 1
@@ -198,11 +232,31 @@ class Worker:
                 await self.sleep(pause)
                 continue
             for record in records:
-                self.start(record)
+                if free > 0:
+                    self.start(record)
+                    free -= 1
+                else:
+                    self.reserved.append(record)
             if not records:
-                if self.burst and not self.running and not await self.db(self.work_is_due):
+                if (
+                    self.burst
+                    and not self.running
+                    and not self.reserved
+                    and not await self.db(self.work_is_due)
+                ):
                     return
                 await self.wait_for_work(qtasks_settings.POLL_INTERVAL)
+
+    def start_reserved(self, free: int) -> int:
+        """Start reserved tasks in the free slots, and those cancelled meanwhile; how many."""
+        started = 0
+        for record in [record for record in self.reserved if record.pk in self._early_cancels]:
+            self.reserved.remove(record)
+            self.start(record)  # it ends at once, as cancelled
+        while self.reserved and started < free:
+            self.start(self.reserved.popleft())
+            started += 1
+        return started
 
     async def wait_for_work(self, seconds: float) -> None:
         """Wait for the broker to have work, a free slot, or the worker to stop."""
@@ -249,7 +303,12 @@ class Worker:
 
     def start(self, record: Task) -> None:
         self.claimed += 1
+        # A reserved task was claimed earlier: its run starts now.
+        record.started_at = timezone.now()
         run = RunState(record.uuid, log_limit=qtasks_settings.LOG_LINES, worker=self)
+        reason = self._early_cancels.pop(record.pk, None)
+        if reason is not None:
+            run.request_cancel(reason)
         entry = Running(record, run)
         self.running[record.uuid] = entry
         runner = asyncio.create_task(self.run_one(entry))
@@ -309,10 +368,20 @@ class Worker:
             self._wakeup.set()
 
     async def save_outcome(self, entry: Running, outcome: Outcome) -> None:
+        """Write ``outcome`` with those of the other runs that ended meanwhile."""
+        assert self._wakeup is not None
+        assert self._endings_ready is not None
         record = entry.record
+        entry.ended_at = timezone.now()
+        self._wakeup.set()  # the slot is free: the next claim can go with this write
+        loop = asyncio.get_running_loop()
         for attempt in range(6):
+            ending = Ending(entry, outcome, loop.create_future())
+            with self._endings_lock:
+                self._endings.append(ending)
+            self._endings_ready.set()
             try:
-                await self.db(self.finish, entry, outcome)
+                await ending.saved
                 break
             except Exception:
                 logger.exception("Could not save the result of task %s", record.uuid)
@@ -360,10 +429,34 @@ class Worker:
         return loop.run_in_executor(self._task_pool, functools.partial(function, *args))
 
     async def db(self, function: Callable[..., T], *args: Any) -> T:
-        """Run the worker's own database work in its database thread."""
+        """Run the worker's own database work in its database thread.
+
+        Outcomes waiting to be written go first, so a claim that follows the
+        end of tasks carries their results.
+        """
         assert self._db_pool is not None
         loop = asyncio.get_running_loop()
-        return await loop.run_in_executor(self._db_pool, functools.partial(_on_db, function, *args))
+        return await loop.run_in_executor(
+            self._db_pool, functools.partial(self._on_db, function, *args)
+        )
+
+    def _on_db(self, function: Callable[..., T], *args: Any) -> T:
+        try:
+            _relax_commits()
+            self.write_endings()
+            return function(*args)
+        except Exception:
+            # A broken connection is replaced on the next call.
+            connections.close_all()
+            raise
+
+    async def write_endings_loop(self) -> None:
+        """Make sure outcomes are written even when no other database call comes."""
+        assert self._endings_ready is not None
+        while True:
+            await self._endings_ready.wait()
+            self._endings_ready.clear()
+            await self.db(self.write_endings)
 
     # Stopping -----------------------------------------------------------------
 
@@ -391,8 +484,47 @@ class Worker:
 
     # Database work (runs in the database thread) -------------------------------
 
-    def finish(self, entry: Running, outcome: Outcome) -> None:
-        record, now = entry.record, timezone.now()
+    def write_endings(self) -> None:
+        """Write every outcome waiting, in as few statements as they allow."""
+        with self._endings_lock:
+            endings, self._endings = self._endings, []
+        if not endings:
+            return
+        try:
+            saved = self.finish(endings)
+        except Exception as exc:
+            connections.close_all()
+            for ending in endings:
+                _settle(ending.saved, exc)
+            return
+        for ending in endings:
+            if ending.entry.record.pk in saved and ending.outcome.status != TaskStatus.RETRY:
+                self.notifier.task_ended(ending.entry.record.pk)
+            _settle(ending.saved, None)
+
+    def finish(self, endings: list[Ending]) -> set[uuid.UUID]:
+        """Store outcomes; the keys of the rows written (a row failed over is no longer ours)."""
+        mine = {"status": TaskStatus.PROCESS, "worker": self.worker_id}
+        using = Task.objects.db
+        saved: set[uuid.UUID] = set()
+        changes = []
+        for ending in endings:
+            record, outcome = ending.entry.record, ending.outcome
+            fields = self.outcome_fields(ending.entry, outcome)
+            if outcome.status == TaskStatus.SUCCESS and record.chain_steps:
+                # The next step is written with this result, or not at all.
+                with transaction.atomic(using=using):
+                    if update_task(using, record.pk, mine, fields):
+                        saved.add(record.pk)
+                        record.returning = outcome.returning
+                        next_step(record)
+            else:
+                changes.append((record.pk, fields))
+        return saved | update_tasks(using, mine, changes)
+
+    def outcome_fields(self, entry: Running, outcome: Outcome) -> dict[str, Any]:
+        """The columns that record how this run ended."""
+        record, now = entry.record, entry.ended_at or timezone.now()
         error = outcome.summary if outcome.status != TaskStatus.SUCCESS else ""
         attempt = attempt_entry(record, outcome.status, error, now)
         limit = qtasks_settings.LOG_LINES
@@ -402,6 +534,7 @@ class Worker:
             "traceback": outcome.traceback,
             "logs": [*record.logs, *entry.run.stored_log()][-limit:],
             "attempt_log": [*record.attempt_log, attempt],
+            "started_at": record.started_at,
             "updated_at": now,
             "finished_at": now,
         }
@@ -409,20 +542,12 @@ class Worker:
             fields.update(finished_at=None, run_after=outcome.run_after, published_at=None)
         if outcome.status == TaskStatus.CANCEL:
             fields["cancel_reason"] = outcome.cancel_reason
-        # Guarded: a task failed over to another worker is no longer ours.
-        mine = {"status": TaskStatus.PROCESS, "worker": self.worker_id}
-        using = Task.objects.db
-        if outcome.status == TaskStatus.SUCCESS and record.chain_steps:
-            # The next step is written with this result, or not at all.
-            with transaction.atomic(using=using):
-                saved = update_task(using, record.pk, mine, fields)
-                if saved:
-                    record.returning = outcome.returning
-                    next_step(record)
-        else:
-            saved = update_task(using, record.pk, mine, fields)
-        if saved and outcome.status != TaskStatus.RETRY:
-            self.notifier.task_ended(record.pk)
+        return fields
+
+    def return_reserved(self) -> None:
+        """The worker stops: reserved tasks go back to the queue, as never claimed."""
+        while self.reserved:
+            self.requeue(self.reserved.popleft())
 
     def requeue(self, record: Task) -> None:
         Task.objects.filter(pk=record.pk, status=TaskStatus.PROCESS, worker=self.worker_id).update(
@@ -493,10 +618,11 @@ class Worker:
         ``_relax_commits``). The margin leaves rows just claimed alone.
         """
         margin = timedelta(seconds=max(10.0, 2 * float(qtasks_settings.HEARTBEAT_INTERVAL)))
+        ours = [*self.running, *(record.pk for record in list(self.reserved))]
         lost = (
             Task.objects.running()
             .filter(worker=self.worker_id, started_at__lt=timezone.now() - margin)
-            .exclude(pk__in=list(self.running))
+            .exclude(pk__in=ours)
         )
         for row in lost:
             self.take_over(row, f"Worker {row.worker} lost this task's result; it is not running.")
@@ -531,12 +657,19 @@ class Worker:
         WorkerHeartbeat.objects.filter(worker_id=self.worker_id).delete()
 
     def poll_cancels(self) -> None:
-        if not self.running:
+        reserved = {record.pk for record in list(self.reserved)}
+        if not self.running and not reserved:
             return
         requested = Task.objects.filter(
-            pk__in=list(self.running), cancel_requested_at__isnull=False
+            pk__in=[*self.running, *reserved], cancel_requested_at__isnull=False
         ).values_list("pk", "cancel_reason")
         for pk, reason in requested:
+            if pk in reserved and pk not in self._early_cancels:
+                self._early_cancels[pk] = reason
+                assert self._loop is not None
+                assert self._wakeup is not None
+                self._loop.call_soon_threadsafe(self._wakeup.set)
+                continue
             entry = self.running.get(pk)
             if entry is not None and entry.run.cancel_reason is None:
                 entry.run.request_cancel(reason)
@@ -594,14 +727,18 @@ def attempt_entry(record: Task, status: str, error: str, now: datetime) -> dict[
     }
 
 
-def _on_db(function: Callable[..., T], *args: Any) -> T:
-    try:
-        _relax_commits()
-        return function(*args)
-    except Exception:
-        # A broken connection is replaced on the next call.
-        connections.close_all()
-        raise
+def _settle(future: asyncio.Future[None], error: Exception | None) -> None:
+    """From the database thread: resolve ``future`` on its event loop."""
+
+    def settle() -> None:
+        if future.done():
+            return
+        if error is None:
+            future.set_result(None)
+        else:
+            future.set_exception(error)
+
+    future.get_loop().call_soon_threadsafe(settle)
 
 
 def _relax_commits() -> None:

@@ -48,6 +48,16 @@ def positive_int(value: str) -> int:
     return number
 
 
+def non_negative_int(value: str) -> int:
+    try:
+        number = int(value)
+    except ValueError:
+        number = -1
+    if number < 0:
+        raise argparse.ArgumentTypeError(f"must be a whole number, 0 or more, not {value!r}")
+    return number
+
+
 class Command(BaseCommand):
     help = "Run django-qtasks tasks: async ones on an event loop, sync ones in threads."
 
@@ -63,6 +73,11 @@ class Command(BaseCommand):
             "-c",
             type=positive_int,
             help="Tasks run at once (default: QTASKS['CONCURRENCY']).",
+        )
+        parser.add_argument(
+            "--prefetch",
+            type=non_negative_int,
+            help="Tasks claimed ahead of free slots (default: QTASKS['PREFETCH']).",
         )
         add_loglevel_argument(parser)
         parser.add_argument(
@@ -93,6 +108,7 @@ class Command(BaseCommand):
         worker = Worker(
             queues=queues or None,
             concurrency=options["concurrency"],
+            prefetch=options["prefetch"],
             worker_id=options["worker_id"],
             burst=options["burst"],
             max_tasks=options["max_tasks"],

@@ -1,0 +1,157 @@
+"""Prefetch (tasks claimed ahead of a free slot) and the batched writes of results.
+
+Real ``qtasks_worker`` processes on queues of their own, as in test_worker.py.
+"""
+
+from __future__ import annotations
+
+import itertools
+import signal
+import subprocess
+import sys
+import time
+import uuid
+
+import pytest
+from django.utils import timezone
+
+from django_qtasks.models import Task, TaskStatus
+from django_qtasks.rows import update_tasks
+from tests.conftest import ROOT, wait_status, wait_until, worker_env
+from tests.testapp import tasks
+
+pytestmark = pytest.mark.django_db(transaction=True)
+
+
+def unique(prefix: str) -> str:
+    return f"{prefix}-{uuid.uuid4().hex[:8]}"
+
+
+def run_burst(*args: str) -> subprocess.CompletedProcess[str]:
+    return subprocess.run(
+        [sys.executable, "-m", "django", "qtasks_worker", "--burst", *args],
+        env=worker_env(),
+        cwd=ROOT,
+        capture_output=True,
+        text=True,
+        timeout=60,
+    )
+
+
+def test_prefetched_tasks_run_in_priority_order_each_with_its_own_start_time():
+    queue = unique("prefetch")
+    plan = [("p5", 5), ("p1", 1), ("p9", 9), ("p0", 0), ("p2", 2)]
+    queued = [tasks.sync_sleeper.add_task(0.2, queue=queue, priority=p) for _, p in plan]
+
+    result = run_burst("--queues", queue, "--concurrency", "1", "--prefetch", "4")
+    assert result.returncode == 0, result.stderr
+
+    done = list(Task.objects.filter(queue=queue).order_by("started_at"))
+    assert [task.status for task in done] == [TaskStatus.SUCCESS] * len(plan)
+    order = sorted(queued, key=lambda task: task.priority)
+    assert [task.uuid for task in done] == [task.uuid for task in order]
+    # Claimed together, started one after the other: each start is the
+    # moment it ran, after the one before it ended, not the claim.
+    for before, after in itertools.pairwise(done):
+        assert before.finished_at <= after.started_at
+        assert (after.finished_at - after.started_at).total_seconds() >= 0.2
+    for task in done:
+        assert task.attempts == 1
+        assert task.attempt_log[0]["started_at"] == task.started_at.isoformat()
+    assert "stopped after 5 tasks" in result.stderr
+
+
+def test_a_stopping_worker_returns_its_prefetched_tasks_unattempted(start_worker):
+    queue = unique("prefetch-stop")
+    process = start_worker("--queues", queue, "--concurrency", "1", "--prefetch", "2")
+    queued = [tasks.sync_sleeper.add_task(1, queue=queue) for _ in range(4)]
+    wait_until(
+        lambda: Task.objects.filter(queue=queue, status=TaskStatus.PROCESS).count() == 3,
+        message="one task running and two prefetched",
+    )
+    process.signal(signal.SIGTERM)
+    assert process.wait(20) == 0
+
+    states = list(Task.objects.filter(queue=queue))
+    ran = [task for task in states if task.status == TaskStatus.SUCCESS]
+    back = [task for task in states if task.status == TaskStatus.NEW]
+    assert len(ran) == 1
+    assert len(back) == 3  # two prefetched, one never claimed
+    for task in back:
+        assert (task.attempts, task.worker, task.started_at) == (0, "", None)
+        assert task.attempt_log == []
+        assert str(task.uuid) not in process.log
+
+    # A later worker runs them, as first attempts.
+    assert run_burst("--queues", queue).returncode == 0
+    for task in queued:
+        task.refresh_from_db()
+        assert (task.status, task.attempts) == (TaskStatus.SUCCESS, 1)
+
+
+def test_cancel_of_a_prefetched_task_ends_it_without_running_it(start_worker):
+    queue = unique("prefetch-cancel")
+    start_worker("--queues", queue, "--concurrency", "1", "--prefetch", "2")
+    running = tasks.sync_sleeper.add_task(5, queue=queue)
+    waiting = tasks.sync_sleeper.add_task(5, queue=queue)
+    wait_status(running, TaskStatus.PROCESS)
+    wait_status(waiting, TaskStatus.PROCESS)  # claimed ahead, not started
+
+    assert waiting.cancel("no longer needed", by="alice") is True
+    ended = wait_status(waiting, timeout=3)
+    assert ended.status == TaskStatus.CANCEL
+    assert ended.cancel_reason == "no longer needed"
+    assert ended.returning is None
+    assert not any("going to sleep" in line["message"] for line in ended.logs)
+    # The slot was never its own: the first task still runs.
+    running.refresh_from_db()
+    assert running.status == TaskStatus.PROCESS
+    assert wait_status(running, timeout=10).status == TaskStatus.SUCCESS
+
+
+def test_a_busy_worker_with_prefetch_runs_every_task_once():
+    queue = unique("prefetch-many")
+    queued = [tasks.echo.add_task(number, queue=queue) for number in range(300)]
+
+    started = time.monotonic()
+    result = run_burst("--queues", queue, "--concurrency", "2", "--prefetch", "16")
+    assert result.returncode == 0, result.stderr
+    assert time.monotonic() - started < 30
+
+    done = {task.uuid: task for task in Task.objects.filter(queue=queue)}
+    assert len(done) == 300
+    for task in queued:
+        row = done[task.uuid]
+        assert (row.status, row.returning, row.attempts) == (TaskStatus.SUCCESS, task.args[0], 1)
+        assert row.started_at <= row.finished_at
+    assert "stopped after 300 tasks" in result.stderr
+
+
+# update_tasks: the batched write of results -------------------------------------------
+
+
+def test_update_tasks_writes_only_the_rows_that_match_the_guard():
+    queue = unique("batch")
+    now = timezone.now()
+    mine = [tasks.echo.add_task(n, queue=queue) for n in range(3)]
+    theirs = tasks.echo.add_task(3, queue=queue)
+    Task.objects.filter(queue=queue).update(status=TaskStatus.PROCESS, worker="w-mine")
+    Task.objects.filter(pk=theirs.pk).update(worker="w-other")  # failed over meanwhile
+
+    changes = [
+        (task.pk, {"status": TaskStatus.SUCCESS, "returning": {"n": n}, "finished_at": now})
+        for n, task in enumerate([*mine, theirs])
+    ]
+    # A row that ends in error changes other columns: a second statement.
+    changes[2] = (mine[2].pk, {"status": TaskStatus.ERROR, "traceback": "KeyError: 'x'"})
+    saved = update_tasks(
+        Task.objects.db, {"status": TaskStatus.PROCESS, "worker": "w-mine"}, changes
+    )
+
+    assert saved == {task.pk for task in mine}
+    rows = {task.pk: task for task in Task.objects.filter(queue=queue)}
+    assert (rows[mine[0].pk].status, rows[mine[0].pk].returning) == ("success", {"n": 0})
+    assert (rows[mine[1].pk].returning, rows[mine[1].pk].finished_at) == ({"n": 1}, now)
+    assert (rows[mine[2].pk].status, rows[mine[2].pk].traceback) == ("error", "KeyError: 'x'")
+    assert rows[mine[2].pk].returning is None
+    assert (rows[theirs.pk].status, rows[theirs.pk].returning) == ("process", None)
