@@ -92,8 +92,8 @@ def test_a_stopping_worker_returns_its_prefetched_tasks_unattempted(start_worker
 def test_cancel_of_a_prefetched_task_ends_it_without_running_it(start_worker):
     queue = unique("prefetch-cancel")
     start_worker("--queues", queue, "--concurrency", "1", "--prefetch", "2")
-    running = tasks.sync_sleeper.add_task(5, queue=queue)
-    waiting = tasks.sync_sleeper.add_task(5, queue=queue)
+    running = tasks.sync_sleeper.add_task(3, queue=queue)
+    waiting = tasks.sync_sleeper.add_task(3, queue=queue)
     wait_status(running, TaskStatus.PROCESS)
     wait_status(waiting, TaskStatus.PROCESS)  # claimed ahead, not started
 
