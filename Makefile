@@ -39,9 +39,11 @@ format: venv  ## Apply ruff's fixes and formatting
 	$(BIN)/ruff check --fix .
 	$(BIN)/ruff format .
 
-# Broker outages and the docs' examples do not depend on the database: they
-# run once, with PostgreSQL, to keep `make test` within 15 minutes.
-DB_INDEPENDENT := --ignore=tests/test_broker_faults.py --ignore=tests/test_docs.py
+# Broker outages, the docs' examples and the admin in a browser do not depend
+# on the database: they run once, with PostgreSQL, to keep `make test` within
+# 15 minutes.
+DB_INDEPENDENT := --ignore=tests/test_broker_faults.py --ignore=tests/test_docs.py \
+	--ignore=tests/test_admin_browser.py
 
 test-sqlite: venv  ## The test suite on SQLite (less the database-independent files)
 	QTASKS_DB=sqlite $(BIN)/coverage run -m pytest $(DB_INDEPENDENT)

@@ -657,12 +657,13 @@ def test_redis_visibility_timeout_never_runs_a_long_task_twice(
     options = {"BROKER_TRANSPORT_OPTIONS": {"visibility_timeout": 1}}
     with use_broker(monkeypatch, redis_server.url, **options):
         restores_before = redis_calls(redis_server.url, "hget")
+        unacked_before = redis_calls(redis_server.url, "hset")
         workers = [
             start_worker("--queues", queue, "--concurrency", "2", "--worker-id", unique("vt"))
             for _ in range(2)
         ]
-        # Twice as many 2.5 s tasks as slots: half of the messages wait, unacked,
-        # in busy workers for longer than the visibility timeout.
+        # Twice as many 2.5 s tasks as slots: half of the messages wait in busy
+        # workers for longer than the visibility timeout.
         long_tasks = [
             (tasks.sync_sleeper if index % 2 else tasks.async_sleeper).add_task(2.5, queue=queue)
             for index in range(8)
@@ -670,8 +671,11 @@ def test_redis_visibility_timeout_never_runs_a_long_task_twice(
         uuids = [task.uuid for task in long_tasks]
         statuses = wait_all_final(uuids, timeout=40)
         # kombu's Redis transport reads a message back from its "unacked" hash
-        # (HGET) only to restore it to the queue once its visibility timeout passed.
+        # (HGET) only to restore it to the queue once its visibility timeout
+        # passed. Workers take messages without acks: nothing is ever restored.
         restored = redis_calls(redis_server.url, "hget") - restores_before
+        # ...nor written to that hash (HSET) on delivery.
+        unacked = redis_calls(redis_server.url, "hset") - unacked_before
 
     records = {row.uuid: row for row in Task.objects.filter(pk__in=uuids)}
     runs = {key: runs_started(key, *workers) for key in uuids}
@@ -686,7 +690,8 @@ def test_redis_visibility_timeout_never_runs_a_long_task_twice(
     )
     context = f"{figures}\nstatuses={statuses}\nruns={runs}"
     assert statuses == {TaskStatus.SUCCESS: len(uuids)}, context
-    assert restored > 0, f"no message waited longer than the visibility timeout: {context}"
+    assert restored == 0, f"kombu restored messages after their visibility timeout: {context}"
+    assert unacked == 0, f"kombu kept unacked copies of messages: {context}"
     assert all(count == 1 for count in runs.values()), context
     for row in records.values():
         assert (row.attempts, len(row.attempt_log), row.returning) == (1, 1, "woke up"), context

@@ -7,6 +7,14 @@ is back (see ``publish_due``). Workers ack a message as soon as they have
 claimed its row, so a long task is never delivered twice (no Redis
 visibility timeout can expire under it); a worker that dies leaves its tasks
 to the heartbeat fail-over, which puts them back in the outbox.
+
+On Redis the consumer takes messages without acks at all: kombu's Redis
+transport would keep each in an "unacked" hash and sorted set, with a
+transaction at delivery and another at the ack, to restore it after a
+visibility timeout; the outbox already covers every case that needs (a lost
+connection, a dead worker, a worker stopping with messages not yet claimed).
+Redis hands out one message per poll, and the consumer polls only while it
+holds fewer than ``prefetch``.
 """
 
 from __future__ import annotations
@@ -32,6 +40,7 @@ from django_qtasks.rows import WAITING, claim_returning, claim_values, mark_publ
 
 logger = logging.getLogger("django_qtasks.broker")
 
+REDIS_SCHEMES = ("redis", "rediss")
 #: kombu priorities run 0..9; RabbitMQ serves the highest first, Redis the lowest.
 PRIORITY_STEPS = 10
 REVERSED_PRIORITY_SCHEMES = ("amqp", "amqps", "pyamqp", "librabbitmq")
@@ -54,7 +63,7 @@ class KombuBroker(Broker):
     def __init__(self, url: str) -> None:
         super().__init__(url)
         self.scheme = urlsplit(url).scheme
-        transport = "redis" if self.scheme in ("redis", "rediss") else self.scheme
+        transport = "redis" if self.scheme in REDIS_SCHEMES else self.scheme
         self.transport_options = {
             **DEFAULT_TRANSPORT_OPTIONS.get(transport, {}),
             **qtasks_settings.BROKER_TRANSPORT_OPTIONS,
@@ -206,11 +215,11 @@ class KombuBroker(Broker):
         try:
             rows = self.claim_rows(uuids, worker_id, now)
         except Exception:
-            self._consumer.settle([message for _, message in messages], requeue=True)
+            self._consumer.settle(messages, requeue=True)
             raise
         # Messages whose row was not claimable (already run, cancelled, gone)
         # are duplicates: ack them too.
-        self._consumer.settle([message for _, message in messages], requeue=False)
+        self._consumer.settle(messages, requeue=False)
         return rows
 
     def claim_rows(self, uuids: list[UUID], worker_id: str, now: datetime) -> list[Task]:
@@ -251,6 +260,8 @@ class Consumer(threading.Thread):
         self.broker = broker
         self.queues = queues
         self.prefetch = prefetch
+        #: False on Redis: messages are taken without acks (see the module's docstring).
+        self.acks = broker.scheme not in REDIS_SCHEMES
         self.buffer: collections.deque[tuple[UUID, Message]] = collections.deque()
         self.to_settle: collections.deque[tuple[Message, bool]] = collections.deque()
         #: Messages received and not settled yet. At ``prefetch`` of them the
@@ -271,9 +282,16 @@ class Consumer(threading.Thread):
             if not self.buffer and not self.stopping.is_set():
                 self.ready.wait(timeout)
 
-    def settle(self, messages: list[Message], requeue: bool) -> None:
+    def settle(self, messages: list[tuple[UUID, Message]], requeue: bool) -> None:
+        """Ack the claimed messages, or give them back (``requeue``: the claim failed)."""
+        if requeue and not self.acks:
+            # Nothing to give back to Redis: they wait here for the next claim.
+            with self.ready:
+                self.buffer.extendleft(reversed(messages))
+                self.ready.notify_all()
+            return
         with self.settled:
-            self.to_settle.extend((message, requeue) for message in messages)
+            self.to_settle.extend((message, requeue) for _, message in messages)
             self.settled.notify()
 
     def stop(self) -> None:
@@ -289,7 +307,8 @@ class Consumer(threading.Thread):
             uuid = UUID(body["uuid"])
         except (TypeError, KeyError, ValueError, AttributeError):
             logger.error("Dropping a message that names no task: %r", body)
-            message.ack()
+            if self.acks:
+                message.ack()
             return
         self.unsettled += 1
         with self.ready:
@@ -322,18 +341,42 @@ class Consumer(threading.Thread):
                 )
                 self.stopping.wait(self.pause)
                 self.pause = min(self.pause * 2, 30.0)
+        if not self.acks:
+            self.return_unclaimed()
         connections.close_all()
+
+    def return_unclaimed(self) -> None:
+        """Messages taken without acks and never claimed: their rows go back to the outbox."""
+        with self.ready:
+            uuids = [uuid for uuid, _ in self.buffer]
+            self.buffer.clear()
+        if not uuids:
+            return
+        try:
+            Task.objects.ready().filter(pk__in=uuids).update(published_at=None)
+        except Exception as exc:
+            logger.error(
+                "Could not return %s unclaimed tasks to the outbox (%s): %s",
+                len(uuids),
+                exc,
+                ", ".join(str(uuid) for uuid in uuids),
+            )
 
     def consume(self, connection: Connection) -> None:
         queues = [self.broker.queue(name) for name in self.queues]
-        with connection.Consumer(queues, callbacks=[self.on_message], accept=["json"]) as consumer:
-            consumer.qos(prefetch_count=self.prefetch)
+        with connection.Consumer(
+            queues, callbacks=[self.on_message], accept=["json"], no_ack=not self.acks
+        ) as consumer:
+            if self.acks:
+                consumer.qos(prefetch_count=self.prefetch)
             logger.info("Consuming %s from %s", ", ".join(self.queues), self.broker.safe_url)
             self.pause = 1.0  # connected: the backoff starts over at the next outage
             while not self.stopping.is_set():
                 while self.to_settle:
                     message, requeue = self.to_settle.popleft()
-                    if requeue:
+                    if not self.acks:
+                        pass  # taken without an ack: nothing to tell Redis
+                    elif requeue:
                         message.requeue()
                     else:
                         message.ack()
