@@ -31,6 +31,18 @@ def worker_env() -> dict[str, str]:
     return env
 
 
+def run_worker(*args: str, timeout: float = 60) -> subprocess.CompletedProcess[str]:
+    """Run ``python -m django qtasks_worker ARGS`` to its end, as a user would."""
+    return subprocess.run(
+        [sys.executable, "-m", "django", "qtasks_worker", *args],
+        env=worker_env(),
+        cwd=ROOT,
+        capture_output=True,
+        text=True,
+        timeout=timeout,
+    )
+
+
 class WorkerProcess:
     """A ``manage.py qtasks_worker`` (or other command) subprocess with its log in a file."""
 

@@ -8,7 +8,6 @@ is set in tests/settings.py, which the worker processes read too.
 from __future__ import annotations
 
 import subprocess
-import sys
 import time
 import uuid
 from datetime import datetime, timedelta
@@ -41,7 +40,7 @@ from django_qtasks.backends import QTasksBackend
 from django_qtasks.backends.results import exception_class_path, marker
 from django_qtasks.exceptions import TaskArgumentsError, UnknownTask
 from django_qtasks.models import Task, TaskStatus
-from tests.conftest import ROOT, wait_status, wait_until, worker_env
+from tests.conftest import run_worker, wait_status, wait_until
 from tests.testapp import django_tasks, tasks_backend
 
 NEEDS_61 = pytest.mark.skipif(
@@ -64,14 +63,7 @@ def finished(result: Any, timeout: float = 20) -> Any:
 
 
 def burst_worker(*args: str) -> subprocess.CompletedProcess[str]:
-    return subprocess.run(
-        [sys.executable, "-m", "django", "qtasks_worker", "--burst", *args],
-        env=worker_env(),
-        cwd=ROOT,
-        capture_output=True,
-        text=True,
-        timeout=60,
-    )
+    return run_worker("--burst", *args)
 
 
 # Enqueue, run, read the result ------------------------------------------------------

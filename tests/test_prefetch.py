@@ -8,7 +8,6 @@ from __future__ import annotations
 import itertools
 import signal
 import subprocess
-import sys
 import time
 import uuid
 
@@ -17,7 +16,7 @@ from django.utils import timezone
 
 from django_qtasks.models import Task, TaskStatus
 from django_qtasks.rows import update_tasks
-from tests.conftest import ROOT, wait_status, wait_until, worker_env
+from tests.conftest import run_worker, wait_status, wait_until
 from tests.testapp import tasks
 
 pytestmark = pytest.mark.django_db(transaction=True)
@@ -28,14 +27,7 @@ def unique(prefix: str) -> str:
 
 
 def run_burst(*args: str) -> subprocess.CompletedProcess[str]:
-    return subprocess.run(
-        [sys.executable, "-m", "django", "qtasks_worker", "--burst", *args],
-        env=worker_env(),
-        cwd=ROOT,
-        capture_output=True,
-        text=True,
-        timeout=60,
-    )
+    return run_worker("--burst", *args)
 
 
 def test_prefetched_tasks_run_in_priority_order_each_with_its_own_start_time():

@@ -9,8 +9,6 @@ sees them. Faults (shutdown, cancel, dead workers) are in test_worker_faults.py.
 from __future__ import annotations
 
 import itertools
-import subprocess
-import sys
 import time
 import uuid
 from collections import Counter
@@ -23,7 +21,7 @@ from django.utils import timezone
 from django_qtasks import app
 from django_qtasks.exceptions import QTasksError
 from django_qtasks.models import Task, TaskStatus, WorkerHeartbeat
-from tests.conftest import ROOT, wait_status, wait_until, worker_env
+from tests.conftest import run_worker, wait_status, wait_until
 from tests.testapp import tasks, tasks_lifecycle
 
 pytestmark = pytest.mark.django_db(transaction=True)
@@ -31,18 +29,6 @@ pytestmark = pytest.mark.django_db(transaction=True)
 
 def unique(prefix: str) -> str:
     return f"{prefix}-{uuid.uuid4().hex[:8]}"
-
-
-def run_command(*args: str, timeout: float = 60) -> subprocess.CompletedProcess[str]:
-    """Run ``python -m django qtasks_worker ARGS`` to the end, as a user would."""
-    return subprocess.run(
-        [sys.executable, "-m", "django", "qtasks_worker", *args],
-        env=worker_env(),
-        cwd=ROOT,
-        capture_output=True,
-        text=True,
-        timeout=timeout,
-    )
 
 
 # Priority ------------------------------------------------------------------------
@@ -57,7 +43,7 @@ def test_lower_priority_number_runs_first():
         queued = tasks.record_order.add_task(label, priority=priority, queue=queue)
         assert queued.priority == priority
 
-    result = run_command("--queues", queue, "--concurrency", "1", "--burst")
+    result = run_worker("--queues", queue, "--concurrency", "1", "--burst")
     assert result.returncode == 0, result.stderr
 
     done = list(Task.objects.filter(queue=queue).order_by("started_at"))
@@ -76,7 +62,7 @@ def test_priority_given_per_call_overrides_the_decorator_default():
     urgent = app.add_task("options_report", queue=queue, priority=0)
     assert (default.priority, urgent.priority) == (3, 0)
 
-    result = run_command("--queues", queue, "--concurrency", "1", "--burst")
+    result = run_worker("--queues", queue, "--concurrency", "1", "--burst")
     assert result.returncode == 0, result.stderr
 
     default, urgent = wait_status(default), wait_status(urgent)
@@ -206,7 +192,7 @@ def test_burst_runs_what_is_due_then_exits_0_with_start_and_end_lines():
     queued = [tasks.echo.add_task(number, queue=queue) for number in range(3)]
     queued.append(tasks.async_echo.add_task("async", queue=queue))
 
-    result = run_command("--queues", queue, "--burst")
+    result = run_worker("--queues", queue, "--burst")
 
     assert result.returncode == 0, result.stderr
     log = result.stderr
@@ -225,7 +211,7 @@ def test_burst_with_nothing_due_exits_0_at_once():
     Task.objects.filter(pk=later.uuid).update(run_after=timezone.now() + timedelta(hours=1))
 
     started = time.monotonic()
-    result = run_command("--queues", queue, "--burst")
+    result = run_worker("--queues", queue, "--burst")
 
     assert result.returncode == 0, result.stderr
     assert time.monotonic() - started < 20
@@ -266,7 +252,7 @@ def test_max_tasks_exits_0_after_that_many(start_worker):
     ],
 )
 def test_bad_options_are_refused_with_a_clear_message(args, message):
-    result = run_command(*args, "--burst", timeout=30)
+    result = run_worker(*args, "--burst", timeout=30)
     assert result.returncode != 0
     assert message in result.stderr, result.stderr
     assert "Traceback" not in result.stderr
@@ -276,7 +262,7 @@ def test_bad_options_are_refused_with_a_clear_message(args, message):
 def test_loglevel_is_case_insensitive_and_warning_hides_task_lines():
     queue = unique("quiet")
     queued = tasks.echo.add_task(1, queue=queue)
-    result = run_command("--queues", queue, "--burst", "--loglevel", "warning")
+    result = run_worker("--queues", queue, "--burst", "--loglevel", "warning")
     assert result.returncode == 0, result.stderr
     assert wait_status(queued).status == TaskStatus.SUCCESS
     assert str(queued.uuid) not in result.stderr
@@ -319,7 +305,7 @@ def test_running_worker_has_a_heartbeat_row_removed_on_clean_stop(start_worker):
 
 def test_burst_worker_leaves_no_heartbeat_row():
     worker_id = unique("hb-burst")
-    result = run_command("--queues", unique("none"), "--burst", "--worker-id", worker_id)
+    result = run_worker("--queues", unique("none"), "--burst", "--worker-id", worker_id)
     assert result.returncode == 0, result.stderr
     assert f"Worker {worker_id} started:" in result.stderr
     assert not WorkerHeartbeat.objects.filter(worker_id=worker_id).exists()

@@ -8,7 +8,6 @@ from __future__ import annotations
 
 import signal
 import subprocess
-import sys
 import time
 import uuid
 from datetime import timedelta
@@ -18,7 +17,7 @@ from django.conf import settings
 from django.utils import timezone
 
 from django_qtasks.models import Task, TaskStatus, WorkerHeartbeat
-from tests.conftest import ROOT, wait_status, wait_until, worker_env
+from tests.conftest import run_worker, wait_status, wait_until
 from tests.testapp import tasks, tasks_lifecycle
 
 pytestmark = pytest.mark.django_db(transaction=True)
@@ -33,14 +32,7 @@ def unique(prefix: str) -> str:
 
 def run_burst(queue: str) -> subprocess.CompletedProcess[str]:
     """A later worker: runs what is due on ``queue``, then exits."""
-    result = subprocess.run(
-        [sys.executable, "-m", "django", "qtasks_worker", "--queues", queue, "--burst"],
-        env=worker_env(),
-        cwd=ROOT,
-        capture_output=True,
-        text=True,
-        timeout=60,
-    )
+    result = run_worker("--queues", queue, "--burst")
     assert result.returncode == 0, result.stderr
     return result
 
