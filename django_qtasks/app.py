@@ -226,6 +226,7 @@ class QTasksApp:
 
         from django_qtasks.brokers import get_broker
         from django_qtasks.models import Task
+        from django_qtasks.rows import insert_task
 
         broker = get_broker()
         using = Task.objects.db
@@ -234,7 +235,7 @@ class QTasksApp:
                 "add_task(timeout=...) cannot wait inside transaction.atomic(): the task is "
                 "only delivered when the transaction commits. Wait after the block instead."
             )
-        record.save(force_insert=True)
+        insert_task(using, record)
         # Delivered once the row is committed: a worker never sees a task
         # before the data it needs, and a rolled-back task never runs.
         transaction.on_commit(lambda: broker.publish(record), using=using)

@@ -15,7 +15,7 @@ from functools import cache, lru_cache
 from typing import Any
 
 from django.db import connections, transaction
-from django.db.models import F
+from django.db.models import F, signals
 
 from django_qtasks.models import READY_STATUSES, Task, TaskStatus
 
@@ -103,6 +103,35 @@ def tasks_from_rows(using: str, rows: Sequence[Sequence[Any]]) -> list[Task]:
             values[index] = convert(values[index], None, connection)
         tasks.append(Task.from_db(using, attnames, values))
     return tasks
+
+
+def insert_task(using: str, task: Task) -> None:
+    """``task.save(force_insert=True)``, with a statement built once per database.
+
+    Enqueueing is one insert per task, and the ORM compiler took about as
+    much CPU as the rest of ``add_task``. Fields prepare their values as in
+    ``save()`` (``auto_now`` included), and the model's save signals are sent.
+    """
+    connection = connections[using]
+    signals.pre_save.send(Task, instance=task, raw=False, using=using, update_fields=None)
+    params = [
+        field.get_db_prep_save(field.pre_save(task, add=True), connection) for field in _fields()
+    ]
+    with transaction.mark_for_rollback_on_error(using), connection.cursor() as cursor:
+        cursor.execute(_insert_sql(using), params)
+    task._state.adding = False
+    task._state.db = using
+    signals.post_save.send(
+        Task, instance=task, created=True, update_fields=None, raw=False, using=using
+    )
+
+
+@lru_cache(maxsize=8)
+def _insert_sql(using: str) -> str:
+    quote = connections[using].ops.quote_name
+    columns = ", ".join(quote(field.column) for field in _fields())
+    placeholders = ", ".join("%s" for _ in _fields())
+    return f"INSERT INTO {quote(Task._meta.db_table)} ({columns}) VALUES ({placeholders})"
 
 
 def update_task(using: str, pk: Any, guard: dict[str, Any], values: dict[str, Any]) -> int:

@@ -336,6 +336,37 @@ def test_handle_add_task_stores_the_decorator_options():
 
 
 @pytest.mark.django_db
+def test_add_task_sends_the_models_save_signals_and_returns_a_saved_record():
+    from django.db.models.signals import post_save, pre_save
+
+    seen: list[tuple[str, object, bool | None]] = []
+
+    def before(sender: type, instance: Task, **kwargs: object) -> None:
+        seen.append(("pre_save", instance.pk, None))
+
+    def after(sender: type, instance: Task, created: bool, **kwargs: object) -> None:
+        # The row exists when post_save runs, as with Model.save().
+        seen.append(("post_save", Task.objects.filter(pk=instance.pk).exists(), created))
+
+    pre_save.connect(before, sender=Task)
+    post_save.connect(after, sender=Task)
+    try:
+        record = tasks.echo.add_task(1)
+    finally:
+        pre_save.disconnect(before, sender=Task)
+        post_save.disconnect(after, sender=Task)
+    assert seen == [("pre_save", record.pk, None), ("post_save", True, True)]
+    assert record._state.adding is False
+    stored = Task.objects.get(pk=record.pk)
+    assert stored.updated_at == record.updated_at
+    assert stored.created_at == record.created_at
+    # A saved record, so a later save() updates it instead of inserting again.
+    record.priority = 7
+    record.save()
+    assert Task.objects.get(pk=record.pk).priority == 7
+
+
+@pytest.mark.django_db
 def test_retry_and_queue_options_are_stored():
     from demo.tasks import test_echo_ctx
 
