@@ -327,10 +327,13 @@ class Consumer(threading.Thread):
                     self.consume(connection)
             except Exception as exc:
                 lost = True
-                # Unacked messages of the lost connection go back to the
-                # broker, which delivers them again.
-                with self.ready:
-                    self.buffer.clear()
+                if self.acks:
+                    # Unacked messages of the lost connection go back to the
+                    # broker, which delivers them again.
+                    with self.ready:
+                        self.buffer.clear()
+                else:
+                    self.return_unclaimed()
                 self.to_settle.clear()
                 self.unsettled = 0
                 logger.error(
@@ -374,12 +377,11 @@ class Consumer(threading.Thread):
             while not self.stopping.is_set():
                 while self.to_settle:
                     message, requeue = self.to_settle.popleft()
-                    if not self.acks:
-                        pass  # taken without an ack: nothing to tell Redis
-                    elif requeue:
-                        message.requeue()
-                    else:
-                        message.ack()
+                    if self.acks:  # else taken without an ack: nothing to tell Redis
+                        if requeue:
+                            message.requeue()
+                        else:
+                            message.ack()
                     self.unsettled -= 1
                 if self.unsettled >= self.prefetch:
                     # Nothing can arrive before we ack: wait for the worker's claim.
