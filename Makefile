@@ -39,11 +39,11 @@ format: venv  ## Apply ruff's fixes and formatting
 	$(BIN)/ruff check --fix .
 	$(BIN)/ruff format .
 
-# Broker outages, the docs' examples and the admin in a browser do not depend
-# on the database: they run once, with PostgreSQL, to keep `make test` within
-# 15 minutes.
+# Broker outages, the docs' examples, the admin in a browser and the API's
+# schema do not depend on the database: they run once, with PostgreSQL, to
+# keep `make test` within 15 minutes.
 DB_INDEPENDENT := --ignore=tests/test_broker_faults.py --ignore=tests/test_docs.py \
-	--ignore=tests/test_admin_browser.py
+	--ignore=tests/test_admin_browser.py --ignore=tests/test_api_schema.py
 
 test-sqlite: venv  ## The test suite on SQLite (less the database-independent files)
 	QTASKS_DB=sqlite $(BIN)/coverage run -m pytest $(DB_INDEPENDENT)
@@ -51,11 +51,13 @@ test-sqlite: venv  ## The test suite on SQLite (less the database-independent fi
 test-postgres: venv  ## The test suite on PostgreSQL (127.0.0.1:5432)
 	QTASKS_DB=postgres $(BIN)/coverage run -m pytest
 
-BROKER_SUITES := tests/test_lifecycle.py tests/test_worker.py tests/test_worker_faults.py tests/test_prefetch.py \
+BROKER_SUITES := tests/test_lifecycle.py tests/test_worker.py tests/test_worker_faults.py \
 	tests/test_delays_and_chains.py tests/test_wakeup.py
 
+# Prefetch on Redis only: it is where the consumer takes messages without acks.
 test-brokers: venv  ## The worker suites again on Redis and RabbitMQ (127.0.0.1:6379, :5672)
-	QTASKS_BROKER_URL=redis://127.0.0.1:6379/0 $(BIN)/coverage run -m pytest $(BROKER_SUITES)
+	QTASKS_BROKER_URL=redis://127.0.0.1:6379/0 $(BIN)/coverage run -m pytest $(BROKER_SUITES) \
+		tests/test_prefetch.py
 	QTASKS_BROKER_URL=amqp://guest:guest@127.0.0.1:5672// $(BIN)/coverage run -m pytest $(BROKER_SUITES)
 
 test: lint  ## Lint, then all tests on SQLite and PostgreSQL, the worker suites on Redis and RabbitMQ, with coverage
