@@ -1,7 +1,7 @@
 """Task rows read and written without building a query each time.
 
-The worker claims and finishes every task, and building those two statements
-through the ORM's query compiler cost more CPU than running them. These
+Every task is inserted, claimed and finished once, and building those
+statements through the ORM's query compiler cost more CPU than running them. These
 helpers put the SQL together from the model's own fields with plain string
 work, and adapt values with the fields' own ``get_db_prep_save`` and
 ``from_db_value``, so every backend reads and writes what the ORM would.
