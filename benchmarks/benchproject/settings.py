@@ -36,7 +36,7 @@ LOGGING = {
     "root": {"handlers": ["console"], "level": "WARNING"},
 }
 
-# django-qtasks: defaults, but for the broker.
+# django-qtasks: defaults, but for the broker (and PREFETCH in the -prefetch variants).
 QTASKS = {
     "BROKER_URL": f"{REDIS}/10" if SYSTEM.name.startswith("qtasks-redis") else "django://",
     # The -prefetch variants claim 8 tasks ahead of their 2 slots, as Celery's

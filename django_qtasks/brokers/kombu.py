@@ -384,7 +384,8 @@ class Consumer(threading.Thread):
                             message.ack()
                     self.unsettled -= 1
                 if self.unsettled >= self.prefetch:
-                    # Nothing can arrive before we ack: wait for the worker's claim.
+                    # Take no more (RabbitMQ sends none before an ack, and on
+                    # Redis we stop polling): wait for the worker's claim.
                     with self.settled:
                         self.settled.wait_for(
                             lambda: self.to_settle or self.stopping.is_set(), timeout=0.1

@@ -170,7 +170,9 @@ class Worker:
         try:
             await self.consume()
             if self.reserved:
-                await self.db(self.return_reserved)
+                # Never started: back to the queue, as never claimed.
+                await self.db(self.requeue, *self.reserved)
+                self.reserved.clear()
             await self.drain()
         finally:
             for side_loop in side_loops:
@@ -544,13 +546,13 @@ class Worker:
             fields["cancel_reason"] = outcome.cancel_reason
         return fields
 
-    def return_reserved(self) -> None:
-        """The worker stops: reserved tasks go back to the queue, as never claimed."""
-        while self.reserved:
-            self.requeue(self.reserved.popleft())
-
-    def requeue(self, record: Task) -> None:
-        Task.objects.filter(pk=record.pk, status=TaskStatus.PROCESS, worker=self.worker_id).update(
+    def requeue(self, *records: Task) -> None:
+        """Give these claimed tasks back to the queue, their attempt not counted."""
+        Task.objects.filter(
+            pk__in=[record.pk for record in records],
+            status=TaskStatus.PROCESS,
+            worker=self.worker_id,
+        ).update(
             status=TaskStatus.NEW,
             worker="",
             started_at=None,
