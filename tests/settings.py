@@ -52,6 +52,11 @@ CACHES = {
 # module) by setting this variable to a JSON object of keys.
 QTASKS.update(json.loads(os.environ.get("QTASKS_TEST_SETTINGS", "{}")))
 
+if os.environ.get("QTASKS_TEST_SQL_COUNT"):
+    from tests.sqlcount import install
+
+    install(os.environ["QTASKS_TEST_SQL_COUNT"])
+
 PASSWORD_HASHERS = ["django.contrib.auth.hashers.MD5PasswordHasher"]
 
 if django.VERSION >= (6, 0):

@@ -3,8 +3,8 @@ which worker runs which task, and when."""
 
 from __future__ import annotations
 
-import time
 from abc import ABC, abstractmethod
+from collections.abc import Callable
 from typing import TYPE_CHECKING, ClassVar
 from urllib.parse import urlsplit, urlunsplit
 
@@ -15,8 +15,6 @@ if TYPE_CHECKING:
 class Broker(ABC):
     #: URL schemes this broker serves, e.g. ("django",).
     schemes: ClassVar[tuple[str, ...]] = ()
-    #: True if ``wait()`` returns as soon as work arrives; otherwise the worker polls.
-    waits_for_messages: bool = False
     #: True if rows can exist that the broker has no message for, so that
     #: workers must sweep the outbox (``publish_due``).
     needs_outbox: ClassVar[bool] = False
@@ -42,17 +40,23 @@ class Broker(ABC):
         """Take up to ``limit`` due tasks for this worker and mark them ``process``.
 
         Returns their records. A task is never returned to two workers.
+        Fewer than ``limit`` means that nothing more can be claimed now: the
+        worker then waits for ``on_work`` (or its next poll) before claiming
+        again.
         """
 
-    def start_consuming(self, queues: list[str], prefetch: int) -> None:
-        """Start receiving work for these queues (a worker calls this once)."""
+    def start_consuming(
+        self, queues: list[str], prefetch: int, on_work: Callable[[], object]
+    ) -> None:
+        """Start receiving work for these queues (a worker calls this once).
+
+        A broker that learns of new work calls ``on_work()``, from any thread,
+        once that work can be claimed; the worker then claims at once instead
+        of at its next poll (``POLL_INTERVAL``).
+        """
 
     def stop_consuming(self) -> None:
         """Stop receiving work; what was received but not claimed goes back."""
-
-    def wait(self, timeout: float) -> None:
-        """Block until work may be waiting, or ``timeout`` seconds pass."""
-        time.sleep(timeout)
 
     def publish_due(self) -> int:
         """Publish ready rows that have no message yet; return how many."""

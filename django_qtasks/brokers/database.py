@@ -17,6 +17,7 @@ from __future__ import annotations
 
 import logging
 import threading
+from collections.abc import Callable
 from datetime import datetime
 
 from django.db import connections, transaction
@@ -38,6 +39,7 @@ class DatabaseBroker(Broker):
     def __init__(self, url: str) -> None:
         super().__init__(url)
         self._listener: Listener | None = None
+        self._on_work: Callable[[], object] | None = None
 
     def publish(self, task: Task) -> None:
         # The committed row is the message: nothing to send.
@@ -45,7 +47,10 @@ class DatabaseBroker(Broker):
 
     # Worker side --------------------------------------------------------------
 
-    def start_consuming(self, queues: list[str], prefetch: int) -> None:
+    def start_consuming(
+        self, queues: list[str], prefetch: int, on_work: Callable[[], object]
+    ) -> None:
+        self._on_work = on_work
         using = Task.objects.db
         if connections[using].vendor != "postgresql":
             return
@@ -56,28 +61,18 @@ class DatabaseBroker(Broker):
         if not is_psycopg3:
             logger.info("Polling %s: LISTEN/NOTIFY needs psycopg 3", self.safe_url)
             return
-        self._listener = Listener(using, queues)
+        self._listener = Listener(using, queues, on_work)
         self._listener.start()
-        self.waits_for_messages = True
 
     def stop_consuming(self) -> None:
         if self._listener is not None:
             self._listener.stop()
             self._listener = None
-            self.waits_for_messages = False
-
-    def wait(self, timeout: float) -> None:
-        if self._listener is None:
-            super().wait(timeout)
-        else:
-            self._listener.wait(timeout)
 
     def close(self) -> None:
         self.stop_consuming()
 
     def claim(self, queues: list[str], limit: int, worker_id: str) -> list[Task]:
-        if self._listener is not None:
-            self._listener.arrived.clear()  # what arrives from now on wakes the next wait
         using = Task.objects.db
         now = timezone.now()
         if connections[using].vendor == "postgresql":
@@ -109,6 +104,8 @@ class DatabaseBroker(Broker):
                     .values_list("pk", flat=True)
                 )
                 rows = [row for row in rows if row.pk in mine]
+                if self._on_work is not None:
+                    self._on_work()  # more may be due: a short claim must not wait a poll
         for row in rows:
             row.status = TaskStatus.PROCESS
             row.worker = worker_id
@@ -140,23 +137,17 @@ class DatabaseBroker(Broker):
 
 
 class Listener(threading.Thread):
-    """Holds a LISTEN connection and flags when a task of our queues becomes ready."""
+    """Holds a LISTEN connection and calls ``on_work`` when a task of our queues is ready."""
 
-    def __init__(self, using: str, queues: list[str]) -> None:
+    def __init__(self, using: str, queues: list[str], on_work: Callable[[], object]) -> None:
         super().__init__(name="qtasks-listen", daemon=True)
         self.using = using
         self.queues = set(queues)
-        self.arrived = threading.Event()
+        self.on_work = on_work
         self.stopping = threading.Event()
-
-    def wait(self, timeout: float) -> None:
-        # The flag stays set until the next claim looks (see DatabaseBroker.claim):
-        # a waiter the worker gave up on must not swallow a notification.
-        self.arrived.wait(timeout)
 
     def stop(self) -> None:
         self.stopping.set()
-        self.arrived.set()  # release a waiting worker thread, so the process can exit
         self.join(5)
 
     def run(self) -> None:
@@ -170,12 +161,12 @@ class Listener(threading.Thread):
                 with psycopg.connect(**params, autocommit=True) as connection:
                     connection.execute(f"LISTEN {CHANNEL}")
                     # (Re)connected: a notification may have been missed.
-                    self.arrived.set()
+                    self.on_work()
                     pause = 1.0
                     while not self.stopping.is_set():
                         for notice in connection.notifies(timeout=0.5):
                             if notice.payload in self.queues:
-                                self.arrived.set()
+                                self.on_work()
             except Exception as exc:
                 logger.warning(
                     "LISTEN on the database failed (%s); polling, and listening again in %.0fs",

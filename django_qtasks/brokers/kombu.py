@@ -22,6 +22,7 @@ from __future__ import annotations
 import collections
 import logging
 import threading
+from collections.abc import Callable
 from datetime import datetime, timedelta
 from typing import Any
 from urllib.parse import urlsplit
@@ -57,7 +58,6 @@ OUTBOX_GRACE = timedelta(seconds=2)
 
 
 class KombuBroker(Broker):
-    waits_for_messages = True
     needs_outbox = True
 
     def __init__(self, url: str) -> None:
@@ -192,18 +192,16 @@ class KombuBroker(Broker):
 
     # Worker side --------------------------------------------------------------
 
-    def start_consuming(self, queues: list[str], prefetch: int) -> None:
-        self._consumer = Consumer(self, queues, prefetch)
+    def start_consuming(
+        self, queues: list[str], prefetch: int, on_work: Callable[[], object]
+    ) -> None:
+        self._consumer = Consumer(self, queues, prefetch, on_work)
         self._consumer.start()
 
     def stop_consuming(self) -> None:
         if self._consumer is not None:
             self._consumer.stop()
             self._consumer = None
-
-    def wait(self, timeout: float) -> None:
-        if self._consumer is not None:
-            self._consumer.wait(timeout)
 
     def claim(self, queues: list[str], limit: int, worker_id: str) -> list[Task]:
         assert self._consumer is not None, "start_consuming() first"
@@ -220,6 +218,9 @@ class KombuBroker(Broker):
         # Messages whose row was not claimable (already run, cancelled, gone)
         # are duplicates: ack them too.
         self._consumer.settle(messages, requeue=False)
+        if len(rows) < limit and self._consumer.has_buffered():
+            # Duplicates made this claim short, yet messages wait: claim again.
+            self._consumer.on_work()
         return rows
 
     def claim_rows(self, uuids: list[UUID], worker_id: str, now: datetime) -> list[Task]:
@@ -255,40 +256,47 @@ class Consumer(threading.Thread):
     happens in this thread; other threads hand it messages to settle.
     """
 
-    def __init__(self, broker: KombuBroker, queues: list[str], prefetch: int) -> None:
+    def __init__(
+        self,
+        broker: KombuBroker,
+        queues: list[str],
+        prefetch: int,
+        on_work: Callable[[], object],
+    ) -> None:
         super().__init__(name="qtasks-broker", daemon=True)
         self.broker = broker
         self.queues = queues
         self.prefetch = prefetch
+        self.on_work = on_work
         #: False on Redis: messages are taken without acks (see the module's docstring).
         self.acks = broker.scheme not in REDIS_SCHEMES
+        #: Received, not yet claimed (guarded by ``buffer_lock``).
         self.buffer: collections.deque[tuple[UUID, Message]] = collections.deque()
+        self.buffer_lock = threading.Lock()
         self.to_settle: collections.deque[tuple[Message, bool]] = collections.deque()
         #: Messages received and not settled yet. At ``prefetch`` of them the
         #: broker sends no more: the thread then waits for settlements instead.
         self.unsettled = 0
         self.settled = threading.Condition()
-        self.ready = threading.Condition()
         self.stopping = threading.Event()
         #: Seconds to wait before the next reconnection (doubled each time, up to 30).
         self.pause = 1.0
 
     def take(self, limit: int) -> list[tuple[UUID, Message]]:
-        with self.ready:
+        with self.buffer_lock:
             return [self.buffer.popleft() for _ in range(min(limit, len(self.buffer)))]
 
-    def wait(self, timeout: float) -> None:
-        with self.ready:
-            if not self.buffer and not self.stopping.is_set():
-                self.ready.wait(timeout)
+    def has_buffered(self) -> bool:
+        with self.buffer_lock:
+            return bool(self.buffer)
 
     def settle(self, messages: list[tuple[UUID, Message]], requeue: bool) -> None:
         """Ack the claimed messages, or give them back (``requeue``: the claim failed)."""
         if requeue and not self.acks:
             # Nothing to give back to Redis: they wait here for the next claim.
-            with self.ready:
+            with self.buffer_lock:
                 self.buffer.extendleft(reversed(messages))
-                self.ready.notify_all()
+            self.on_work()
             return
         with self.settled:
             self.to_settle.extend((message, requeue) for _, message in messages)
@@ -298,8 +306,6 @@ class Consumer(threading.Thread):
         self.stopping.set()
         with self.settled:
             self.settled.notify()
-        with self.ready:
-            self.ready.notify_all()  # release a waiting worker thread, so the process can exit
         self.join(10)
 
     def on_message(self, body: Any, message: Message) -> None:
@@ -311,9 +317,13 @@ class Consumer(threading.Thread):
                 message.ack()
             return
         self.unsettled += 1
-        with self.ready:
+        with self.buffer_lock:
             self.buffer.append((uuid, message))
-            self.ready.notify_all()
+            # The worker claims all it can take of the buffer once woken: wake
+            # it for the first message only.
+            first = len(self.buffer) == 1
+        if first:
+            self.on_work()
 
     def run(self) -> None:
         lost = False
@@ -330,7 +340,7 @@ class Consumer(threading.Thread):
                 if self.acks:
                     # Unacked messages of the lost connection go back to the
                     # broker, which delivers them again.
-                    with self.ready:
+                    with self.buffer_lock:
                         self.buffer.clear()
                 else:
                     self.return_unclaimed()
@@ -350,7 +360,7 @@ class Consumer(threading.Thread):
 
     def return_unclaimed(self) -> None:
         """Messages taken without acks and never claimed: their rows go back to the outbox."""
-        with self.ready:
+        with self.buffer_lock:
             uuids = [uuid for uuid, _ in self.buffer]
             self.buffer.clear()
         if not uuids:

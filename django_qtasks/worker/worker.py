@@ -113,9 +113,13 @@ class Worker:
         self._force = False
         self._loop: asyncio.AbstractEventLoop | None = None
         self._wakeup: asyncio.Event | None = None
+        #: The last claim came back short: the next waits for the broker's
+        #: ``on_work`` or the next poll, not for a free slot.
+        self._drained = False
+        self._work_arrived = False
+        self._next_poll = 0.0
         self._db_pool: ThreadPoolExecutor | None = None
         self._task_pool: ThreadPoolExecutor | None = None
-        self._wait_pool: ThreadPoolExecutor | None = None
         self._stopped = threading.Event()
         #: Outcomes to write; the next call in the database thread takes them all.
         self._endings: list[Ending] = []
@@ -144,10 +148,13 @@ class Worker:
         self._endings_ready = asyncio.Event()
         self._db_pool = ThreadPoolExecutor(1, thread_name_prefix="qtasks-db")
         self._task_pool = ThreadPoolExecutor(self.concurrency, thread_name_prefix=THREAD_PREFIX)
-        self._wait_pool = ThreadPoolExecutor(1, thread_name_prefix="qtasks-wait")
         install_signal_handlers(loop, self)
         await self.db(self.write_heartbeat)
-        self.broker.start_consuming(self.queues, prefetch=self.concurrency + self.prefetch)
+        self.broker.start_consuming(
+            self.queues,
+            prefetch=self.concurrency + self.prefetch,
+            on_work=self.work_arrived,
+        )
         logger.info(
             "Worker %s started: queues %s, concurrency %s, broker %s, %s tasks registered",
             self.worker_id,
@@ -184,7 +191,6 @@ class Worker:
             await self.db(connections.close_all)
             remove_signal_handlers(loop)
             self._db_pool.shutdown(wait=True)
-            self._wait_pool.shutdown(wait=False)
             self._task_pool.shutdown(wait=False, cancel_futures=True)
             self.broker.close()
             logger.info("Worker %s stopped after %s tasks", self.worker_id, self.claimed)
@@ -222,6 +228,14 @@ class Worker:
             if room <= 0 or len(self.reserved) > self.prefetch // 2:
                 await self._wakeup.wait()
                 continue
+            until_poll = self._next_poll - time.monotonic()
+            # (--burst, once idle, claims at once to learn whether to stop.)
+            idle_burst = self.burst and not self.running and not self.reserved
+            if self._drained and not self._work_arrived and until_poll > 0 and not idle_burst:
+                # Woken early by the broker's on_work, a free slot, or a stop.
+                await self.sleep(until_poll)
+                continue
+            self._work_arrived = False
             try:
                 records = await self.db(self.broker.claim, self.queues, room, self.worker_id)
                 failures = 0
@@ -239,15 +253,30 @@ class Worker:
                     free -= 1
                 else:
                     self.reserved.append(record)
-            if not records:
-                if (
-                    self.burst
-                    and not self.running
-                    and not self.reserved
-                    and not await self.db(self.work_is_due)
-                ):
-                    return
-                await self.wait_for_work(qtasks_settings.POLL_INTERVAL)
+            # Short: nothing more to claim until the broker says so, or the
+            # next poll. A slot that frees up meanwhile needs no claim.
+            self._drained = len(records) < room
+            if self._drained:
+                self._next_poll = time.monotonic() + qtasks_settings.POLL_INTERVAL
+            if (
+                self.burst
+                and not records
+                and not self.running
+                and not self.reserved
+                and not await self.db(self.work_is_due)
+            ):
+                return
+
+    def work_arrived(self) -> None:
+        """The broker has work (called from its thread): claim now, not at the next poll."""
+        assert self._loop is not None
+        with contextlib.suppress(RuntimeError):  # the loop closed: the worker is gone
+            self._loop.call_soon_threadsafe(self._on_work_arrived)
+
+    def _on_work_arrived(self) -> None:
+        assert self._wakeup is not None
+        self._work_arrived = True
+        self._wakeup.set()
 
     def start_reserved(self, free: int) -> int:
         """Start reserved tasks in the free slots, and those cancelled meanwhile; how many."""
@@ -259,22 +288,6 @@ class Worker:
             self.start(self.reserved.popleft())
             started += 1
         return started
-
-    async def wait_for_work(self, seconds: float) -> None:
-        """Wait for the broker to have work, a free slot, or the worker to stop."""
-        if not self.broker.waits_for_messages:
-            await self.sleep(seconds)
-            return
-        assert self._wakeup is not None
-        assert self._wait_pool is not None
-        loop = asyncio.get_running_loop()
-        wakeup: asyncio.Future[Any] = asyncio.ensure_future(self._wakeup.wait())
-        waiters: set[asyncio.Future[Any]] = {
-            loop.run_in_executor(self._wait_pool, self.broker.wait, seconds),
-            wakeup,
-        }
-        await asyncio.wait(waiters, return_when=asyncio.FIRST_COMPLETED)
-        wakeup.cancel()
 
     def watch_cancels(self, loop: asyncio.AbstractEventLoop) -> None:
         """With Redis, act on a cancel request as soon as it is made."""

@@ -1,0 +1,69 @@
+"""What a worker asks of the database per task, counted in a real worker process.
+
+The aim is at most two round trips per task in the steady state: one claim
+and one result write. At light load each task arrives alone; a worker woken
+by its broker claims it, and does not claim again when it ends (nothing
+else arrived), so the next claim goes with the next task.
+"""
+
+from __future__ import annotations
+
+import json
+import time
+from collections import Counter
+
+import pytest
+from django.db import connection
+
+from tests.conftest import wait_status
+from tests.testapp import tasks
+
+pytestmark = pytest.mark.django_db(transaction=True)
+
+#: Every side loop far apart: what remains is claims and results.
+QUIET = {
+    "POLL_INTERVAL": 30,
+    "CANCEL_POLL_INTERVAL": 30,
+    "HEARTBEAT_INTERVAL": 30,
+    "HEARTBEAT_TIMEOUT": 120,
+    "PROGRESS_INTERVAL": 30,
+    "OUTBOX_INTERVAL": 30,
+}
+
+
+def kind(sql: str) -> str:
+    if '"attempts" = "attempts" + 1' in sql:
+        return "claim"
+    if sql.startswith("UPDATE") and '"returning"' in sql:
+        return "result"
+    return sql[:60]
+
+
+@pytest.mark.skipif(
+    connection.vendor != "postgresql",
+    reason="counted on PostgreSQL, where a claim and a write are one statement each",
+)
+def test_one_claim_and_one_write_per_task_at_light_load(monkeypatch, start_worker, tmp_path):
+    counts_file = tmp_path / "sql.json"
+    monkeypatch.setenv("QTASKS_TEST_SETTINGS", json.dumps(QUIET))
+    monkeypatch.setenv("QTASKS_TEST_SQL_COUNT", str(counts_file))
+    worker = start_worker("--queues", "light", "--concurrency", "2")
+    time.sleep(0.5)  # idle: its first claim found nothing
+    count = 20
+    for number in range(count):
+        record = wait_status(tasks.echo.add_task(number, queue="light"), timeout=10)
+        assert record.status == "success"
+        assert record.returning == number
+    worker.signal()
+    assert worker.wait() == 0
+
+    statements = json.loads(counts_file.read_text())["qtasks-db"]
+    by_kind: Counter[str] = Counter()
+    for sql, times in statements.items():
+        by_kind[kind(sql)] += times
+    # One claim per task, plus the first one and one when the broker's
+    # connection opens (both find nothing); one write per result.
+    assert by_kind["claim"] <= count + 2, by_kind
+    assert by_kind["result"] == count, by_kind
+    # What else the database thread did: starting, stopping, a heartbeat.
+    assert sum(by_kind.values()) <= 2 * count + 6, by_kind
