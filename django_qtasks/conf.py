@@ -23,41 +23,62 @@ class Option:
     default: Any
     types: tuple[type, ...]
     help: str
+    #: For numbers: "0 or more", "at least 1", or "more than 0" (a period,
+    #: where 0 would make a loop spin).
+    least: str = "0 or more"
+
+    def too_small(self, value: float) -> bool:
+        return {"0 or more": value < 0, "at least 1": value < 1, "more than 0": value <= 0}[
+            self.least
+        ]
 
     def describe_types(self) -> str:
         return " or ".join("None" if t is type(None) else t.__name__ for t in self.types)
 
 
 NUMBER = (int, float)
+PERIOD = "more than 0"
 
 #: Every key we understand, with its default, accepted types and meaning.
 #: Unknown keys are kept untouched: they belong to the user.
 OPTIONS: dict[str, Option] = {
     "BROKER_URL": Option("django://", (str,), "where tasks are queued"),
     "BROKER_TRANSPORT_OPTIONS": Option({}, (dict,), "options for the kombu transport"),
-    "OUTBOX_INTERVAL": Option(1.0, NUMBER, "seconds between sweeps for unpublished tasks"),
+    "OUTBOX_INTERVAL": Option(
+        1.0, NUMBER, "seconds between sweeps for unpublished tasks", least=PERIOD
+    ),
     "QUEUE_PREFIX": Option("qtasks", (str,), "prefix of the broker's exchange and queue names"),
     "REDIS_CACHE_ALIAS": Option(None, (str, type(None)), "a django-redis CACHES alias"),
     "DEFAULT_QUEUE": Option("default", (str,), "queue of tasks that name none"),
-    "CONCURRENCY": Option(10, (int,), "tasks a worker runs at once"),
+    "CONCURRENCY": Option(10, (int,), "tasks a worker runs at once", least="at least 1"),
     "PREFETCH": Option(0, (int,), "tasks a worker claims ahead of its free slots"),
-    "POLL_INTERVAL": Option(0.5, NUMBER, "seconds between polls of the database broker"),
+    "POLL_INTERVAL": Option(
+        0.5, NUMBER, "seconds between polls of the database broker", least=PERIOD
+    ),
     "RETRY_BACKOFF": Option(1.0, NUMBER, "seconds before the first retry, doubled each time"),
     "RETRY_BACKOFF_MAX": Option(300.0, NUMBER, "longest wait between two attempts"),
-    "HEARTBEAT_INTERVAL": Option(5.0, NUMBER, "seconds between worker heartbeats"),
-    "HEARTBEAT_TIMEOUT": Option(60.0, NUMBER, "seconds without heartbeat before a worker is dead"),
-    "CANCEL_POLL_INTERVAL": Option(0.5, NUMBER, "seconds between checks for cancel requests"),
+    "HEARTBEAT_INTERVAL": Option(5.0, NUMBER, "seconds between worker heartbeats", least=PERIOD),
+    "HEARTBEAT_TIMEOUT": Option(
+        60.0, NUMBER, "seconds without heartbeat before a worker is dead", least=PERIOD
+    ),
+    "CANCEL_POLL_INTERVAL": Option(
+        0.5, NUMBER, "seconds between checks for cancel requests", least=PERIOD
+    ),
     "CANCEL_GRACE": Option(10.0, NUMBER, "seconds a sync task has to stop once cancelled"),
     "SHUTDOWN_TIMEOUT": Option(30.0, NUMBER, "seconds running tasks have to end on shutdown"),
     "LOG_LINES": Option(200, (int,), "log lines kept with each task"),
     "WORKER_SYNCHRONOUS_COMMIT": Option(
         False, (bool,), "on PostgreSQL, workers' own commits wait for the disk flush"
     ),
-    "PROGRESS_INTERVAL": Option(1.0, NUMBER, "seconds between progress writes of a generator"),
+    "PROGRESS_INTERVAL": Option(
+        1.0, NUMBER, "seconds between progress writes of a generator", least=PERIOD
+    ),
     "SCHEDULES": Option(
         {}, (dict,), "periodic tasks declared in settings: name -> {'task', 'cron' or 'interval'}"
     ),
-    "BEAT_INTERVAL": Option(1.0, NUMBER, "longest pause of the beat between two looks"),
+    "BEAT_INTERVAL": Option(
+        1.0, NUMBER, "longest pause of the beat between two looks", least=PERIOD
+    ),
     "API_PERMISSION_CLASSES": Option(
         ["rest_framework.permissions.IsAdminUser"],
         (list, tuple),
@@ -89,10 +110,9 @@ def validate(raw: Any) -> list[str]:
                 f"{SETTING_NAME}[{key!r}] must be {option.describe_types()} "
                 f"({option.help}), not {type(value).__name__} {value!r}."
             )
-        elif isinstance(value, (int, float)) and value < (1 if key == "CONCURRENCY" else 0):
-            least = "at least 1" if key == "CONCURRENCY" else "0 or more"
+        elif isinstance(value, (int, float)) and option.too_small(value):
             problems.append(
-                f"{SETTING_NAME}[{key!r}] must be {option.describe_types()}, {least} "
+                f"{SETTING_NAME}[{key!r}] must be {option.describe_types()}, {option.least} "
                 f"({option.help}), not {value!r}."
             )
         elif isinstance(value, (list, tuple)) and not all(map(_is_import_string, value)):
@@ -101,7 +121,22 @@ def validate(raw: Any) -> list[str]:
                 f"strings such as 'package.module.Class' ({option.help}), "
                 f"not {type(value).__name__} {value!r}."
             )
+    problems += _heartbeat_problems(raw)
     return problems
+
+
+def _heartbeat_problems(raw: Mapping[str, Any]) -> list[str]:
+    interval = raw.get("HEARTBEAT_INTERVAL", OPTIONS["HEARTBEAT_INTERVAL"].default)
+    timeout = raw.get("HEARTBEAT_TIMEOUT", OPTIONS["HEARTBEAT_TIMEOUT"].default)
+    if not all(isinstance(v, NUMBER) and not isinstance(v, bool) for v in (interval, timeout)):
+        return []  # reported as of the wrong type
+    if timeout > interval or timeout <= 0 or interval <= 0:
+        return []
+    return [
+        f"{SETTING_NAME}['HEARTBEAT_TIMEOUT'] ({timeout!r}) must be more than "
+        f"HEARTBEAT_INTERVAL ({interval!r}): live workers would be taken for dead between "
+        "two heartbeats, and their tasks run twice."
+    ]
 
 
 def _is_import_string(value: Any) -> bool:

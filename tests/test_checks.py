@@ -47,7 +47,8 @@ def test_project_settings_pass_the_checks():
     [
         {},
         {"BROKER_URL": "django://", "DEFAULT_QUEUE": "main", "CONCURRENCY": 1},
-        {"POLL_INTERVAL": 0, "RETRY_BACKOFF": 2.5, "REDIS_CACHE_ALIAS": None},
+        {"POLL_INTERVAL": 0.01, "RETRY_BACKOFF": 0, "REDIS_CACHE_ALIAS": None},
+        {"HEARTBEAT_INTERVAL": 30, "HEARTBEAT_TIMEOUT": 31, "SHUTDOWN_TIMEOUT": 0},
         {"REDIS_CACHE_ALIAS": "qtasks"},
         {"MY_OWN_KEY": object()},  # unknown keys are the user's business
     ],
@@ -90,8 +91,24 @@ def test_qtasks_setting_may_be_absent(settings):
         ),
         (
             {"POLL_INTERVAL": -1},
-            "QTASKS['POLL_INTERVAL'] must be int or float, 0 or more "
+            "QTASKS['POLL_INTERVAL'] must be int or float, more than 0 "
             "(seconds between polls of the database broker), not -1.",
+        ),
+        (
+            # 0 would make the worker's look for due tasks spin.
+            {"POLL_INTERVAL": 0},
+            "QTASKS['POLL_INTERVAL'] must be int or float, more than 0 "
+            "(seconds between polls of the database broker), not 0.",
+        ),
+        (
+            {"HEARTBEAT_INTERVAL": 0.0},
+            "QTASKS['HEARTBEAT_INTERVAL'] must be int or float, more than 0 "
+            "(seconds between worker heartbeats), not 0.0.",
+        ),
+        (
+            {"HEARTBEAT_TIMEOUT": 5},
+            "QTASKS['HEARTBEAT_TIMEOUT'] (5) must be more than HEARTBEAT_INTERVAL (5.0): live "
+            "workers would be taken for dead between two heartbeats, and their tasks run twice.",
         ),
         (
             {"POLL_INTERVAL": "0.5"},
@@ -289,7 +306,8 @@ def test_missing_key_is_an_attribute_error():
             {"CONCURRENCY": "10"},
             r"QTASKS\['CONCURRENCY'\] must be int \(tasks a worker runs at once\), not str '10'\.",
         ),
-        ({"POLL_INTERVAL": -1}, r"QTASKS\['POLL_INTERVAL'\] must be int or float, 0 or more"),
+        ({"POLL_INTERVAL": -1}, r"QTASKS\['POLL_INTERVAL'\] must be int or float, more than 0"),
+        ({"RETRY_BACKOFF": -1}, r"QTASKS\['RETRY_BACKOFF'\] must be int or float, 0 or more"),
         ([], r"QTASKS must be a dict, not list \[\]\."),
     ],
 )
