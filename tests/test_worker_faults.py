@@ -6,6 +6,7 @@ Real ``qtasks_worker`` subprocesses; the fast intervals of tests/settings.py
 
 from __future__ import annotations
 
+import json
 import signal
 import subprocess
 import time
@@ -155,6 +156,33 @@ def test_second_signal_stops_at_once_and_requeues_running_tasks(start_worker, si
         assert_back_in_queue(task)
         assert f"Task {task.uuid} returned to the queue: worker stopping" in process.log
     assert not WorkerHeartbeat.objects.filter(worker_id=worker_id).exists()
+
+
+def test_a_task_handed_back_with_a_cancel_request_ends_cancelled_without_running(
+    start_worker, monkeypatch
+):
+    # The worker looks for cancel requests only every 30 s: it stops first.
+    monkeypatch.setenv("QTASKS_TEST_SETTINGS", json.dumps({"CANCEL_POLL_INTERVAL": 30}))
+    queue = unique("cancel-handed-back")
+    process = start_worker("--queues", queue, "--shutdown-timeout", "0.5")
+    task = tasks.sync_sleeper.add_task(20, queue=queue)
+    wait_status(task, TaskStatus.PROCESS)
+    assert task.cancel("not needed any more", by="bob") is True
+    process.signal(signal.SIGTERM)
+    assert process.wait(20) == 0
+    assert_back_in_queue(task)
+    assert task.cancel_requested_at is not None
+
+    started = time.monotonic()
+    result = run_burst(queue)
+    # Run, it would have slept its 20 s: no cancel poll came in that time.
+    assert time.monotonic() - started < 10
+    task.refresh_from_db()
+    assert task.status == TaskStatus.CANCEL
+    assert task.cancel_reason == "not needed any more"
+    assert task.canceled_by == "bob"
+    assert task.returning is None
+    assert f"Task {task.uuid} was canceled due to: not needed any more" in result.stderr
 
 
 # Cancel from outside ---------------------------------------------------------------------

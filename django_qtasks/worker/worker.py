@@ -322,6 +322,10 @@ class Worker:
         record.started_at = timezone.now()
         run = RunState(record.uuid, log_limit=qtasks_settings.LOG_LINES, worker=self)
         reason = self._early_cancels.pop(record.pk, None)
+        if reason is None and record.cancel_requested_at is not None:
+            # Asked for while an earlier run was handed back (a worker that
+            # stopped or died before it saw the request): end it unrun.
+            reason = record.cancel_reason
         if reason is not None:
             run.request_cancel(reason)
         entry = Running(record, run)
