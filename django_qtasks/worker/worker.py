@@ -634,7 +634,9 @@ class Worker:
 
         It happens when the database lost the commit of a result (a crash
         right after a commit that did not wait for the disk, see
-        ``_relax_commits``). The margin leaves rows just claimed alone.
+        ``_relax_commits``), and when a worker restarts under a fixed
+        ``--worker-id``: its id stays alive, so no one else takes over what
+        the previous process left. The margin leaves rows just claimed alone.
         """
         margin = timedelta(seconds=max(10.0, 2 * float(qtasks_settings.HEARTBEAT_INTERVAL)))
         ours = [*self.running, *(record.pk for record in list(self.reserved))]
@@ -644,7 +646,11 @@ class Worker:
             .exclude(pk__in=ours)
         )
         for row in lost:
-            self.take_over(row, f"Worker {row.worker} lost this task's result; it is not running.")
+            self.take_over(
+                row,
+                f"Worker {row.worker} is not running this task: it restarted, "
+                "or the database lost its result.",
+            )
 
     def take_over(self, orphan: Task, message: str) -> None:
         """Retry ``orphan`` if it has attempts left, else fail it, with ``message``."""
