@@ -4,7 +4,8 @@ from __future__ import annotations
 
 import subprocess
 import sys
-from datetime import timedelta
+from datetime import datetime, timedelta
+from datetime import timezone as dt_timezone
 from typing import Any
 
 import pytest
@@ -90,7 +91,7 @@ def test_list_pages_with_a_cursor_that_survives_new_tasks(api):
     ],
 )
 def test_list_filters(api, query, expected):
-    day = timezone.datetime(2024, 1, 1, 12, tzinfo=timezone.UTC)
+    day = datetime(2024, 1, 1, 12, tzinfo=dt_timezone.utc)
     make(task_name="a", tags=["blue", "x"], created_at=day)
     make(TaskStatus.SUCCESS, task_name="b", tags=["green"], created_at=day + timedelta(days=1))
     make(
@@ -188,6 +189,29 @@ def test_create_with_every_parameter(api):
     # The database broker leaves it alone until then.
     assert not Task.objects.due(["other"]).filter(pk=task.pk).exists()
     assert Task.objects.due(["other"], now=task.run_after).filter(pk=task.pk).exists()
+
+
+def test_create_with_an_eta_sets_run_after_to_it(api):
+    # Two days ahead, at 10:30 in UTC+01:00, sent with its offset.
+    day = (timezone.now() + timedelta(days=2)).date()
+    eta = f"{day.isoformat()}T10:30:00+01:00"
+    response = api.post(
+        TASKS, {"task_name": "echo", "args": [1], "queue": "other", "eta": eta}, format="json"
+    )
+    assert response.status_code == 201, response.json()
+    task = Task.objects.get(pk=response.json()["uuid"])
+    expected = datetime(day.year, day.month, day.day, 9, 30, tzinfo=dt_timezone.utc)
+    assert task.run_after == expected
+    assert response.json()["run_after"] == expected.isoformat().replace("+00:00", "Z")
+    assert not Task.objects.due(["other"]).filter(pk=task.pk).exists()
+
+
+def test_an_eta_in_the_past_is_due_at_once(api):
+    response = api.post(
+        TASKS, {"task_name": "echo", "args": [1], "eta": "2020-01-01T00:00:00Z"}, format="json"
+    )
+    assert response.status_code == 201, response.json()
+    assert Task.objects.due(["default"]).filter(pk=response.json()["uuid"]).exists()
 
 
 def test_enqueue_refuses_a_bad_delay():

@@ -4,11 +4,13 @@ from __future__ import annotations
 
 import base64
 import json
+from datetime import timedelta
 from typing import Any
 from urllib.parse import urlencode
 
 import pytest
 from django.test import override_settings
+from django.utils import timezone
 from rest_framework.test import APIClient
 
 from django_qtasks.models import Task
@@ -57,6 +59,12 @@ def post_json(api: APIClient, body: Any) -> Any:
         ("delay", True, "A valid number is required."),
         ("delay", -1, "Ensure this value is greater than or equal to 0."),
         ("delay", 10**9, "Ensure this value is less than or equal to 31536000."),
+        ("eta", "2030-01-01T09:30:00", "Give the time's UTC offset"),
+        ("eta", "tomorrow", "Give an ISO 8601 date and time"),
+        ("eta", "2030-02-30T09:30:00Z", "Give an ISO 8601 date and time"),
+        ("eta", "9999-12-31T23:59:59-14:00", "Give an ISO 8601 date and time"),
+        ("eta", 1700000000, "Give an ISO 8601 date and time"),
+        ("eta", "2999-01-01T00:00:00Z", "Ensure this is at most a year from now."),
     ],
 )
 def test_create_names_the_bad_field(api, field, value, message):
@@ -66,6 +74,15 @@ def test_create_names_the_bad_field(api, field, value, message):
     errors = response.json()
     assert list(errors) == [field]
     assert errors[field][0].startswith(message)
+    assert snapshot() == before
+
+
+def test_create_takes_delay_or_eta_not_both(api):
+    before = snapshot()
+    eta = (timezone.now() + timedelta(hours=1)).isoformat()
+    response = post_json(api, {"task_name": "echo", "args": [1], "delay": 5, "eta": eta})
+    assert response.status_code == 400
+    assert response.json() == {"eta": ["Give delay or eta, not both."]}
     assert snapshot() == before
 
 

@@ -65,6 +65,7 @@ def test_schema_is_valid_openapi_3_and_describes_every_operation():
         "priority",
         "queue",
         "delay",
+        "eta",
     }
     assert schema["components"]["schemas"]["TaskNameEnum"]["enum"] == sorted(app.tasks)
     list_parameters = {

@@ -2,8 +2,12 @@
 
 from __future__ import annotations
 
+from datetime import datetime, timedelta
+from datetime import timezone as dt_timezone
 from typing import Any
 
+from django.utils import timezone
+from django.utils.dateparse import parse_datetime
 from drf_spectacular.extensions import OpenApiSerializerFieldExtension
 from drf_spectacular.openapi import AutoSchema
 from rest_framework import serializers
@@ -12,7 +16,7 @@ from django_qtasks import app
 from django_qtasks.exceptions import UnknownTask
 from django_qtasks.models import Task
 
-#: Longest ``delay`` the API takes: a year. Later than that is a schedule, not a delay.
+#: Longest ``delay`` (and furthest ``eta``) the API takes: a year. Later is a schedule.
 MAX_DELAY = 365 * 24 * 3600
 INT32 = 2**31
 
@@ -100,6 +104,31 @@ class StrictFloatField(serializers.FloatField):
         return super().to_internal_value(data)
 
 
+class StrictDateTimeField(serializers.DateTimeField):
+    """An ISO 8601 string with its UTC offset: a time without one is ambiguous."""
+
+    default_error_messages = {
+        "invalid": "Give an ISO 8601 date and time, such as 2026-11-24T09:30:00Z.",
+        "naive": "Give the time's UTC offset, such as 2026-11-24T09:30:00Z or "
+        "2026-11-24T10:30:00+01:00: without one it is ambiguous.",
+    }
+
+    def to_internal_value(self, data: Any) -> datetime:
+        if not isinstance(data, str):
+            self.fail("invalid")
+        try:
+            value = parse_datetime(data)
+            if value is not None and not timezone.is_naive(value):
+                value = value.astimezone(dt_timezone.utc)
+        except (ValueError, OverflowError):  # no such day; beyond year 9999 in UTC
+            value = None
+        if value is None:
+            self.fail("invalid")
+        if timezone.is_naive(value):
+            self.fail("naive")
+        return value
+
+
 class TaskNameField(StrictCharField):
     """A registered task's name; the error lists the registered ones."""
 
@@ -146,6 +175,21 @@ class TaskCreateSerializer(serializers.Serializer[Any]):
         max_value=MAX_DELAY,
         help_text="Seconds to wait before the task may run (sets run_after).",
     )
+    eta = StrictDateTimeField(
+        required=False,
+        help_text="When the task may run (sets run_after), with its UTC offset; at most a "
+        "year ahead. A time past runs it at once. Not with delay.",
+    )
+
+    def validate_eta(self, value: datetime) -> datetime:
+        if value > timezone.now() + timedelta(seconds=MAX_DELAY):
+            raise serializers.ValidationError("Ensure this is at most a year from now.")
+        return value
+
+    def validate(self, attrs: dict[str, Any]) -> dict[str, Any]:
+        if "delay" in attrs and "eta" in attrs:
+            raise serializers.ValidationError({"eta": ["Give delay or eta, not both."]})
+        return attrs
 
     def validate_args(self, value: list[Any]) -> list[Any]:
         return reject_nul("args", value)

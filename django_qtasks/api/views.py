@@ -87,6 +87,7 @@ class TaskViewSet(
             priority=data.get("priority"),
             queue=data.get("queue"),
             delay=data.get("delay"),
+            eta=data.get("eta"),
         )
         return self.created(task)
 
