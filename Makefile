@@ -52,7 +52,7 @@ test-postgres: venv  ## The test suite on PostgreSQL (127.0.0.1:5432)
 	QTASKS_DB=postgres $(BIN)/coverage run -m pytest
 
 BROKER_SUITES := tests/test_lifecycle.py tests/test_worker.py tests/test_worker_faults.py \
-	tests/test_delays_and_chains.py tests/test_wakeup.py
+	tests/test_delays_and_chains.py tests/test_wakeup.py tests/test_add_tasks.py
 
 # Prefetch on Redis only: it is where the consumer takes messages without acks.
 test-brokers: venv  ## The worker suites again on Redis and RabbitMQ (127.0.0.1:6379, :5672)

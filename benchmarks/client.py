@@ -32,6 +32,8 @@ PY = sys.executable
 #: The client looks this often for finished tasks, with one cheap count query.
 POLL = 0.02
 CHUNK = 1000
+#: Arguments of the bulk phase's tasks: apart from W1's, so that no result is taken for another.
+BULK_BASE = 1_000_000
 
 
 def chunks(items: list[str], size: int = CHUNK) -> Iterator[list[str]]:
@@ -62,6 +64,10 @@ class Adapter:
     def enqueue_stamp(self) -> str:
         raise NotImplementedError
 
+    def enqueue_bulk(self, numbers: list[int]) -> list[str] | None:
+        """noop(i) for each of ``numbers`` through the system's bulk API; None: it has none."""
+        return None
+
     def done_count(self) -> int:
         """Tasks that ended successfully so far, from the result store (cumulative)."""
         raise NotImplementedError
@@ -86,6 +92,11 @@ class QTasks(Adapter):
 
     def enqueue_stamp(self) -> str:
         return str(self.stamp.add_task().uuid)
+
+    def enqueue_bulk(self, numbers: list[int]) -> list[str] | None:
+        from django_qtasks import app
+
+        return [str(task.uuid) for task in app.add_tasks(self.noop.s(i) for i in numbers)]
 
     def done_count(self) -> int:
         return self.Task.objects.filter(status="success").count()
@@ -138,6 +149,11 @@ class Celery(Adapter):
     def enqueue_stamp(self) -> str:
         return self.stamp.delay().id
 
+    def enqueue_bulk(self, numbers: list[int]) -> list[str] | None:
+        from celery import group
+
+        return [result.id for result in group(self.noop.s(i) for i in numbers).apply_async()]
+
     def done_count(self) -> int:
         if self.in_db:
             return self.TaskResult.objects.filter(status="SUCCESS").count()
@@ -181,6 +197,12 @@ class RQ(Adapter):
 
     def enqueue_stamp(self) -> str:
         return self.queue.enqueue(self.stamp).id
+
+    def enqueue_bulk(self, numbers: list[int]) -> list[str] | None:
+        from rq import Queue
+
+        jobs = self.queue.enqueue_many([Queue.prepare_data(self.noop, (i,)) for i in numbers])
+        return [job.id for job in jobs]
 
     def done_count(self) -> int:
         return self.finished.get_job_count(cleanup=False)
@@ -515,6 +537,28 @@ class Bench:
         self.stop_workers()
         self.save()
 
+    def bulk(self) -> None:
+        """Enqueue through the system's bulk API, if it has one; then check every task runs."""
+        m, batch = self.args.bulk_tasks, self.args.bulk_batch
+        before = 1 + self.args.latency_tasks + self.args.tasks  # W2's and W1's are done
+        numbers = [BULK_BASE + k for k in range(m)]
+        ids: list[str] = []
+        started = time.perf_counter()
+        for start in range(0, m, batch):
+            sent = self.adapter.enqueue_bulk(numbers[start : start + batch])
+            if sent is None:
+                return
+            ids += sent
+        self.out["bulk_enqueue_rate"] = m / (time.perf_counter() - started)
+        self.save()
+        self.start_workers()
+        self.wait_until_done(before + m, ids)
+        results = self.adapter.results(ids)
+        wrong = sum(1 for k, id_ in enumerate(ids) if results.get(id_) != numbers[k])
+        self.out["bulk_verified_ok"] = wrong == 0
+        self.stop_workers()
+        self.save()
+
     def run(self) -> None:
         # The machine may be shared: say how busy it was (1-minute load average).
         self.out["load_before"] = os.getloadavg()[0]
@@ -523,6 +567,8 @@ class Bench:
             # leaves W2's figures intact.
             self.w2()
             self.w1()
+            if self.args.bulk_tasks:
+                self.bulk()
         except Timeout:
             self.out["status"] = "timeout"
         except Exception as exc:
@@ -577,6 +623,8 @@ def main(argv: Iterable[str] | None = None) -> None:
     parser.add_argument("--tasks", type=int, required=True)
     parser.add_argument("--latency-tasks", type=int, required=True)
     parser.add_argument("--interval", type=float, required=True)
+    parser.add_argument("--bulk-tasks", type=int, default=0)
+    parser.add_argument("--bulk-batch", type=int, default=500)
     parser.add_argument("--deadline", type=float, required=True, help="time.time() to give up")
     parser.add_argument("--out", required=True)
     parser.add_argument("--log", required=True)

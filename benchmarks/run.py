@@ -94,6 +94,13 @@ def parse_args() -> argparse.Namespace:
     parser.add_argument("--tasks", type=int, default=5000, help="W1 tasks (default 5000)")
     parser.add_argument("--latency-tasks", type=int, default=300, help="W2 tasks (default 300)")
     parser.add_argument(
+        "--bulk-tasks",
+        type=int,
+        default=2000,
+        help="tasks enqueued through each system's bulk API, 500 a call (default 2000; "
+        "0: skip); then run, to check them",
+    )
+    parser.add_argument(
         "--interval", type=float, default=0.02, help="W2 seconds between tasks (default 0.02)"
     )
     parser.add_argument("--only", default="", help=f"comma-separated, of: {','.join(SYSTEMS)}")
@@ -157,6 +164,7 @@ def run_system(name: str, args: argparse.Namespace, out: Path) -> dict[str, Any]
             f"--tasks={args.tasks}",
             f"--latency-tasks={args.latency_tasks}",
             f"--interval={args.interval}",
+            f"--bulk-tasks={args.bulk_tasks}",
             f"--deadline={time.time() + args.timeout}",
             f"--out={result_path}",
             f"--log={out / f'{name}-worker.log'}",
@@ -318,6 +326,19 @@ def print_report(results: dict[str, dict[str, Any]], args: argparse.Namespace) -
         # Only the systems that keep tasks in PostgreSQL.
         if r.get("pg_xacts_per_task", 0) > 0.05 or r.get("pg_xacts_per_enqueue", 0) > 0.05
     ]
+    bulk = [
+        (name, r["bulk_enqueue_rate"], r.get("bulk_verified_ok"))
+        for name, r in results.items()
+        if "bulk_enqueue_rate" in r
+    ]
+    if bulk:
+        print(
+            f"\nBulk enqueue ({args.bulk_tasks} tasks, 500 a call: django-qtasks app.add_tasks, "
+            "Celery group().apply_async(), RQ enqueue_many; the others have no bulk API):"
+        )
+        for name, rate, ok in bulk:
+            checked = {True: "all ran", False: "RESULTS WRONG", None: "not checked"}[ok]
+            print(f"  {name:13} {rate:9,.0f} tasks/s ({checked})")
     if xacts:
         print("\nPostgreSQL transactions (pg_stat_database, this system's own database):")
         print("\n".join(xacts))

@@ -8,7 +8,7 @@ from __future__ import annotations
 
 import json
 import time
-from collections.abc import Callable, Mapping
+from collections.abc import Callable, Iterable, Mapping
 from datetime import datetime, timedelta
 from types import MappingProxyType
 from typing import TYPE_CHECKING, Any, overload
@@ -26,6 +26,7 @@ from django_qtasks.exceptions import (
 from django_qtasks.task import BaseTask, handle_class_for
 
 if TYPE_CHECKING:
+    from django_qtasks.chains import Step
     from django_qtasks.models import Schedule, Task
 
 #: Key of ``Task.extra`` that marks a row written by the django.tasks backend
@@ -198,27 +199,83 @@ class QTasksApp:
         With ``delay`` (seconds) or ``eta`` (an aware datetime), no worker
         starts it before then.
         """
-        from django_qtasks.conf import qtasks_settings
-        from django_qtasks.models import Task
-
         where = f"add_task of {handle.task_name!r}"
-        if priority is not None and (isinstance(priority, bool) or not isinstance(priority, int)):
-            raise TypeError(f"{where}: priority must be an int, not {priority!r}.")
-        record = Task(
-            uuid=uuid4(),
-            task_name=handle.task_name,
-            priority=handle.priority if priority is None else priority,
-            queue=queue or handle.queue or qtasks_settings.DEFAULT_QUEUE,
-            args=ensure_json(handle.task_name, "args", list(args)),
-            kwargs=ensure_json(handle.task_name, "kwargs", dict(kwargs)),
-            extra=handle.extra,
-            tags=handle.tags,
-            max_attempts=handle.retry + 1,
+        record = new_record(
+            handle,
+            args,
+            kwargs,
+            priority=checked_priority(where, priority),
+            queue=queue,
             run_after=run_after(where, delay, eta),
             schedule=schedule,
-            chain_steps=chain_steps or [],
+            chain_steps=chain_steps,
         )
         return self.submit(record, timeout=timeout)
+
+    def add_tasks(
+        self,
+        steps: Iterable[Step | BaseTask],
+        *,
+        priority: int | None = None,
+        queue: str | None = None,
+        delay: float | None = None,
+        eta: datetime | None = None,
+    ) -> list[Task]:
+        """Enqueue many tasks at once: ``app.add_tasks(send.s(user) for user in users)``.
+
+        Each step is ``handle.s(*args, **kwargs)``, or a handle for a task
+        that takes no argument. Every step is checked before anything is
+        written: an unknown task or arguments that are not JSON raise, and
+        no task is enqueued. The rows are written in one transaction, a few
+        hundred per ``INSERT``, and delivered when it commits. ``priority``,
+        ``queue``, ``delay`` and ``eta`` apply to every task.
+        """
+        from django.db import transaction
+
+        from django_qtasks.brokers import get_broker
+        from django_qtasks.chains import Step
+        from django_qtasks.models import Task
+        from django_qtasks.rows import insert_tasks
+
+        where = "add_tasks"
+        priority = checked_priority(where, priority)
+        when = run_after(where, delay, eta)
+        records = []
+        for step in steps:
+            if isinstance(step, BaseTask):
+                step = step.s()
+            if not isinstance(step, Step):
+                raise TypeError(
+                    f"add_tasks takes task.s(...) steps or tasks, not {step!r}; e.g. "
+                    "app.add_tasks(send.s(user.pk) for user in users)."
+                )
+            handle = self.get_task(step.task_name)
+            records.append(
+                new_record(
+                    handle, step.args, step.kwargs, priority=priority, queue=queue, run_after=when
+                )
+            )
+        if not records:
+            return []
+        broker = get_broker()
+        using = Task.objects.db
+        with transaction.atomic(using=using):
+            insert_tasks(using, records)
+            transaction.on_commit(lambda: broker.publish_many(records), using=using)
+        return records
+
+    async def aadd_tasks(
+        self,
+        steps: Iterable[Step | BaseTask],
+        *,
+        priority: int | None = None,
+        queue: str | None = None,
+        delay: float | None = None,
+        eta: datetime | None = None,
+    ) -> list[Task]:
+        return await sync_to_async(self.add_tasks)(
+            list(steps), priority=priority, queue=queue, delay=delay, eta=eta
+        )
 
     def submit(self, record: Task, timeout: float | None = None) -> Task:
         """Save a new Task row and deliver it to the broker once it is committed."""
@@ -305,6 +362,43 @@ class QTasksApp:
                 listener.wait(min(pause, remaining))
                 if not notifier.fast:
                     pause = min(pause * 1.5, 0.25)
+
+
+def new_record(
+    handle: BaseTask,
+    args: tuple[Any, ...] | list[Any],
+    kwargs: dict[str, Any],
+    *,
+    priority: int | None,
+    queue: str | None,
+    run_after: datetime | None,
+    schedule: Schedule | None = None,
+    chain_steps: list[dict[str, Any]] | None = None,
+) -> Task:
+    """An unsaved Task row for ``handle``, its arguments checked to be JSON."""
+    from django_qtasks.conf import qtasks_settings
+    from django_qtasks.models import Task
+
+    return Task(
+        uuid=uuid4(),
+        task_name=handle.task_name,
+        priority=handle.priority if priority is None else priority,
+        queue=queue or handle.queue or qtasks_settings.DEFAULT_QUEUE,
+        args=ensure_json(handle.task_name, "args", list(args)),
+        kwargs=ensure_json(handle.task_name, "kwargs", dict(kwargs)),
+        extra=handle.extra,
+        tags=handle.tags,
+        max_attempts=handle.retry + 1,
+        run_after=run_after,
+        schedule=schedule,
+        chain_steps=chain_steps or [],
+    )
+
+
+def checked_priority(where: str, priority: Any) -> int | None:
+    if priority is not None and (isinstance(priority, bool) or not isinstance(priority, int)):
+        raise TypeError(f"{where}: priority must be an int, not {priority!r}.")
+    return priority
 
 
 def run_after(where: str, delay: Any, eta: Any) -> datetime | None:

@@ -64,8 +64,8 @@ def claim_returning(
     return tasks
 
 
-def mark_published(using: str, pk: Any, now: Any) -> None:
-    """Note that a broker accepted the task's message (``published_at``).
+def mark_published(using: str, pks: Sequence[Any], now: Any) -> None:
+    """Note that a broker accepted these tasks' messages (``published_at``).
 
     On PostgreSQL, outside a transaction, the commit does not wait for the
     disk: the mark is a hint, and losing it in a database crash only means
@@ -74,16 +74,18 @@ def mark_published(using: str, pk: Any, now: Any) -> None:
     """
     connection = connections[using]
     if connection.vendor != "postgresql" or connection.in_atomic_block:
-        Task.objects.using(using).filter(pk=pk, published_at__isnull=True).update(published_at=now)
+        Task.objects.using(using).filter(pk__in=pks, published_at__isnull=True).update(
+            published_at=now
+        )
         return
     with connection.cursor() as cursor:
         cursor.execute(
             f"""
             WITH relaxed AS (SELECT set_config('synchronous_commit', 'off', true))
             UPDATE "{Task._meta.db_table}" SET "published_at" = %s FROM relaxed
-            WHERE "uuid" = %s AND "published_at" IS NULL
+            WHERE "uuid" = ANY(%s) AND "published_at" IS NULL
             """,
-            [now, pk],
+            [now, list(pks)],
         )
 
 
@@ -112,26 +114,43 @@ def insert_task(using: str, task: Task) -> None:
     much CPU as the rest of ``add_task``. Fields prepare their values as in
     ``save()`` (``auto_now`` included), and the model's save signals are sent.
     """
+    insert_tasks(using, [task])
+
+
+#: Rows per ``INSERT`` of ``insert_tasks``, at most (fewer where the database
+#: takes fewer parameters per statement, as SQLite does).
+INSERT_BATCH = 500
+
+
+def insert_tasks(using: str, tasks: Sequence[Task]) -> None:
+    """``insert_task`` for many rows: one ``INSERT`` for each ``INSERT_BATCH`` of them."""
     connection = connections[using]
-    signals.pre_save.send(Task, instance=task, raw=False, using=using, update_fields=None)
-    params = [
-        field.get_db_prep_save(field.pre_save(task, add=True), connection) for field in _fields()
+    fields = _fields()
+    for task in tasks:
+        signals.pre_save.send(Task, instance=task, raw=False, using=using, update_fields=None)
+    rows = [
+        [field.get_db_prep_save(field.pre_save(task, add=True), connection) for field in fields]
+        for task in tasks
     ]
+    batch = max(1, min(INSERT_BATCH, connection.ops.bulk_batch_size(fields, tasks)))
     with transaction.mark_for_rollback_on_error(using), connection.cursor() as cursor:
-        cursor.execute(_insert_sql(using), params)
-    task._state.adding = False
-    task._state.db = using
-    signals.post_save.send(
-        Task, instance=task, created=True, update_fields=None, raw=False, using=using
-    )
+        for start in range(0, len(rows), batch):
+            chunk = rows[start : start + batch]
+            cursor.execute(_insert_sql(using, len(chunk)), [v for row in chunk for v in row])
+    for task in tasks:
+        task._state.adding = False
+        task._state.db = using
+        signals.post_save.send(
+            Task, instance=task, created=True, update_fields=None, raw=False, using=using
+        )
 
 
-@lru_cache(maxsize=8)
-def _insert_sql(using: str) -> str:
+@lru_cache(maxsize=64)
+def _insert_sql(using: str, rows: int) -> str:
     quote = connections[using].ops.quote_name
     columns = ", ".join(quote(field.column) for field in _fields())
-    placeholders = ", ".join("%s" for _ in _fields())
-    return f"INSERT INTO {quote(Task._meta.db_table)} ({columns}) VALUES ({placeholders})"
+    row = "(" + ", ".join("%s" for _ in _fields()) + ")"
+    return f"INSERT INTO {quote(Task._meta.db_table)} ({columns}) VALUES {', '.join([row] * rows)}"
 
 
 def update_task(using: str, pk: Any, guard: dict[str, Any], values: dict[str, Any]) -> int:

@@ -35,6 +35,11 @@ class Broker(ABC):
     def publish(self, task: Task) -> None:
         """Make a committed task known to workers. Runs in the client, on commit."""
 
+    def publish_many(self, tasks: list[Task]) -> None:
+        """``publish`` for the tasks of one ``add_tasks``, on commit."""
+        for task in tasks:
+            self.publish(task)
+
     @abstractmethod
     def claim(self, queues: list[str], limit: int, worker_id: str) -> list[Task]:
         """Take up to ``limit`` due tasks for this worker and mark them ``process``.

@@ -97,20 +97,30 @@ class KombuBroker(Broker):
     # Client side --------------------------------------------------------------
 
     def publish(self, task: Task) -> None:
-        if task.run_after is not None and task.run_after > timezone.now():
-            return  # not due yet: the outbox sweep publishes it when it is
-        try:
-            self.send(task)
-        except Exception as exc:
-            logger.warning(
-                "Could not publish task %s to %s (%s); it stays in the outbox and a worker "
-                "publishes it once the broker is back.",
-                task.uuid,
-                self.safe_url,
-                exc,
-            )
-            return
-        mark_published(Task.objects.db, task.pk, timezone.now())
+        self.publish_many([task])
+
+    def publish_many(self, tasks: list[Task]) -> None:
+        now = timezone.now()
+        sent: list[UUID] = []
+        for task in tasks:
+            if task.run_after is not None and task.run_after > now:
+                continue  # not due yet: the outbox sweep publishes it when it is
+            try:
+                self.send(task)
+            except Exception as exc:
+                unsent = len(tasks) - len(sent)
+                logger.warning(
+                    "Could not publish task %s%s to %s (%s); it stays in the outbox and a "
+                    "worker publishes it once the broker is back.",
+                    task.uuid,
+                    f" and {unsent - 1} more" if unsent > 1 else "",
+                    self.safe_url,
+                    exc,
+                )
+                break
+            sent.append(task.pk)
+        if sent:
+            mark_published(Task.objects.db, sent, timezone.now())
 
     def send(self, task: Task) -> None:
         with self._lock:
