@@ -77,7 +77,7 @@ $(BENCH_VENV)/bin/activate: pyproject.toml benchmarks/requirements.txt
 	$(BENCH_VENV)/bin/pip install --quiet -e ".[all]" -r benchmarks/requirements.txt
 	touch $(BENCH_VENV)/bin/activate
 
-bench: $(BENCH_VENV)/bin/activate  ## Benchmark against Celery, RQ, Huey and django-tasks-db (PostgreSQL + Redis, ~7 min)
+bench: $(BENCH_VENV)/bin/activate  ## Benchmark against Celery, RQ, Huey and django-tasks-db (PostgreSQL + Redis, ~9 min)
 	$(BENCH_VENV)/bin/python benchmarks/run.py $(BENCH_ARGS)
 
 screenshots: venv  ## Refresh the admin screenshots in docs/img (needs chromium)

@@ -1,15 +1,16 @@
 """Benchmark django-qtasks against Celery, RQ, Huey and django-tasks-db, side by side.
 
     .venv-bench/bin/python benchmarks/run.py [--tasks 5000] [--latency-tasks 300]
-        [--only qtasks-db,qtasks-db-prefetch,celery-db,...] (--help lists them)
+        [--bulk-tasks 2000] [--only qtasks-db,celery-db,...] (--help lists them)
 
 For each system in turn: a fresh PostgreSQL database (qtasks_bench_<system>)
 and fresh Redis databases (10-15 only), then ``client.py`` in its own process
 group measures W1 (enqueue N no-op tasks with no worker running, then start
 the worker at concurrency 2 and time until every result is in the system's
 result store), W2 (an idle worker, tasks enqueued 20 ms apart: enqueue-to-start
-p50/p95/p99) and the worker's peak RSS. Then one table, and the targets of
-the issue as ratios from this same run. See docs/benchmarks.md.
+p50/p95/p99), the worker's peak RSS, and a bulk enqueue through each
+system's bulk API where it has one. Then one table, and the targets of the
+issue as ratios from this same run. See docs/benchmarks.md.
 """
 
 from __future__ import annotations
