@@ -170,8 +170,13 @@ def test_a_task_handed_back_with_a_cancel_request_ends_cancelled_without_running
     assert task.cancel("not needed any more", by="bob") is True
     process.signal(signal.SIGTERM)
     assert process.wait(20) == 0
-    assert_back_in_queue(task)
-    assert task.cancel_requested_at is not None
+    task.refresh_from_db()
+    if task.status != TaskStatus.CANCEL:
+        # Handed back with the request unseen, as a rule. (One CI run on
+        # RabbitMQ found it already cancelled here: also what the user asked
+        # for. What matters is below: it never runs again.)
+        assert_back_in_queue(task)
+        assert task.cancel_requested_at is not None
 
     started = time.monotonic()
     result = run_burst(queue)

@@ -232,7 +232,8 @@ class Worker:
             # (--burst, once idle, claims at once to learn whether to stop.)
             idle_burst = self.burst and not self.running and not self.reserved
             if self._drained and not self._work_arrived and until_poll > 0 and not idle_burst:
-                # Woken early by the broker's on_work, a free slot, or a stop.
+                # Woken early by the broker's on_work or a stop (a free slot
+                # only brings the loop back here).
                 await self.sleep(until_poll)
                 continue
             self._work_arrived = False
