@@ -230,12 +230,7 @@ class QTasksApp:
         hundred per ``INSERT``, and delivered when it commits. ``priority``,
         ``queue``, ``delay`` and ``eta`` apply to every task.
         """
-        from django.db import transaction
-
-        from django_qtasks.brokers import get_broker
         from django_qtasks.chains import Step
-        from django_qtasks.models import Task
-        from django_qtasks.rows import insert_tasks
 
         where = "add_tasks"
         priority = checked_priority(where, priority)
@@ -255,13 +250,8 @@ class QTasksApp:
                     handle, step.args, step.kwargs, priority=priority, queue=queue, run_after=when
                 )
             )
-        if not records:
-            return []
-        broker = get_broker()
-        using = Task.objects.db
-        with transaction.atomic(using=using):
-            insert_tasks(using, records)
-            transaction.on_commit(lambda: broker.publish_many(records), using=using)
+        if records:
+            self.deliver(records)
         return records
 
     async def aadd_tasks(
@@ -281,24 +271,34 @@ class QTasksApp:
         """Save a new Task row and deliver it to the broker once it is committed."""
         from django.db import transaction
 
-        from django_qtasks.brokers import get_broker
         from django_qtasks.models import Task
-        from django_qtasks.rows import insert_task
 
-        broker = get_broker()
-        using = Task.objects.db
-        if timeout is not None and transaction.get_connection(using).in_atomic_block:
+        if timeout is not None and transaction.get_connection(Task.objects.db).in_atomic_block:
             raise QTasksError(
                 "add_task(timeout=...) cannot wait inside transaction.atomic(): the task is "
                 "only delivered when the transaction commits. Wait after the block instead."
             )
-        insert_task(using, record)
-        # Delivered once the row is committed: a worker never sees a task
-        # before the data it needs, and a rolled-back task never runs.
-        transaction.on_commit(lambda: broker.publish(record), using=using)
+        self.deliver([record])
         if timeout is not None:
             return self.wait(record.uuid, timeout)
         return record
+
+    def deliver(self, records: list[Task]) -> None:
+        """Insert new Task rows, all or none; the broker gets them once committed.
+
+        A worker never sees a task before the data it needs, and a task whose
+        transaction rolls back never runs.
+        """
+        from django.db import transaction
+
+        from django_qtasks.brokers import get_broker
+        from django_qtasks.models import Task
+        from django_qtasks.rows import insert_tasks
+
+        broker = get_broker()
+        using = Task.objects.db
+        insert_tasks(using, records)
+        transaction.on_commit(lambda: broker.publish_many(records), using=using)
 
     async def aenqueue(
         self,

@@ -107,23 +107,20 @@ def tasks_from_rows(using: str, rows: Sequence[Sequence[Any]]) -> list[Task]:
     return tasks
 
 
-def insert_task(using: str, task: Task) -> None:
-    """``task.save(force_insert=True)``, with a statement built once per database.
-
-    Enqueueing is one insert per task, and the ORM compiler took about as
-    much CPU as the rest of ``add_task``. Fields prepare their values as in
-    ``save()`` (``auto_now`` included), and the model's save signals are sent.
-    """
-    insert_tasks(using, [task])
-
-
 #: Rows per ``INSERT`` of ``insert_tasks``, at most (fewer where the database
 #: takes fewer parameters per statement, as SQLite does).
 INSERT_BATCH = 500
 
 
 def insert_tasks(using: str, tasks: Sequence[Task]) -> None:
-    """``insert_task`` for many rows: one ``INSERT`` for each ``INSERT_BATCH`` of them."""
+    """``task.save(force_insert=True)`` for each task, all or none of them.
+
+    Enqueueing is one insert per task, and the ORM compiler took about as
+    much CPU as the rest of ``add_task``: the statement is built once per
+    database, with up to ``INSERT_BATCH`` rows. Fields prepare their values
+    as in ``save()`` (``auto_now`` included), and the model's save signals
+    are sent.
+    """
     connection = connections[using]
     fields = _fields()
     for task in tasks:
@@ -133,7 +130,13 @@ def insert_tasks(using: str, tasks: Sequence[Task]) -> None:
         for task in tasks
     ]
     batch = max(1, min(INSERT_BATCH, connection.ops.bulk_batch_size(fields, tasks)))
-    with transaction.mark_for_rollback_on_error(using), connection.cursor() as cursor:
+    # One statement is all or nothing by itself; several need a transaction.
+    writing = (
+        transaction.atomic(using=using)
+        if len(rows) > batch
+        else transaction.mark_for_rollback_on_error(using)
+    )
+    with writing, connection.cursor() as cursor:
         for start in range(0, len(rows), batch):
             chunk = rows[start : start + batch]
             if connection.vendor == "postgresql" and len(chunk) > 1:

@@ -36,7 +36,7 @@ class Broker(ABC):
         """Make a committed task known to workers. Runs in the client, on commit."""
 
     def publish_many(self, tasks: list[Task]) -> None:
-        """``publish`` for the tasks of one ``add_tasks``, on commit."""
+        """``publish`` for each of these tasks, committed together (``add_task(s)``)."""
         for task in tasks:
             self.publish(task)
 
