@@ -113,11 +113,10 @@ class Worker:
         self._force = False
         self._loop: asyncio.AbstractEventLoop | None = None
         self._wakeup: asyncio.Event | None = None
-        #: The last claim came back short: the next waits for the broker's
-        #: ``on_work`` or the next poll, not for a free slot.
-        self._drained = False
-        self._work_arrived = False
+        #: After a claim that came back short, the next one waits for the
+        #: broker's ``on_work`` or this poll time, not for a free slot (0: none).
         self._next_poll = 0.0
+        self._work_arrived = False
         self._db_pool: ThreadPoolExecutor | None = None
         self._task_pool: ThreadPoolExecutor | None = None
         self._stopped = threading.Event()
@@ -231,7 +230,7 @@ class Worker:
             until_poll = self._next_poll - time.monotonic()
             # (--burst, once idle, claims at once to learn whether to stop.)
             idle_burst = self.burst and not self.running and not self.reserved
-            if self._drained and not self._work_arrived and until_poll > 0 and not idle_burst:
+            if until_poll > 0 and not self._work_arrived and not idle_burst:
                 # Woken early by the broker's on_work or a stop (a free slot
                 # only brings the loop back here).
                 await self.sleep(until_poll)
@@ -256,9 +255,8 @@ class Worker:
                     self.reserved.append(record)
             # Short: nothing more to claim until the broker says so, or the
             # next poll. A slot that frees up meanwhile needs no claim.
-            self._drained = len(records) < room
-            if self._drained:
-                self._next_poll = time.monotonic() + qtasks_settings.POLL_INTERVAL
+            short = len(records) < room
+            self._next_poll = time.monotonic() + qtasks_settings.POLL_INTERVAL if short else 0.0
             if (
                 self.burst
                 and not records
