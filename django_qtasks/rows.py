@@ -29,6 +29,7 @@ def _fields() -> tuple[Any, ...]:
     return tuple(Task._meta.concrete_fields)
 
 
+@cache
 def column_list() -> str:
     """Every column of the task table, in model order (for ``RETURNING``)."""
     return ", ".join(f'"{field.column}"' for field in _fields())

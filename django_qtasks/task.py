@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import asyncio
 import copy
+import functools
 import inspect
 import json
 from collections.abc import Awaitable, Callable, Sequence
@@ -136,11 +137,12 @@ class BaseTask:
     def middlewares(self) -> list[Middleware]:
         return [*self.middlewares_before, *self.middlewares_after]
 
-    @property
+    # Cached: the worker asks at every run, and ``bind`` copies the cache along.
+    @functools.cached_property
     def is_async(self) -> bool:
         return inspect.iscoroutinefunction(self.func) or inspect.isasyncgenfunction(self.func)
 
-    @property
+    @functools.cached_property
     def is_generator(self) -> bool:
         return inspect.isgeneratorfunction(self.func) or inspect.isasyncgenfunction(self.func)
 

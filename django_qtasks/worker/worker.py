@@ -124,6 +124,10 @@ class Worker:
         self._endings: list[Ending] = []
         self._endings_lock = threading.Lock()
         self._endings_ready: asyncio.Event | None = None
+        #: Calls sent to the database thread, and those it has begun; while
+        #: one waits its turn, it will write the outcomes waiting (``_on_db``).
+        self._db_calls_sent = 0
+        self._db_calls_begun = 0
         self.notifier = get_notifier()
         #: With ``--beat``, this worker also enqueues periodic tasks.
         self.periodic = Beat() if beat else None
@@ -454,14 +458,19 @@ class Worker:
         """
         assert self._db_pool is not None
         loop = asyncio.get_running_loop()
+        self._db_calls_sent += 1
         return await loop.run_in_executor(
             self._db_pool, functools.partial(self._on_db, function, *args)
         )
 
     def _on_db(self, function: Callable[..., T], *args: Any) -> T:
+        self._db_calls_begun += 1  # before taking the outcomes (see write_endings_loop)
+        # First, and outside the try: it never raises, so the outcomes this
+        # call was counted on to write are always taken (a failed write goes
+        # back to each run's save_outcome).
+        self.write_endings()
         try:
             _relax_commits()
-            self.write_endings()
             return function(*args)
         except Exception:
             # A broken connection is replaced on the next call.
@@ -474,7 +483,9 @@ class Worker:
         while True:
             await self._endings_ready.wait()
             self._endings_ready.clear()
-            await self.db(self.write_endings)
+            if self._db_calls_begun == self._db_calls_sent:
+                # (Else a call waits its turn, often a claim: it takes them.)
+                await self.db(self.write_endings)
 
     # Stopping -----------------------------------------------------------------
 
@@ -512,13 +523,12 @@ class Worker:
             saved = self.finish(endings)
         except Exception as exc:
             connections.close_all()
-            for ending in endings:
-                _settle(ending.saved, exc)
+            _settle([ending.saved for ending in endings], exc)
             return
         for ending in endings:
             if ending.entry.record.pk in saved and ending.outcome.status != TaskStatus.RETRY:
                 self.notifier.task_ended(ending.entry.record.pk)
-            _settle(ending.saved, None)
+        _settle([ending.saved for ending in endings], None)
 
     def finish(self, endings: list[Ending]) -> set[uuid.UUID]:
         """Store outcomes; the keys of the rows written (a row failed over is no longer ours)."""
@@ -751,18 +761,19 @@ def attempt_entry(record: Task, status: str, error: str, now: datetime) -> dict[
     }
 
 
-def _settle(future: asyncio.Future[None], error: Exception | None) -> None:
-    """From the database thread: resolve ``future`` on its event loop."""
+def _settle(futures: list[asyncio.Future[None]], error: Exception | None) -> None:
+    """From the database thread: resolve ``futures`` (of one event loop) in one call to it."""
 
     def settle() -> None:
-        if future.done():
-            return
-        if error is None:
-            future.set_result(None)
-        else:
-            future.set_exception(error)
+        for future in futures:
+            if future.done():
+                continue
+            if error is None:
+                future.set_result(None)
+            else:
+                future.set_exception(error)
 
-    future.get_loop().call_soon_threadsafe(settle)
+    futures[0].get_loop().call_soon_threadsafe(settle)
 
 
 def _relax_commits() -> None:
