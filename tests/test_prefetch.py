@@ -14,7 +14,7 @@ import uuid
 import pytest
 from django.utils import timezone
 
-from django_qtasks.models import Task, TaskStatus
+from django_qtasks.models import Task, TaskStatus, WorkerHeartbeat
 from django_qtasks.rows import update_tasks
 from tests.conftest import run_worker, wait_status, wait_until
 from tests.testapp import tasks
@@ -99,6 +99,43 @@ def test_cancel_of_a_prefetched_task_ends_it_without_running_it(start_worker):
     running.refresh_from_db()
     assert running.status == TaskStatus.PROCESS
     assert wait_status(running, timeout=10).status == TaskStatus.SUCCESS
+
+
+def test_a_killed_worker_prefetched_tasks_go_back_unattempted_its_running_one_fails(
+    start_worker,
+):
+    queue, doomed_id, rescuer_id = unique("prefetch-kill"), unique("doomed"), unique("rescuer")
+    doomed = start_worker(
+        "--queues", queue, "--concurrency", "1", "--prefetch", "2", "--worker-id", doomed_id
+    )
+    running = tasks.sync_sleeper.add_task(60, queue=queue)  # no retry
+    wait_status(running, TaskStatus.PROCESS)
+    prefetched = [tasks.echo.add_task(number, queue=queue) for number in (1, 2)]
+    for task in prefetched:
+        wait_status(task, TaskStatus.PROCESS)
+    # A heartbeat after the claim: it lists the one task running.
+    claimed = max(task.started_at for task in prefetched)
+    wait_until(
+        lambda: WorkerHeartbeat.objects.filter(
+            worker_id=doomed_id, last_heartbeat__gt=claimed
+        ).exists(),
+        message="a heartbeat after the claim",
+    )
+    doomed.signal(signal.SIGKILL)
+    assert doomed.wait(10) == -signal.SIGKILL
+
+    rescuer = start_worker("--queues", queue, "--worker-id", rescuer_id)
+    failed = wait_status(running, timeout=20)
+    assert failed.status == TaskStatus.ERROR
+    assert f"Worker {doomed_id} stopped sending heartbeats while running" in failed.traceback
+    assert failed.attempts == 1
+    for number, task in enumerate(prefetched, start=1):
+        ran = wait_status(task, timeout=20)
+        assert (ran.status, ran.returning, ran.worker) == (TaskStatus.SUCCESS, number, rescuer_id)
+        # Its first attempt: the dead worker's claim did not count.
+        assert ran.attempts == 1
+        assert [entry["worker"] for entry in ran.attempt_log] == [rescuer_id]
+        assert f"Task {ran.uuid} (echo) started, attempt 1 of 1" in rescuer.log
 
 
 def test_a_busy_worker_with_prefetch_runs_every_task_once():

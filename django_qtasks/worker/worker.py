@@ -574,27 +574,18 @@ class Worker:
 
     def requeue(self, *records: Task) -> None:
         """Give these claimed tasks back to the queue, their attempt not counted."""
-        Task.objects.filter(
-            pk__in=[record.pk for record in records],
-            status=TaskStatus.PROCESS,
-            worker=self.worker_id,
-        ).update(
-            status=TaskStatus.NEW,
-            worker="",
-            started_at=None,
-            published_at=None,
-            attempts=F("attempts") - 1,
-            updated_at=timezone.now(),
-        )
+        hand_back([record.pk for record in records], self.worker_id)
 
     def write_heartbeat(self) -> None:
+        # The time first: every task started before it is in ``running``, which
+        # fail_over_dead_workers relies on to tell prefetched tasks apart.
         fields: dict[str, Any] = {
+            "last_heartbeat": timezone.now(),
+            "running": [str(key) for key in list(self.running)],
             "hostname": socket.gethostname(),
             "pid": os.getpid(),
             "queues": self.queues,
             "concurrency": self.concurrency,
-            "running": [str(key) for key in list(self.running)],
-            "last_heartbeat": timezone.now(),
         }
         # One statement at a time, not update_or_create(): on SQLite a
         # transaction that reads then writes fails at once with "database is
@@ -608,12 +599,20 @@ class Worker:
         self.recover_lost_rows()
 
     def fail_over_dead_workers(self) -> None:
-        """Tasks left in ``process`` by a worker whose heartbeat stopped are retried or failed."""
+        """Tasks left in ``process`` by a worker whose heartbeat stopped are retried or failed.
+
+        Those it had only prefetched go back to the queue unattempted: a row
+        claimed before its last heartbeat, which listed what it was running,
+        and not in that list, was waiting in its reserve at the time.
+        """
         now = timezone.now()
         cutoff = now - timedelta(seconds=qtasks_settings.HEARTBEAT_TIMEOUT)
-        dead = WorkerHeartbeat.objects.filter(last_heartbeat__lt=cutoff)
-        queues = {name for names in dead.values_list("queues", flat=True) for name in names}
-        if dead.delete()[0] and queues:
+        dead = list(WorkerHeartbeat.objects.filter(last_heartbeat__lt=cutoff))
+        deleted = WorkerHeartbeat.objects.filter(
+            pk__in=[beat.pk for beat in dead], last_heartbeat__lt=cutoff
+        ).delete()[0]
+        queues = {name for beat in dead for name in beat.queues}
+        if deleted and queues:
             # A dead worker may have held messages that it had not claimed yet:
             # put its queues' waiting rows back in the outbox. In the database,
             # not in this process, so that whichever worker reaps it, any
@@ -630,9 +629,25 @@ class Worker:
                     ", ".join(sorted(queues)),
                     count,
                 )
+        last_beats = {beat.worker_id: beat for beat in dead}
         live = WorkerHeartbeat.objects.values_list("worker_id", flat=True)
         orphans = Task.objects.running().exclude(worker__in=live).filter(started_at__lt=cutoff)
         for orphan in orphans:
+            beat = last_beats.get(orphan.worker)
+            if (
+                beat is not None
+                and orphan.started_at is not None
+                and orphan.started_at < beat.last_heartbeat
+                and str(orphan.pk) not in beat.running
+            ):
+                if hand_back([orphan.pk], orphan.worker):
+                    logger.warning(
+                        "Task %s: worker %s stopped sending heartbeats before it started this "
+                        "prefetched task; it is back in the queue, its attempt not counted.",
+                        orphan.uuid,
+                        orphan.worker,
+                    )
+                continue
             self.take_over(
                 orphan,
                 f"Worker {orphan.worker} stopped sending heartbeats while running this task.",
@@ -747,6 +762,18 @@ class Worker:
                 await self.db(function)
             except Exception:
                 logger.exception("Worker %s: %s failed", self.worker_id, function.__name__)
+
+
+def hand_back(pks: list[uuid.UUID], worker_id: str) -> int:
+    """Put tasks claimed by ``worker_id`` but never started back in the queue, unattempted."""
+    return Task.objects.filter(pk__in=pks, status=TaskStatus.PROCESS, worker=worker_id).update(
+        status=TaskStatus.NEW,
+        worker="",
+        started_at=None,
+        published_at=None,
+        attempts=F("attempts") - 1,
+        updated_at=timezone.now(),
+    )
 
 
 def attempt_entry(record: Task, status: str, error: str, now: datetime) -> dict[str, Any]:
