@@ -11,6 +11,7 @@ from __future__ import annotations
 
 import re
 from collections.abc import Sequence
+from dataclasses import dataclass, field
 from functools import cache, lru_cache
 from typing import Any
 
@@ -47,22 +48,73 @@ def claim_values(worker_id: str, now: Any) -> dict[str, Any]:
     }
 
 
+@dataclass
+class Carried:
+    """A write that a claim sends in its own statement, on PostgreSQL.
+
+    The worker's results wait for its next claim when one is due: one round
+    trip for both. ``sql`` is an ``UPDATE ... RETURNING`` of primary keys
+    (``update_statement``); ``pks`` holds them once it ran.
+    """
+
+    sql: str
+    params: list[Any]
+    pks: list[Any] = field(default_factory=list)
+
+    def run(self, using: str) -> None:
+        """Run it alone, for a claim that sends no statement."""
+        with connections[using].cursor() as cursor:
+            cursor.execute(self.sql, self.params)
+            self.pks = [pk for (pk,) in cursor.fetchall()]
+
+
 def claim_returning(
-    using: str, condition: str, params: list[Any], worker_id: str, now: Any
+    using: str,
+    condition: str,
+    params: list[Any],
+    worker_id: str,
+    now: Any,
+    carried: Carried | None = None,
 ) -> list[Task]:
-    """PostgreSQL: mark the rows matching ``condition`` as claimed; their records, best first."""
-    sql = f"""
+    """PostgreSQL: mark the rows matching ``condition`` as claimed; their records, best first.
+
+    With ``carried``, that write goes in the same statement, as a CTE: the
+    rows it changes are in ``process`` and the claim's are waiting, so no
+    row is changed twice.
+    """
+    claim = f"""
         UPDATE "{Task._meta.db_table}" SET
             "status" = %s, "worker" = %s, "started_at" = %s, "finished_at" = NULL,
             "attempts" = "attempts" + 1, "updated_at" = %s
         WHERE {condition}
         RETURNING {column_list()}
     """
+    params = [TaskStatus.PROCESS, worker_id, now, now, *params]
     with connections[using].cursor() as cursor:
-        cursor.execute(sql, [TaskStatus.PROCESS, worker_id, now, now, *params])
-        tasks = tasks_from_rows(using, cursor.fetchall())
+        if carried is None:
+            cursor.execute(claim, params)
+            rows = cursor.fetchall()
+        else:
+            # One row at least, claimed or not, to bring back the carried keys.
+            cursor.execute(
+                f"""
+                WITH carried AS ({carried.sql}), claimed AS ({claim})
+                SELECT (SELECT array_agg("pk") FROM carried), claimed.*
+                FROM (VALUES (1)) AS one LEFT JOIN claimed ON TRUE
+                """,
+                [*carried.params, *params],
+            )
+            result = cursor.fetchall()
+            carried.pks = result[0][0] or []
+            rows = [row[1:] for row in result if row[1 + _pk_index()] is not None]
+        tasks = tasks_from_rows(using, rows)
     tasks.sort(key=lambda task: (task.priority, task.created_at))
     return tasks
+
+
+@cache
+def _pk_index() -> int:
+    return _fields().index(Task._meta.pk)
 
 
 def mark_published(using: str, pks: Sequence[Any], now: Any) -> None:
@@ -218,30 +270,36 @@ def update_tasks(
     for pk, values in changes:
         groups.setdefault(tuple(values), []).append((pk, values))
     saved: set[Any] = set()
-    for names, group in groups.items():
-        saved.update(_update_group(connection, names, guard, group))
+    for group in groups.values():
+        statement = update_statement(using, guard, group)
+        assert statement is not None
+        statement.run(using)
+        saved.update(statement.pks)
     return saved
 
 
-def _update_group(
-    connection: Any,
-    names: tuple[str, ...],
-    guard: dict[str, Any],
-    group: list[tuple[Any, dict[str, Any]]],
-) -> list[Any]:
+def update_statement(
+    using: str, guard: dict[str, Any], changes: Sequence[tuple[Any, dict[str, Any]]]
+) -> Carried | None:
+    """PostgreSQL: ``update_tasks`` as one statement, if the rows change the same columns.
+
+    None elsewhere, and for rows that change different columns.
+    """
+    connection = connections[using]
+    names = tuple(changes[0][1])
+    if connection.vendor != "postgresql" or any(tuple(values) != names for _, values in changes):
+        return None
     fields = _fields_by_name()
     pk_field = Task._meta.pk
     assert pk_field is not None
     params: list[Any] = []
-    for pk, values in group:
+    for pk, values in changes:
         params.append(pk_field.get_db_prep_value(pk, connection))
         params.extend(fields[name].get_db_prep_save(values[name], connection) for name in names)
     params.extend(
         fields[name].get_db_prep_value(value, connection) for name, value in guard.items()
     )
-    with connection.cursor() as cursor:
-        cursor.execute(_group_sql(connection.alias, names, tuple(guard), len(group)), params)
-        return [pk for (pk,) in cursor.fetchall()]
+    return Carried(_group_sql(using, names, tuple(guard), len(changes)), params)
 
 
 @lru_cache(maxsize=256)
@@ -269,7 +327,7 @@ def _group_sql(using: str, names: tuple[str, ...], guard: tuple[str, ...], rows:
         f"UPDATE {quote(Task._meta.db_table)} AS t SET {assignments} "
         f"FROM (VALUES {', '.join([row] * rows)}) "
         f"AS v({', '.join(quote(field.column) for field in columns)}) "
-        f"WHERE {' AND '.join(conditions)} RETURNING t.{pk}"
+        f'WHERE {" AND ".join(conditions)} RETURNING t.{pk} AS "pk"'
     )
 
 

@@ -15,7 +15,9 @@ from collections import Counter
 import pytest
 from django.db import connection
 
-from tests.conftest import wait_status
+from django_qtasks import app
+from django_qtasks.models import Task
+from tests.conftest import run_worker, wait_status
 from tests.testapp import tasks
 
 pytestmark = pytest.mark.django_db(transaction=True)
@@ -67,3 +69,26 @@ def test_one_claim_and_one_write_per_task_at_light_load(monkeypatch, start_worke
     assert by_kind["result"] == count, by_kind
     # What else the database thread did: starting, stopping, a heartbeat.
     assert sum(by_kind.values()) <= 2 * count + 6, by_kind
+
+
+@pytest.mark.skipif(
+    connection.vendor != "postgresql",
+    reason="on PostgreSQL, a claim carries the results written before it",
+)
+def test_at_full_load_a_claim_carries_the_results_of_the_tasks_that_ended(monkeypatch, tmp_path):
+    counts_file = tmp_path / "sql.json"
+    monkeypatch.setenv("QTASKS_TEST_SETTINGS", json.dumps(QUIET))
+    monkeypatch.setenv("QTASKS_TEST_SQL_COUNT", str(counts_file))
+    count = 300
+    app.add_tasks((tasks.echo.s(number) for number in range(count)), queue="full")
+
+    result = run_worker("--queues", "full", "--concurrency", "2", "--burst")
+    assert result.returncode == 0, result.stderr
+    done = Task.objects.filter(queue="full", status="success")
+    assert sorted(done.values_list("returning", flat=True)) == list(range(count))
+
+    # Slots free up while the database thread works: the next claim takes
+    # the results of the runs that ended meanwhile, in the same statement.
+    statements = json.loads(counts_file.read_text())["qtasks-db"]
+    carrying = [sql for sql in statements if sql.lstrip().startswith("WITH carried")]
+    assert carrying, list(statements)

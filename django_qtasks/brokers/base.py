@@ -10,6 +10,7 @@ from urllib.parse import urlsplit, urlunsplit
 
 if TYPE_CHECKING:
     from django_qtasks.models import Task
+    from django_qtasks.rows import Carried
 
 
 class Broker(ABC):
@@ -41,13 +42,17 @@ class Broker(ABC):
             self.publish(task)
 
     @abstractmethod
-    def claim(self, queues: list[str], limit: int, worker_id: str) -> list[Task]:
+    def claim(
+        self, queues: list[str], limit: int, worker_id: str, carried: Carried | None = None
+    ) -> list[Task]:
         """Take up to ``limit`` due tasks for this worker and mark them ``process``.
 
         Returns their records. A task is never returned to two workers.
         Fewer than ``limit`` means that nothing more can be claimed now: the
         worker then waits for ``on_work`` (or its next poll) before claiming
-        again.
+        again. ``carried`` (PostgreSQL only) is the worker's write of results:
+        send it in the claim's statement (``rows.claim_returning``), or run
+        it alone.
         """
 
     def start_consuming(

@@ -25,7 +25,7 @@ from django.utils import timezone
 
 from django_qtasks.brokers.base import Broker
 from django_qtasks.models import READY_STATUSES, Task, TaskStatus
-from django_qtasks.rows import WAITING, claim_returning, claim_values
+from django_qtasks.rows import WAITING, Carried, claim_returning, claim_values
 
 logger = logging.getLogger("django_qtasks.broker")
 
@@ -72,11 +72,14 @@ class DatabaseBroker(Broker):
     def close(self) -> None:
         self.stop_consuming()
 
-    def claim(self, queues: list[str], limit: int, worker_id: str) -> list[Task]:
+    def claim(
+        self, queues: list[str], limit: int, worker_id: str, carried: Carried | None = None
+    ) -> list[Task]:
         using = Task.objects.db
         now = timezone.now()
         if connections[using].vendor == "postgresql":
-            return self.claim_returning(using, queues, limit, worker_id, now)
+            return self.claim_returning(using, queues, limit, worker_id, now, carried)
+        assert carried is None, "carried writes are PostgreSQL's"
         due = Task.objects.using(using).due(queues, now)
         claim = claim_values(worker_id, now)
         if connections[using].features.has_select_for_update_skip_locked:
@@ -116,7 +119,13 @@ class DatabaseBroker(Broker):
         return rows
 
     def claim_returning(
-        self, using: str, queues: list[str], limit: int, worker_id: str, now: datetime
+        self,
+        using: str,
+        queues: list[str],
+        limit: int,
+        worker_id: str,
+        now: datetime,
+        carried: Carried | None = None,
     ) -> list[Task]:
         """PostgreSQL: pick, lock and claim in one statement (one round trip)."""
         # Literal statuses and one queue by equality: the planner then walks
@@ -133,7 +142,7 @@ class DatabaseBroker(Broker):
             )
         """
         params = [queues[0] if len(queues) == 1 else list(queues), now, limit]
-        return claim_returning(using, condition, params, worker_id, now)
+        return claim_returning(using, condition, params, worker_id, now, carried)
 
 
 class Listener(threading.Thread):

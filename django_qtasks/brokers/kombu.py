@@ -37,7 +37,13 @@ from kombu.pools import producers
 from django_qtasks.brokers.base import Broker
 from django_qtasks.conf import qtasks_settings
 from django_qtasks.models import READY_STATUSES, Task
-from django_qtasks.rows import WAITING, claim_returning, claim_values, mark_published
+from django_qtasks.rows import (
+    WAITING,
+    Carried,
+    claim_returning,
+    claim_values,
+    mark_published,
+)
 
 logger = logging.getLogger("django_qtasks.broker")
 
@@ -213,15 +219,19 @@ class KombuBroker(Broker):
             self._consumer.stop()
             self._consumer = None
 
-    def claim(self, queues: list[str], limit: int, worker_id: str) -> list[Task]:
+    def claim(
+        self, queues: list[str], limit: int, worker_id: str, carried: Carried | None = None
+    ) -> list[Task]:
         assert self._consumer is not None, "start_consuming() first"
         messages = self._consumer.take(limit)
         if not messages:
+            if carried is not None:
+                carried.run(Task.objects.db)
             return []
         uuids = [uuid for uuid, _ in messages]
         now = timezone.now()
         try:
-            rows = self.claim_rows(uuids, worker_id, now)
+            rows = self.claim_rows(uuids, worker_id, now, carried)
         except Exception:
             self._consumer.settle(messages, requeue=True)
             raise
@@ -233,14 +243,17 @@ class KombuBroker(Broker):
             self._consumer.on_work()
         return rows
 
-    def claim_rows(self, uuids: list[UUID], worker_id: str, now: datetime) -> list[Task]:
+    def claim_rows(
+        self, uuids: list[UUID], worker_id: str, now: datetime, carried: Carried | None = None
+    ) -> list[Task]:
         using = Task.objects.db
         if connections[using].vendor == "postgresql":  # one statement
             condition = f"""
                 "uuid" = ANY(%s) AND "status" IN ({WAITING})
                 AND ("run_after" IS NULL OR "run_after" <= %s)
             """
-            return claim_returning(using, condition, [uuids, now], worker_id, now)
+            return claim_returning(using, condition, [uuids, now], worker_id, now, carried)
+        assert carried is None, "carried writes are PostgreSQL's"
         Task.objects.filter(pk__in=uuids, status__in=READY_STATUSES).exclude(
             run_after__gt=now
         ).update(**claim_values(worker_id, now))

@@ -40,7 +40,7 @@ from django_qtasks.conf import qtasks_settings
 from django_qtasks.context import RunState
 from django_qtasks.models import Task, TaskStatus, WorkerHeartbeat
 from django_qtasks.notify import get_notifier
-from django_qtasks.rows import update_task, update_tasks
+from django_qtasks.rows import Carried, update_statement, update_task, update_tasks
 from django_qtasks.worker.executor import Outcome, TaskExecutor
 from django_qtasks.worker.shutdown import install_signal_handlers, remove_signal_handlers
 
@@ -125,7 +125,7 @@ class Worker:
         self._endings_lock = threading.Lock()
         self._endings_ready: asyncio.Event | None = None
         #: Calls sent to the database thread, and those it has begun; while
-        #: one waits its turn, it will write the outcomes waiting (``_on_db``).
+        #: one waits its turn, it will take the outcomes waiting.
         self._db_calls_sent = 0
         self._db_calls_begun = 0
         self.notifier = get_notifier()
@@ -241,7 +241,7 @@ class Worker:
                 continue
             self._work_arrived = False
             try:
-                records = await self.db(self.broker.claim, self.queues, room, self.worker_id)
+                records = await self.claim(room)
                 failures = 0
             except Exception:
                 failures += 1
@@ -453,15 +453,43 @@ class Worker:
     async def db(self, function: Callable[..., T], *args: Any) -> T:
         """Run the worker's own database work in its database thread.
 
-        Outcomes waiting to be written go first, so a claim that follows the
-        end of tasks carries their results.
+        Outcomes waiting to be written go first (a claim takes them in its
+        own statement instead: ``claim``).
         """
+        return await self.in_db_thread(functools.partial(self._on_db, function, *args))
+
+    async def claim(self, limit: int) -> list[Task]:
+        """Claim up to ``limit`` tasks, in the database thread, with the outcomes waiting.
+
+        On PostgreSQL the outcomes are written in the claim's own statement:
+        at full load, one round trip for the results and the next tasks.
+        """
+        return await self.in_db_thread(functools.partial(self._claim_carrying, limit))
+
+    async def in_db_thread(self, call: Callable[[], T]) -> T:
         assert self._db_pool is not None
-        loop = asyncio.get_running_loop()
         self._db_calls_sent += 1
-        return await loop.run_in_executor(
-            self._db_pool, functools.partial(self._on_db, function, *args)
-        )
+        return await asyncio.get_running_loop().run_in_executor(self._db_pool, call)
+
+    def _claim_carrying(self, limit: int) -> list[Task]:
+        self._db_calls_begun += 1
+        endings = self.take_endings()
+        carried = self.carried(endings)
+        if carried is None:
+            self.write(endings)
+            endings = []
+        try:
+            _relax_commits()
+            if carried is None:
+                return self.broker.claim(self.queues, limit, self.worker_id)
+            records = self.broker.claim(self.queues, limit, self.worker_id, carried)
+        except Exception as exc:
+            connections.close_all()
+            if endings:
+                _settle([ending.saved for ending in endings], exc)  # save_outcome tries again
+            raise
+        self.endings_saved(endings, set(carried.pks))
+        return records
 
     def _on_db(self, function: Callable[..., T], *args: Any) -> T:
         self._db_calls_begun += 1  # before taking the outcomes (see write_endings_loop)
@@ -515,8 +543,15 @@ class Worker:
 
     def write_endings(self) -> None:
         """Write every outcome waiting, in as few statements as they allow."""
+        self.write(self.take_endings())
+
+    def take_endings(self) -> list[Ending]:
         with self._endings_lock:
             endings, self._endings = self._endings, []
+        return endings
+
+    def write(self, endings: list[Ending]) -> None:
+        """Store these outcomes; a failure goes back to each run's save_outcome."""
         if not endings:
             return
         try:
@@ -525,6 +560,9 @@ class Worker:
             connections.close_all()
             _settle([ending.saved for ending in endings], exc)
             return
+        self.endings_saved(endings, saved)
+
+    def endings_saved(self, endings: list[Ending], saved: set[uuid.UUID]) -> None:
         for ending in endings:
             if ending.entry.record.pk in saved and ending.outcome.status != TaskStatus.RETRY:
                 self.notifier.task_ended(ending.entry.record.pk)
@@ -532,7 +570,7 @@ class Worker:
 
     def finish(self, endings: list[Ending]) -> set[uuid.UUID]:
         """Store outcomes; the keys of the rows written (a row failed over is no longer ours)."""
-        mine = {"status": TaskStatus.PROCESS, "worker": self.worker_id}
+        mine = self.still_mine()
         using = Task.objects.db
         saved: set[uuid.UUID] = set()
         changes = []
@@ -549,6 +587,23 @@ class Worker:
             else:
                 changes.append((record.pk, fields))
         return saved | update_tasks(using, mine, changes)
+
+    def carried(self, endings: list[Ending]) -> Carried | None:
+        """The outcomes as one statement for a claim to carry, if they fit in one (``finish``)."""
+        if not endings or any(
+            ending.outcome.status == TaskStatus.SUCCESS and ending.entry.record.chain_steps
+            for ending in endings
+        ):
+            return None
+        changes = [
+            (ending.entry.record.pk, self.outcome_fields(ending.entry, ending.outcome))
+            for ending in endings
+        ]
+        return update_statement(Task.objects.db, self.still_mine(), changes)
+
+    def still_mine(self) -> dict[str, Any]:
+        """The guard of every result write: a row failed over meanwhile is not overwritten."""
+        return {"status": TaskStatus.PROCESS, "worker": self.worker_id}
 
     def outcome_fields(self, entry: Running, outcome: Outcome) -> dict[str, Any]:
         """The columns that record how this run ended."""
