@@ -6,16 +6,28 @@ BIN := $(VENV)/bin
 MANAGE := $(BIN)/python testproject/manage.py
 
 .DEFAULT_GOAL := help
-.PHONY: help venv demo run docs test test-sqlite test-postgres test-brokers lint format screenshots clean bench
+.PHONY: help venv demo run docs test test-sqlite test-postgres test-brokers lint format screenshots clean bench FORCE
 
 help:  ## List the targets
 	@grep -E '^[a-z-]+:.*## ' $(MAKEFILE_LIST) | awk -F':.*## ' '{printf "  make %-14s %s\n", $$1, $$2}'
 
-$(BIN)/activate: pyproject.toml
-	$(PYTHON) -m venv $(VENV)
+# The interpreter .venv was made with: another one (PYTHON, or pyenv's
+# choice behind it) makes it again.
+PYTHON_USED := $(VENV)/python-used
+PYTHON_ID = $(shell $(PYTHON) -c 'import sys; print(sys.version.split()[0], sys.base_prefix)')
+
+$(PYTHON_USED): FORCE
+	@mkdir -p $(VENV)
+	@echo '$(PYTHON_ID)' | cmp -s - $@ || echo '$(PYTHON_ID)' > $@
+
+$(BIN)/activate: pyproject.toml $(PYTHON_USED)
+	$(PYTHON) -m venv --clear $(VENV)
 	$(BIN)/pip install --quiet --upgrade pip
 	$(BIN)/pip install --quiet -e ".[all,test]"
+	echo '$(PYTHON_ID)' > $(PYTHON_USED)
 	touch $(BIN)/activate
+
+FORCE:
 
 venv: $(BIN)/activate  ## Create .venv with the package and test tools
 
