@@ -50,11 +50,12 @@ def claim_values(worker_id: str, now: Any) -> dict[str, Any]:
 
 @dataclass
 class Carried:
-    """A write that a claim sends in its own statement, on PostgreSQL.
+    """A write of results as one statement, on PostgreSQL: run alone, or carried by a claim.
 
-    The worker's results wait for its next claim when one is due: one round
-    trip for both. ``sql`` is an ``UPDATE ... RETURNING`` of primary keys
-    (``update_statement``); ``pks`` holds them once it ran.
+    A claim that the worker sends while results wait takes them in its own
+    statement: one round trip for both. ``sql`` is an ``UPDATE ...
+    RETURNING`` of primary keys (``update_statement``); ``pks`` holds them
+    once it ran.
     """
 
     sql: str

@@ -37,13 +37,7 @@ from kombu.pools import producers
 from django_qtasks.brokers.base import Broker
 from django_qtasks.conf import qtasks_settings
 from django_qtasks.models import READY_STATUSES, Task
-from django_qtasks.rows import (
-    WAITING,
-    Carried,
-    claim_returning,
-    claim_values,
-    mark_published,
-)
+from django_qtasks.rows import WAITING, Carried, claim_returning, claim_values, mark_published
 
 logger = logging.getLogger("django_qtasks.broker")
 

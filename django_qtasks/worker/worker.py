@@ -846,6 +846,9 @@ def attempt_entry(record: Task, status: str, error: str, now: datetime) -> dict[
 def _settle(futures: list[asyncio.Future[None]], error: Exception | None) -> None:
     """From the database thread: resolve ``futures`` (of one event loop) in one call to it."""
 
+    if not futures:
+        return
+
     def settle() -> None:
         for future in futures:
             if future.done():
