@@ -72,6 +72,11 @@ class Ending:
     outcome: Outcome
     saved: asyncio.Future[None]
 
+    @property
+    def starts_next_step(self) -> bool:
+        """A chain's step that succeeded: its next step is written with its result."""
+        return self.outcome.status == TaskStatus.SUCCESS and bool(self.entry.record.chain_steps)
+
 
 class Worker:
     def __init__(
@@ -577,7 +582,7 @@ class Worker:
         for ending in endings:
             record, outcome = ending.entry.record, ending.outcome
             fields = self.outcome_fields(ending.entry, outcome)
-            if outcome.status == TaskStatus.SUCCESS and record.chain_steps:
+            if ending.starts_next_step:
                 # The next step is written with this result, or not at all.
                 with transaction.atomic(using=using):
                     if update_task(using, record.pk, mine, fields):
@@ -590,16 +595,17 @@ class Worker:
 
     def carried(self, endings: list[Ending]) -> Carried | None:
         """The outcomes as one statement for a claim to carry, if they fit in one (``finish``)."""
-        if not endings or any(
-            ending.outcome.status == TaskStatus.SUCCESS and ending.entry.record.chain_steps
-            for ending in endings
-        ):
+        using = Task.objects.db
+        # First: on other databases every claim asks, and the changes would go unused.
+        if connections[using].vendor != "postgresql":
+            return None
+        if not endings or any(ending.starts_next_step for ending in endings):
             return None
         changes = [
             (ending.entry.record.pk, self.outcome_fields(ending.entry, ending.outcome))
             for ending in endings
         ]
-        return update_statement(Task.objects.db, self.still_mine(), changes)
+        return update_statement(using, self.still_mine(), changes)
 
     def still_mine(self) -> dict[str, Any]:
         """The guard of every result write: a row failed over meanwhile is not overwritten."""
