@@ -19,14 +19,17 @@ pytestmark = pytest.mark.django_db
 @pytest.fixture
 def busy() -> dict[str, Task]:
     now = timezone.now()
+    # Ended by now: make()'s own finished_at, 1.5 s ahead, falls in a minute
+    # the dashboard has not reached yet when the fixture runs near its end.
+    ended = {"started_at": now - timedelta(seconds=1.5), "finished_at": now}
     tasks = {
         "waiting": make(queue="emails", created_at=now - timedelta(minutes=5)),
         "waiting2": make(queue="emails"),
         "retry": make(TaskStatus.RETRY),
         "running": make(TaskStatus.PROCESS, task_name="sync_sleeper"),
-        "ok": make(TaskStatus.SUCCESS),
-        "failed": make(TaskStatus.ERROR, traceback="Traceback\nValueError: broken <pipe>"),
-        "cancelled": make(TaskStatus.CANCEL),
+        "ok": make(TaskStatus.SUCCESS, **ended),
+        "failed": make(TaskStatus.ERROR, traceback="Traceback\nValueError: broken <pipe>", **ended),
+        "cancelled": make(TaskStatus.CANCEL, **ended),
         "old": make(TaskStatus.SUCCESS, finished_at=now - timedelta(days=3)),
     }
     WorkerHeartbeat.objects.create(
