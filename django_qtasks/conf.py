@@ -26,6 +26,8 @@ class Option:
     #: For numbers: "0 or more", "at least 1", or "more than 0" (a period,
     #: where 0 would make a loop spin).
     least: str = "0 or more"
+    #: Words accepted besides values of ``types``.
+    words: tuple[str, ...] = ()
 
     def too_small(self, value: float) -> bool:
         return {"0 or more": value < 0, "at least 1": value < 1, "more than 0": value <= 0}[
@@ -33,7 +35,8 @@ class Option:
         ]
 
     def describe_types(self) -> str:
-        return " or ".join("None" if t is type(None) else t.__name__ for t in self.types)
+        names = ["None" if t is type(None) else t.__name__ for t in self.types]
+        return " or ".join([*map(repr, self.words), *names])
 
 
 NUMBER = (int, float)
@@ -51,7 +54,9 @@ OPTIONS: dict[str, Option] = {
     "REDIS_CACHE_ALIAS": Option(None, (str, type(None)), "a django-redis CACHES alias"),
     "DEFAULT_QUEUE": Option("default", (str,), "queue of tasks that name none"),
     "CONCURRENCY": Option(10, (int,), "tasks a worker runs at once", least="at least 1"),
-    "PREFETCH": Option(0, (int,), "tasks a worker claims ahead of its free slots"),
+    "PREFETCH": Option(
+        "auto", (int,), "tasks a worker claims ahead of its free slots", words=("auto",)
+    ),
     "POLL_INTERVAL": Option(
         0.5, NUMBER, "seconds between polls of the database broker", least=PERIOD
     ),
@@ -102,6 +107,8 @@ def validate(raw: Any) -> list[str]:
         if key not in raw:
             continue
         value = raw[key]
+        if isinstance(value, str) and value in option.words:
+            continue
         # bool is an int subclass, but CONCURRENCY=True is a mistake.
         if (isinstance(value, bool) and bool not in option.types) or not isinstance(
             value, option.types

@@ -120,6 +120,16 @@ def test_qtasks_setting_may_be_absent(settings):
             "QTASKS['BROKER_URL'] must be str (where tasks are queued), not NoneType None.",
         ),
         (
+            {"PREFETCH": "8"},
+            "QTASKS['PREFETCH'] must be 'auto' or int (tasks a worker claims ahead of its "
+            "free slots), not str '8'.",
+        ),
+        (
+            {"PREFETCH": -1},
+            "QTASKS['PREFETCH'] must be 'auto' or int, 0 or more (tasks a worker claims ahead "
+            "of its free slots), not -1.",
+        ),
+        (
             {"REDIS_CACHE_ALIAS": 1},
             "QTASKS['REDIS_CACHE_ALIAS'] must be str or None (a django-redis CACHES alias), "
             "not int 1.",

@@ -212,7 +212,7 @@ def test_settings_page_documents_every_key_with_its_type_and_default() -> None:
         _, types_cell, default_cell, *_ = rows[key]
         words = set(re.findall(r"\w+", types_cell))
         for name in option.describe_types().split(" or "):
-            assert name in words, f"settings.md: type of {key} should mention {name}"
+            assert name.strip("'") in words, f"settings.md: type of {key} should mention {name}"
         default = re.fullmatch(r"`(.*)`", default_cell)
         assert default is not None, f"settings.md: default of {key} should be `a literal`"
         value = ast.literal_eval(default[1])

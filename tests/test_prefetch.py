@@ -12,6 +12,8 @@ import time
 import uuid
 
 import pytest
+from django.conf import settings
+from django.db import transaction
 from django.utils import timezone
 
 from django_qtasks.models import Task, TaskStatus, WorkerHeartbeat
@@ -154,6 +156,45 @@ def test_a_busy_worker_with_prefetch_runs_every_task_once():
         assert (row.status, row.returning, row.attempts) == (TaskStatus.SUCCESS, task.args[0], 1)
         assert row.started_at <= row.finished_at
     assert "stopped after 300 tasks" in result.stderr
+
+
+# PREFETCH = "auto", the default ----------------------------------------------------
+
+
+def test_auto_prefetch_hands_tasks_held_behind_a_long_run_to_an_idle_worker(start_worker):
+    queue, busy_id, idle_id = unique("auto"), unique("busy"), unique("idle")
+    start_worker("--queues", queue, "--concurrency", "1", "--worker-id", busy_id)
+    # Short runs first: the worker learns that its tasks take milliseconds.
+    for number in range(5):
+        assert wait_status(tasks.echo.add_task(number, queue=queue)).status == "success"
+
+    # Then, in one commit: a long run first, short ones behind it. The worker
+    # claims them together, expecting them all to start soon.
+    with transaction.atomic():
+        slow = tasks.sync_sleeper.add_task(4, queue=queue, priority=0)
+        quick = [tasks.echo.add_task(number, queue=queue, priority=1) for number in range(3)]
+    wait_status(slow, TaskStatus.PROCESS)
+    # None of them starts within 0.1 s: they go back to the queue, unattempted.
+    for task in quick:
+        wait_until(
+            lambda task=task: Task.objects.get(pk=task.pk).status == TaskStatus.NEW,
+            timeout=5,
+            message="a held task back in the queue",
+        )
+
+    # An idle worker runs them while the long one still runs on the first.
+    start_worker("--queues", queue, "--worker-id", idle_id)
+    ran = [wait_status(task, timeout=10) for task in quick]
+    assert [(task.status, task.returning, task.attempts) for task in ran] == [
+        (TaskStatus.SUCCESS, number, 1) for number in range(3)
+    ]
+    if settings.QTASKS["BROKER_URL"] == "django://":
+        # (On a message broker, the busy worker may receive one of them again:
+        # it takes up to --concurrency messages ahead of its claims.)
+        assert [task.worker for task in ran] == [idle_id] * 3
+        assert Task.objects.get(pk=slow.pk).status == TaskStatus.PROCESS
+    done = wait_status(slow, timeout=10)
+    assert (done.status, done.worker) == (TaskStatus.SUCCESS, busy_id)
 
 
 # update_tasks: the batched write of results -------------------------------------------

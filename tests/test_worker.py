@@ -247,8 +247,14 @@ def test_max_tasks_exits_0_after_that_many(start_worker):
             "argument --concurrency/-c: must be a whole number of at least 1",
         ),
         (("--max-tasks", "-1"), "argument --max-tasks: must be a whole number of at least 1"),
-        (("--prefetch", "-1"), "argument --prefetch: must be a whole number, 0 or more, not '-1'"),
-        (("--prefetch", "x"), "argument --prefetch: must be a whole number, 0 or more, not 'x'"),
+        (
+            ("--prefetch", "-1"),
+            "argument --prefetch: must be 'auto' or a whole number, 0 or more, not '-1'",
+        ),
+        (
+            ("--prefetch", "x"),
+            "argument --prefetch: must be 'auto' or a whole number, 0 or more, not 'x'",
+        ),
         (("--loglevel", "nope"), "argument --loglevel/-l: invalid choice: 'NOPE'"),
         (("--shutdown-timeout", "-1"), "--shutdown-timeout must not be negative"),
     ],

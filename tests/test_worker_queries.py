@@ -92,3 +92,32 @@ def test_at_full_load_a_claim_carries_the_results_of_the_tasks_that_ended(monkey
     statements = json.loads(counts_file.read_text())["qtasks-db"]
     carrying = [sql for sql in statements if sql.lstrip().startswith("WITH carried")]
     assert carrying, list(statements)
+
+
+@pytest.mark.skipif(
+    connection.vendor != "postgresql",
+    reason="counted on PostgreSQL, where a claim is one statement",
+)
+@pytest.mark.parametrize(("prefetch", "most_claims"), [("auto", 100), ("0", 300)])
+def test_short_tasks_are_claimed_in_batches_ahead_of_the_free_slots(
+    monkeypatch, tmp_path, prefetch, most_claims
+):
+    counts_file = tmp_path / "sql.json"
+    monkeypatch.setenv("QTASKS_TEST_SETTINGS", json.dumps(QUIET))
+    monkeypatch.setenv("QTASKS_TEST_SQL_COUNT", str(counts_file))
+    count = 300
+    queue = f"batches-{prefetch}"
+    app.add_tasks((tasks.echo.s(number) for number in range(count)), queue=queue)
+
+    result = run_worker("--queues", queue, "--concurrency", "2", "--burst", "--prefetch", prefetch)
+    assert result.returncode == 0, result.stderr
+    done = Task.objects.filter(queue=queue, status="success")
+    assert sorted(done.values_list("returning", flat=True)) == list(range(count))
+
+    statements = json.loads(counts_file.read_text())["qtasks-db"]
+    claims = sum(times for sql, times in statements.items() if kind(sql) == "claim")
+    # "auto" learns from the first runs that tasks take milliseconds, and
+    # claims up to 4 per slot ahead; 0 claims for the free slots only.
+    assert claims <= most_claims, claims
+    if prefetch == "0":
+        assert claims >= count // 2, claims

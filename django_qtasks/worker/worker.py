@@ -49,6 +49,12 @@ logger = logging.getLogger("django_qtasks.worker")
 T = TypeVar("T")
 THREAD_PREFIX = "qtasks-task"
 
+#: ``PREFETCH = "auto"``: a task claimed ahead of a free slot should start
+#: within this many seconds, or go back to the queue.
+PREFETCH_WINDOW = 0.1
+#: ... and a worker holds at most this many per slot (Celery's default).
+PREFETCH_PER_SLOT = 4
+
 
 @dataclass
 class Running:
@@ -84,7 +90,7 @@ class Worker:
         *,
         queues: list[str] | None = None,
         concurrency: int | None = None,
-        prefetch: int | None = None,
+        prefetch: int | str | None = None,
         worker_id: str | None = None,
         burst: bool = False,
         max_tasks: int | None = None,
@@ -98,9 +104,20 @@ class Worker:
         self.broker = broker or get_broker()
         self.queues = queues or [qtasks_settings.DEFAULT_QUEUE]
         self.concurrency = concurrency or qtasks_settings.CONCURRENCY
-        self.prefetch = qtasks_settings.PREFETCH if prefetch is None else prefetch
+        prefetch = qtasks_settings.PREFETCH if prefetch is None else prefetch
+        #: "auto": claim ahead only as many tasks as recent runs say will
+        #: start within PREFETCH_WINDOW (``ahead``); else a fixed number.
+        self.auto_prefetch = isinstance(prefetch, str)  # "auto", as conf checks
+        #: The most a worker claims ahead.
+        self.prefetch = (
+            self.concurrency * PREFETCH_PER_SLOT if isinstance(prefetch, str) else prefetch
+        )
         #: Claimed ahead of a free slot (``prefetch``), in the order they start.
         self.reserved: collections.deque[Task] = collections.deque()
+        #: A moving average of how long runs take (None until one ended), and
+        #: when a task last started (monotonic): for "auto" prefetch.
+        self.run_seconds: float | None = None
+        self._last_start = 0.0
         #: Cancel requests for reserved tasks: they start at once, and stop.
         self._early_cancels: dict[uuid.UUID, str] = {}
         self.worker_id = worker_id or (
@@ -158,11 +175,10 @@ class Worker:
         self._task_pool = ThreadPoolExecutor(self.concurrency, thread_name_prefix=THREAD_PREFIX)
         install_signal_handlers(loop, self)
         await self.db(self.write_heartbeat)
-        self.broker.start_consuming(
-            self.queues,
-            prefetch=self.concurrency + self.prefetch,
-            on_work=self.work_arrived,
-        )
+        # Messages received and not claimed yet: with "auto", no more than
+        # without prefetch, since a long run would keep them from other workers.
+        unclaimed = self.concurrency + (0 if self.auto_prefetch else self.prefetch)
+        self.broker.start_consuming(self.queues, prefetch=unclaimed, on_work=self.work_arrived)
         logger.info(
             "Worker %s started: queues %s, concurrency %s, broker %s, %s tasks registered",
             self.worker_id,
@@ -225,16 +241,21 @@ class Worker:
                 1 for entry in self.running.values() if entry.ended_at is None
             )
             free -= self.start_reserved(free)
-            # Claim for the free slots, plus ``prefetch`` ahead, once the
-            # reserve is half used: claims come in batches, not one by one.
-            room = free + self.prefetch - len(self.reserved)
+            if self.held_too_long():
+                held = list(self.reserved)
+                self.reserved.clear()
+                await self.db(self.requeue, *held)
+            # Claim for the free slots, plus some ahead, once the reserve is
+            # half used: claims come in batches, not one by one.
+            ahead = self.ahead()
+            room = free + ahead - len(self.reserved)
             if self.max_tasks is not None:
                 room = min(room, self.max_tasks - self.claimed - len(self.reserved))
                 if room <= 0 and not self.running and not self.reserved:
                     return
             self._wakeup.clear()
-            if room <= 0 or len(self.reserved) > self.prefetch // 2:
-                await self._wakeup.wait()
+            if room <= 0 or len(self.reserved) > ahead // 2:
+                await self.wait_for_slot()
                 continue
             until_poll = self._next_poll - time.monotonic()
             # (--burst, once idle, claims at once to learn whether to stop.)
@@ -274,6 +295,48 @@ class Worker:
                 and not await self.db(self.work_is_due)
             ):
                 return
+
+    def ahead(self) -> int:
+        """How many tasks to claim ahead of the free slots now."""
+        if not self.auto_prefetch:
+            return self.prefetch
+        now = time.monotonic()
+        if self.run_seconds is None or any(
+            now - entry.started > PREFETCH_WINDOW
+            for entry in self.running.values()
+            if entry.ended_at is None
+        ):
+            return 0  # nothing known yet, or a long run: what it holds would wait
+        fit = int(self.concurrency * PREFETCH_WINDOW / max(self.run_seconds, 1e-6))
+        return min(fit, self.prefetch)
+
+    def note_run_time(self, seconds: float) -> None:
+        if self.run_seconds is None:
+            self.run_seconds = seconds
+        else:
+            self.run_seconds += 0.2 * (seconds - self.run_seconds)
+
+    def held_too_long(self) -> bool:
+        """With "auto" prefetch: tasks held, and no slot has freed up for the window."""
+        return (
+            self.auto_prefetch
+            and bool(self.reserved)
+            and time.monotonic() - self._last_start > PREFETCH_WINDOW
+        )
+
+    async def wait_for_slot(self) -> None:
+        """Wait for a wake-up; with tasks held ("auto"), no longer than the window allows."""
+        assert self._wakeup is not None
+        assert self._loop is not None
+        if not (self.auto_prefetch and self.reserved):
+            await self._wakeup.wait()
+            return
+        left = self._last_start + PREFETCH_WINDOW - time.monotonic()
+        timer = self._loop.call_later(max(left, 0.0) + 0.001, self._wakeup.set)
+        try:
+            await self._wakeup.wait()
+        finally:
+            timer.cancel()
 
     def work_arrived(self) -> None:
         """The broker has work (called from its thread): claim now, not at the next poll."""
@@ -326,6 +389,7 @@ class Worker:
 
     def start(self, record: Task) -> None:
         self.claimed += 1
+        self._last_start = time.monotonic()
         # A reserved task was claimed earlier: its run starts now.
         record.started_at = timezone.now()
         run = RunState(record.uuid, log_limit=qtasks_settings.LOG_LINES, worker=self)
@@ -400,6 +464,7 @@ class Worker:
         assert self._endings_ready is not None
         record = entry.record
         entry.ended_at = timezone.now()
+        self.note_run_time(time.monotonic() - entry.started)
         self._wakeup.set()  # the slot is free: the next claim can go with this write
         loop = asyncio.get_running_loop()
         for attempt in range(6):

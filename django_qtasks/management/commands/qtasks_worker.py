@@ -48,13 +48,17 @@ def positive_int(value: str) -> int:
     return number
 
 
-def non_negative_int(value: str) -> int:
+def prefetch_value(value: str) -> int | str:
+    if value == "auto":
+        return value
     try:
         number = int(value)
     except ValueError:
         number = -1
     if number < 0:
-        raise argparse.ArgumentTypeError(f"must be a whole number, 0 or more, not {value!r}")
+        raise argparse.ArgumentTypeError(
+            f"must be 'auto' or a whole number, 0 or more, not {value!r}"
+        )
     return number
 
 
@@ -76,8 +80,8 @@ class Command(BaseCommand):
         )
         parser.add_argument(
             "--prefetch",
-            type=non_negative_int,
-            help="Tasks claimed ahead of free slots (default: QTASKS['PREFETCH']).",
+            type=prefetch_value,
+            help="Tasks claimed ahead of free slots, or 'auto' (default: QTASKS['PREFETCH']).",
         )
         add_loglevel_argument(parser)
         parser.add_argument(
