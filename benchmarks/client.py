@@ -274,8 +274,8 @@ class TasksDB(Adapter):
 ADAPTERS: dict[str, Callable[[], Adapter]] = {
     "qtasks-db": QTasks,
     "qtasks-redis": QTasks,
-    "qtasks-db-prefetch": QTasks,
-    "qtasks-redis-prefetch": QTasks,
+    "qtasks-db-prefetch0": QTasks,
+    "qtasks-redis-prefetch0": QTasks,
     "celery-db": lambda: Celery(results_in_db=True),
     "celery-redis": lambda: Celery(results_in_db=False),
     "rq": RQ,

@@ -39,7 +39,7 @@ SETUP = (
     "python3 -m venv .venv-bench && "
     ".venv-bench/bin/pip install -e '.[all]' -r benchmarks/requirements.txt"
 )
-QTASKS = ("qtasks-db", "qtasks-redis", "qtasks-db-prefetch", "qtasks-redis-prefetch")
+QTASKS = ("qtasks-db", "qtasks-redis", "qtasks-db-prefetch0", "qtasks-redis-prefetch0")
 CELERY = ("celery-db", "celery-redis")
 
 

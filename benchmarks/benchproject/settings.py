@@ -36,13 +36,11 @@ LOGGING = {
     "root": {"handlers": ["console"], "level": "WARNING"},
 }
 
-# django-qtasks: defaults, but for the broker (and PREFETCH in the -prefetch variants).
-QTASKS = {
-    "BROKER_URL": f"{REDIS}/10" if SYSTEM.name.startswith("qtasks-redis") else "django://",
-    # The -prefetch variants claim 8 tasks ahead of their 2 slots, as Celery's
-    # default prefetch (4 per process) does.
-    "PREFETCH": 8 if SYSTEM.name.endswith("-prefetch") else 0,
-}
+# django-qtasks: defaults, but for the broker (and PREFETCH in the -prefetch0 variants).
+QTASKS = {"BROKER_URL": f"{REDIS}/10" if SYSTEM.name.startswith("qtasks-redis") else "django://"}
+if SYSTEM.name.endswith("-prefetch0"):
+    # Claims for the free slots only, never ahead: what the default "auto" saves.
+    QTASKS["PREFETCH"] = 0
 
 # Celery: Redis broker; results in PostgreSQL (django-celery-results) or Redis.
 CELERY_BROKER_URL = f"{REDIS}/11"

@@ -48,14 +48,14 @@ SYSTEMS = {
             records="the same row in PostgreSQL; Redis carries only the uuid",
         ),
         System(
-            "qtasks-db-prefetch",
-            "django-qtasks django:// (PostgreSQL), PREFETCH=8",
+            "qtasks-db-prefetch0",
+            "django-qtasks django:// (PostgreSQL), PREFETCH=0",
             ("django_qtasks", "bench_qtasks"),
             records="as qtasks-db",
         ),
         System(
-            "qtasks-redis-prefetch",
-            "django-qtasks redis://, PREFETCH=8",
+            "qtasks-redis-prefetch0",
+            "django-qtasks redis://, PREFETCH=0",
             ("django_qtasks", "bench_qtasks"),
             redis_dbs=(10,),
             records="as qtasks-redis",
