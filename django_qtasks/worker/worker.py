@@ -242,9 +242,14 @@ class Worker:
             )
             free -= self.start_reserved(free)
             if self.held_too_long():
-                held = list(self.reserved)
-                self.reserved.clear()
-                await self.db(self.requeue, *held)
+                try:
+                    await self.db(self.requeue, *self.reserved)
+                except Exception:
+                    logger.exception("Could not hand back %s held tasks", len(self.reserved))
+                    await self.sleep(1.0)  # they start here meanwhile, as slots free up
+                else:
+                    self.reserved.clear()
+                continue
             # Claim for the free slots, plus some ahead, once the reserve is
             # half used: claims come in batches, not one by one.
             ahead = self.ahead()
@@ -311,6 +316,7 @@ class Worker:
         return min(fit, self.prefetch)
 
     def note_run_time(self, seconds: float) -> None:
+        """Fold a run's length into the moving average that "auto" goes by."""
         if self.run_seconds is None:
             self.run_seconds = seconds
         else:
