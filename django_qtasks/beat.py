@@ -11,8 +11,10 @@ enqueues one run and moves on to the next time still ahead.
 
 from __future__ import annotations
 
+import contextlib
 import logging
-import threading
+import select
+import socket
 from datetime import datetime
 
 from django.db import transaction
@@ -29,22 +31,39 @@ logger = logging.getLogger("django_qtasks.beat")
 
 class Beat:
     def __init__(self) -> None:
-        self.stopping = threading.Event()
+        self.stopping = False
+        #: ``run`` waits on this socket pair, and ``stop`` wakes it with a byte.
+        #: Not a ``threading.Event``: ``stop`` is called from a signal handler,
+        #: which runs in the waiting thread and deadlocks on the lock that
+        #: ``Event.wait`` may hold at that moment.
+        self._wake: tuple[socket.socket, socket.socket] | None = None
 
     def run(self) -> None:
         """Enqueue due runs until ``stop()``."""
-        self.start()
-        while not self.stopping.is_set():
-            try:
-                pause = self.tick()
-            except Exception:
-                logger.exception("The beat could not look at the schedules; trying again")
-                pause = qtasks_settings.BEAT_INTERVAL
-            self.stopping.wait(pause)
+        wake = self._wake = socket.socketpair()
+        try:
+            self.start()
+            while not self.stopping:
+                try:
+                    pause = self.tick()
+                except Exception:
+                    logger.exception("The beat could not look at the schedules; trying again")
+                    pause = qtasks_settings.BEAT_INTERVAL
+                if not self.stopping:
+                    select.select([wake[0]], [], [], pause)
+        finally:
+            self._wake = None
+            for end in wake:
+                end.close()
         logger.info("Beat stopped")
 
     def stop(self) -> None:
-        self.stopping.set()
+        """Make ``run`` return after its current look; safe in a signal handler."""
+        self.stopping = True
+        wake = self._wake
+        if wake is not None:
+            with contextlib.suppress(OSError):  # closed meanwhile: run() has returned
+                wake[1].send(b"\0")
 
     def start(self) -> None:
         sync_declared_schedules()
