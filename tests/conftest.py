@@ -27,6 +27,8 @@ def worker_env() -> dict[str, str]:
         # After django_db_setup, NAME is the test database's name.
         QTASKS_DB_NAME=str(connection.settings_dict["NAME"]),
         PYTHONUNBUFFERED="1",
+        # SIGABRT then prints every thread's stack (see WorkerProcess.wait).
+        PYTHONFAULTHANDLER="1",
     )
     return env
 
@@ -76,7 +78,15 @@ class WorkerProcess:
         self.process.send_signal(signum)
 
     def wait(self, timeout: float = 30) -> int:
-        return self.process.wait(timeout)
+        """The exit code; if it does not come in time, fail with the stacks of its threads."""
+        try:
+            return self.process.wait(timeout)
+        except subprocess.TimeoutExpired:
+            self.process.send_signal(signal.SIGABRT)
+            self.process.wait(10)
+            raise AssertionError(
+                f"still running after {timeout}s; its log and threads:\n{self.log}"
+            ) from None
 
     def stop(self) -> None:
         if self.process.poll() is None:
