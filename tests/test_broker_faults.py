@@ -34,12 +34,13 @@ from typing import Any
 
 import pytest
 from django.conf import settings
+from django.db import transaction
 from django.test import override_settings
 from django.utils import timezone
 
 from django_qtasks.brokers import reset_broker
 from django_qtasks.models import FINAL_STATUSES, Task, TaskStatus, WorkerHeartbeat
-from tests.conftest import WorkerProcess
+from tests.conftest import WorkerProcess, wait_status
 from tests.testapp import tasks, tasks_lifecycle
 
 pytestmark = pytest.mark.django_db(transaction=True)
@@ -429,7 +430,9 @@ def test_broker_restart_mid_run_loses_and_duplicates_nothing(
     server, start_worker, monkeypatch, tmp_path
 ):
     queue, path = unique("restart"), tmp_path / "runs.txt"
-    first_count, down_count = 200, 50
+    # More than the two workers hold at once (claimed ahead, and received
+    # ahead on Redis): most are in the broker when it stops.
+    first_count, down_count = 1000, 50
     with use_broker(monkeypatch, server.url):
         before = append_tasks(path, "a", first_count, queue)
         unpublished = Task.objects.filter(queue=queue, published_at__isnull=True)
@@ -696,3 +699,77 @@ def test_redis_visibility_timeout_never_runs_a_long_task_twice(
     for row in records.values():
         assert (row.attempts, len(row.attempt_log), row.returning) == (1, 1, "woke up"), context
     assert_alive(*workers)
+
+
+# 4. Redis: messages taken several to a round trip, under a key prefix ------------------------
+
+
+def test_redis_worker_takes_messages_in_batches_in_priority_order_under_a_key_prefix(
+    redis_server, start_worker, monkeypatch
+):
+    import redis
+
+    redis_server.ensure_started()
+    queue = unique("batches")
+    options = {"BROKER_TRANSPORT_OPTIONS": {"global_keyprefix": "site1:"}}
+    with use_broker(monkeypatch, redis_server.url, **options):
+        with transaction.atomic():
+            queued = [
+                tasks.echo.add_task(number, queue=queue, priority=number % 5)
+                for number in range(100)
+            ]
+        client = redis.Redis.from_url(redis_server.url)
+        try:
+            # kombu's lists, one per priority step, all under the prefix.
+            assert client.keys(f"site1:*{queue}*"), client.keys("*")
+        finally:
+            client.close()
+        pops_before = sum(redis_calls(redis_server.url, pop) for pop in ("brpop", "blmpop"))
+        start_worker("--queues", queue, "--concurrency", "1")
+        statuses = wait_all_final([task.uuid for task in queued], timeout=30)
+        pops = sum(redis_calls(redis_server.url, pop) for pop in ("brpop", "blmpop")) - pops_before
+
+    assert statuses == {TaskStatus.SUCCESS: 100}
+    ran = list(Task.objects.filter(queue=queue).order_by("started_at"))
+    assert [task.priority for task in ran] == sorted(task.priority for task in queued)
+    # One message per BRPOP would be 100 or more (and the worker's idle
+    # polls, one every 0.1 s, add a few).
+    assert pops <= 100 // 2, pops
+
+
+class OpensAFile:
+    """Unpickling this opens (creates) a file: the proof that something unpickled it."""
+
+    def __init__(self, path: str) -> None:
+        self.path = path
+
+    def __reduce__(self) -> tuple[Any, tuple[str, str]]:
+        return open, (self.path, "w")
+
+
+def test_redis_worker_drops_a_pickled_message_unopened(
+    redis_server, start_worker, monkeypatch, tmp_path
+):
+    from django_qtasks.brokers import get_broker
+    from django_qtasks.brokers.kombu import KombuBroker
+
+    redis_server.ensure_started()
+    queue, marker = unique("pickle"), tmp_path / "unpickled"
+    with use_broker(monkeypatch, redis_server.url):
+        worker = start_worker("--queues", queue, "--concurrency", "1")
+        broker = get_broker()
+        assert isinstance(broker, KombuBroker)
+        with broker.connection() as connection:
+            # Anyone who can write to Redis can put such a message in a queue.
+            connection.Producer().publish(
+                OpensAFile(str(marker)),
+                routing_key=broker.queue(queue).name,
+                serializer="pickle",
+                declare=[broker.queue(queue)],
+            )
+        after = tasks.echo.add_task("after", queue=queue)
+        assert wait_status(after).status == TaskStatus.SUCCESS
+
+    assert not marker.exists()
+    assert "Dropping a message" in worker.log
+    assert_alive(worker)

@@ -13,13 +13,15 @@ transport would keep each in an "unacked" hash and sorted set, with a
 transaction at delivery and another at the ack, to restore it after a
 visibility timeout; the outbox already covers every case that needs (a lost
 connection, a dead worker, a worker stopping with messages not yet claimed).
-Redis hands out one message per poll, and the consumer polls only while it
-holds fewer than ``prefetch``.
+The consumer takes messages only while it holds fewer than ``prefetch``:
+on Redis 7 and later as many as there is room for in one ``BLMPOP`` from
+kombu's own lists (``consume_lists``), before that one per ``BRPOP``.
 """
 
 from __future__ import annotations
 
 import collections
+import json
 import logging
 import threading
 from collections.abc import Callable
@@ -33,6 +35,7 @@ from django.db.models import Q
 from django.utils import timezone
 from kombu import Connection, Exchange, Message, Queue
 from kombu.pools import producers
+from kombu.serialization import prepare_accept_content
 
 from django_qtasks.brokers.base import Broker
 from django_qtasks.conf import qtasks_settings
@@ -42,6 +45,8 @@ from django_qtasks.rows import WAITING, Carried, claim_returning, claim_values, 
 logger = logging.getLogger("django_qtasks.broker")
 
 REDIS_SCHEMES = ("redis", "rediss")
+#: Nothing from the broker is ever unpickled.
+JSON_ONLY = prepare_accept_content(["json"])
 #: kombu priorities run 0..9; RabbitMQ serves the highest first, Redis the lowest.
 PRIORITY_STEPS = 10
 REVERSED_PRIORITY_SCHEMES = ("amqp", "amqps", "pyamqp", "librabbitmq")
@@ -394,32 +399,90 @@ class Consumer(threading.Thread):
 
     def consume(self, connection: Connection) -> None:
         queues = [self.broker.queue(name) for name in self.queues]
+        if not self.acks and pops_many(connection):
+            self.consume_lists(connection, [queue.name for queue in queues])
+            return
         with connection.Consumer(
-            queues, callbacks=[self.on_message], accept=["json"], no_ack=not self.acks
-        ) as consumer:
-            if self.acks:
-                consumer.qos(prefetch_count=self.prefetch)
-            logger.info("Consuming %s from %s", ", ".join(self.queues), self.broker.safe_url)
-            self.pause = 1.0  # connected: the backoff starts over at the next outage
+            queues,
+            callbacks=[self.on_message],
+            accept=["json"],
+            no_ack=not self.acks,
+            # Set before it consumes: RabbitMQ applies a prefetch to the
+            # consumers started after it, and would push them every message.
+            prefetch_count=self.prefetch if self.acks else None,
+        ):
+            self.connected()
             while not self.stopping.is_set():
-                while self.to_settle:
-                    message, requeue = self.to_settle.popleft()
-                    if self.acks:  # else taken without an ack: nothing to tell Redis
-                        if requeue:
-                            message.requeue()
-                        else:
-                            message.ack()
-                    self.unsettled -= 1
-                if self.unsettled >= self.prefetch:
-                    # Take no more (RabbitMQ sends none before an ack, and on
-                    # Redis we stop polling): wait for the worker's claim.
-                    with self.settled:
-                        self.settled.wait_for(
-                            lambda: self.to_settle or self.stopping.is_set(), timeout=0.1
-                        )
-                    connection.heartbeat_check()
-                    continue
-                try:
-                    connection.drain_events(timeout=0.1)
-                except TimeoutError:  # socket.timeout: nothing arrived
-                    connection.heartbeat_check()
+                if self.settle_or_wait(connection):
+                    try:
+                        connection.drain_events(timeout=0.1)
+                    except TimeoutError:  # socket.timeout: nothing arrived
+                        connection.heartbeat_check()
+
+    def consume_lists(self, connection: Connection, names: list[str]) -> None:
+        """Redis 7+: take as many messages as there is room for with one ``BLMPOP``.
+
+        kombu's consumer takes one message per ``BRPOP``. These are kombu's
+        own lists and messages, read in the same order: the highest priority
+        first (one list per priority step), the queues taken in turn.
+        """
+        channel: Any = connection.default_channel  # kombu.transport.redis.Channel
+        self.connected()
+        while not self.stopping.is_set():
+            room = self.prefetch - self.unsettled if self.settle_or_wait(connection) else 0
+            if room <= 0:  # (set_prefetch may have lowered it meanwhile)
+                continue
+            keys = [
+                channel.global_keyprefix + channel._q_for_pri(name, step)
+                for step in channel.priority_steps
+                for name in names
+            ]
+            popped = channel.client.blmpop(0.1, len(keys), *keys, direction="RIGHT", count=room)
+            if popped:
+                for payload in popped[1]:
+                    self.on_payload(channel, payload)
+                names.append(names.pop(0))
+
+    def on_payload(self, channel: Any, payload: bytes) -> None:
+        """A message read from a kombu list: decoded as kombu's consumer would, JSON only."""
+        try:
+            message = channel.message_to_python(json.loads(payload))
+            message.accept = JSON_ONLY
+            body = message.decode()
+        except Exception as exc:
+            logger.error("Dropping a message that is not kombu's JSON (%s): %r", exc, payload)
+            return
+        self.on_message(body, message)
+
+    def connected(self) -> None:
+        logger.info("Consuming %s from %s", ", ".join(self.queues), self.broker.safe_url)
+        self.pause = 1.0  # the backoff starts over at the next outage
+
+    def settle_or_wait(self, connection: Connection) -> bool:
+        """Send the settlements due; return whether there is room to take more messages."""
+        while self.to_settle:
+            message, requeue = self.to_settle.popleft()
+            if self.acks:  # else taken without an ack: nothing to tell Redis
+                if requeue:
+                    message.requeue()
+                else:
+                    message.ack()
+            self.unsettled -= 1
+        if self.unsettled < self.prefetch:
+            return True
+        # Take no more (RabbitMQ sends none before an ack, and on Redis we
+        # stop polling): wait for the worker's claim.
+        with self.settled:
+            self.settled.wait_for(lambda: self.to_settle or self.stopping.is_set(), timeout=0.1)
+        connection.heartbeat_check()
+        return False
+
+
+def pops_many(connection: Connection) -> bool:
+    """Whether this Redis server has ``BLMPOP`` (7.0 and later)."""
+    channel: Any = connection.default_channel
+    version = str(channel.client.info("server").get("redis_version", ""))
+    try:
+        return tuple(int(part) for part in version.split(".")[:2]) >= (7, 0)
+    except ValueError:  # a Redis-compatible server with a numbering of its own
+        return False
