@@ -66,19 +66,22 @@ test-postgres: venv  ## The test suite on PostgreSQL (127.0.0.1:5432)
 BROKER_SUITES := tests/test_lifecycle.py tests/test_worker.py tests/test_worker_faults.py \
 	tests/test_delays_and_chains.py tests/test_wakeup.py tests/test_add_tasks.py
 
-# Prefetch on Redis only: it is where the consumer takes messages without acks.
 # RabbitMQ runs the suites where the broker's part differs (acks, wake-ups,
-# hand-backs); the rest of the worker is the same code on both.
+# hand-backs, prefetch); the rest of the worker is the same code on both.
 AMQP_SUITES := tests/test_lifecycle.py tests/test_worker_faults.py tests/test_wakeup.py \
-	tests/test_add_tasks.py
+	tests/test_add_tasks.py tests/test_prefetch.py
 test-brokers: venv  ## The worker suites again on Redis and RabbitMQ (127.0.0.1:6379, :5672)
 	QTASKS_BROKER_URL=redis://127.0.0.1:6379/0 $(BIN)/coverage run -m pytest $(BROKER_SUITES) \
 		tests/test_prefetch.py
 	QTASKS_BROKER_URL=amqp://guest:guest@127.0.0.1:5672// $(BIN)/coverage run -m pytest $(AMQP_SUITES)
 
+# The suites mostly wait on worker processes, so two run side by side (each
+# has its own database and queue names); make prints each one's output when
+# it ends.
 test: lint  ## Lint, then all tests on SQLite and PostgreSQL, the worker suites on Redis and RabbitMQ, with coverage
 	rm -f .coverage .coverage.*
-	$(MAKE) test-sqlite test-postgres test-brokers
+	@echo "Running the suites two at a time; each one's output shows when it ends."
+	$(MAKE) --jobs=2 --output-sync=target test-postgres test-sqlite test-brokers
 	$(BIN)/coverage combine -q
 	$(BIN)/coverage report --fail-under=85
 
