@@ -161,18 +161,28 @@ def test_a_busy_worker_with_prefetch_runs_every_task_once():
 # PREFETCH = "auto", the default ----------------------------------------------------
 
 
-def test_auto_prefetch_hands_tasks_held_behind_a_long_run_to_an_idle_worker(start_worker):
-    queue, busy_id, idle_id = unique("auto"), unique("busy"), unique("idle")
-    start_worker("--queues", queue, "--concurrency", "1", "--worker-id", busy_id)
-    # Short runs first: the worker learns that its tasks take milliseconds.
+def start_warmed_worker(start_worker, queue: str, worker_id: str) -> None:
+    """A worker at concurrency 1 that ran short tasks: "auto" expects milliseconds."""
+    start_worker("--queues", queue, "--concurrency", "1", "--worker-id", worker_id)
     for number in range(5):
         assert wait_status(tasks.echo.add_task(number, queue=queue)).status == "success"
 
-    # Then, in one commit: a long run first, short ones behind it. The worker
-    # claims them together, expecting them all to start soon.
+
+def enqueue_behind_a_long_run(queue: str, numbers: range) -> tuple[Task, list[Task]]:
+    """In one commit, a 4 s task first, then short ones (echo each of ``numbers``)."""
     with transaction.atomic():
         slow = tasks.sync_sleeper.add_task(4, queue=queue, priority=0)
-        quick = [tasks.echo.add_task(number, queue=queue, priority=1) for number in range(3)]
+        quick = [tasks.echo.add_task(number, queue=queue, priority=1) for number in numbers]
+    return slow, quick
+
+
+def test_auto_prefetch_hands_tasks_held_behind_a_long_run_to_an_idle_worker(start_worker):
+    queue, busy_id, idle_id = unique("auto"), unique("busy"), unique("idle")
+    start_warmed_worker(start_worker, queue, busy_id)
+
+    # Then, in one commit: a long run first, short ones behind it. The worker
+    # claims them together, expecting them all to start soon.
+    slow, quick = enqueue_behind_a_long_run(queue, range(3))
     wait_status(slow, TaskStatus.PROCESS)
     # None of them starts within 0.1 s: they go back to the queue, unattempted.
     for task in quick:
@@ -181,6 +191,10 @@ def test_auto_prefetch_hands_tasks_held_behind_a_long_run_to_an_idle_worker(star
             timeout=5,
             message="a held task back in the queue",
         )
+    if settings.QTASKS["BROKER_URL"] != "django://":
+        # In the broker again at once, not at an outbox sweep seconds later.
+        unpublished = Task.objects.filter(pk__in=[task.pk for task in quick], published_at=None)
+        wait_until(lambda: not unpublished.exists(), timeout=1, message="held tasks published")
 
     # An idle worker runs them while the long one still runs on the first.
     start_worker("--queues", queue, "--worker-id", idle_id)
@@ -193,6 +207,33 @@ def test_auto_prefetch_hands_tasks_held_behind_a_long_run_to_an_idle_worker(star
         # it takes up to --concurrency messages ahead of its claims.)
         assert [task.worker for task in ran] == [idle_id] * 3
         assert Task.objects.get(pk=slow.pk).status == TaskStatus.PROCESS
+    done = wait_status(slow, timeout=10)
+    assert (done.status, done.worker) == (TaskStatus.SUCCESS, busy_id)
+
+
+@pytest.mark.skipif(
+    settings.QTASKS["BROKER_URL"] == "django://",
+    reason="messages received ahead of claims are a message broker's",
+)
+def test_auto_prefetch_gives_back_messages_held_behind_a_long_run(start_worker):
+    queue, busy_id, idle_id = unique("auto-msg"), unique("busy"), unique("idle")
+    start_warmed_worker(start_worker, queue, busy_id)
+
+    # The worker claims the first commit's tasks ahead; the second's come in
+    # while its reserve is full, and wait among its received messages (on
+    # Redis; RabbitMQ sends no more than a message a slot).
+    slow, quick = enqueue_behind_a_long_run(queue, range(10))
+    with transaction.atomic():
+        quick += [tasks.echo.add_task(number, queue=queue, priority=1) for number in range(10, 20)]
+
+    # Both go back once nothing has started for 0.1 s; the busy worker then
+    # takes at most one message a slot, and an idle worker runs the rest.
+    start_worker("--queues", queue, "--worker-id", idle_id)
+    ran = [wait_status(task, timeout=15) for task in quick]
+    assert [(task.status, task.returning, task.attempts) for task in ran] == [
+        (TaskStatus.SUCCESS, number, 1) for number in range(20)
+    ]
+    assert sum(task.worker == busy_id for task in ran) <= 1, [task.worker for task in ran]
     done = wait_status(slow, timeout=10)
     assert (done.status, done.worker) == (TaskStatus.SUCCESS, busy_id)
 

@@ -68,6 +68,20 @@ class Broker(ABC):
     def stop_consuming(self) -> None:
         """Stop receiving work; what was received but not claimed goes back."""
 
+    def set_prefetch(self, count: int) -> None:
+        """From now on, receive up to ``count`` messages ahead of claims.
+
+        ``start_consuming``'s ``prefetch``, changed as the worker learns how
+        long its tasks take. A broker that receives no messages ignores it.
+        """
+
+    def held(self) -> int:
+        """How many messages were received and not claimed yet."""
+        return 0
+
+    def give_back(self, keep: int) -> None:
+        """Hand the messages received beyond the first ``keep`` back, for any worker."""
+
     def publish_due(self) -> int:
         """Publish ready rows that have no message yet; return how many."""
         return 0

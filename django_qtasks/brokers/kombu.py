@@ -15,7 +15,10 @@ visibility timeout; the outbox already covers every case that needs (a lost
 connection, a dead worker, a worker stopping with messages not yet claimed).
 The consumer takes messages only while it holds fewer than ``prefetch``:
 on Redis 7 and later as many as there is room for in one ``BLMPOP`` from
-kombu's own lists (``consume_lists``), before that one per ``BRPOP``.
+kombu's own lists (``consume_lists``), before that one per ``BRPOP``. With
+``PREFETCH = "auto"`` the worker moves that bound with how many tasks it
+claims ahead (``set_prefetch``), and gives back what it holds beyond its
+slots when runs turn out long (``give_back``).
 """
 
 from __future__ import annotations
@@ -218,6 +221,18 @@ class KombuBroker(Broker):
             self._consumer.stop()
             self._consumer = None
 
+    def set_prefetch(self, count: int) -> None:
+        # Redis only: RabbitMQ fixes a consumer's prefetch when it starts.
+        if self._consumer is not None and not self._consumer.acks:
+            self._consumer.prefetch = count  # read by the consumer's thread
+
+    def held(self) -> int:
+        return self._consumer.held() if self._consumer is not None else 0
+
+    def give_back(self, keep: int) -> None:
+        if self._consumer is not None:
+            self._consumer.give_back(keep)
+
     def claim(
         self, queues: list[str], limit: int, worker_id: str, carried: Carried | None = None
     ) -> list[Task]:
@@ -288,6 +303,8 @@ class Consumer(threading.Thread):
         super().__init__(name="qtasks-broker", daemon=True)
         self.broker = broker
         self.queues = queues
+        #: The most messages held unsettled; on Redis the worker changes it
+        #: (``set_prefetch``).
         self.prefetch = prefetch
         self.on_work = on_work
         #: False on Redis: messages are taken without acks (see the module's docstring).
@@ -311,6 +328,35 @@ class Consumer(threading.Thread):
     def has_buffered(self) -> bool:
         with self.buffer_lock:
             return bool(self.buffer)
+
+    def held(self) -> int:
+        with self.buffer_lock:
+            return len(self.buffer)
+
+    def give_back(self, keep: int) -> None:
+        """Hand back the messages received after the first ``keep``, for any worker to take.
+
+        With acks, the broker delivers them again. Taken without acks
+        (Redis), they are published again: their rows go back to the outbox
+        first, so that a failed publish leaves them to the next sweep.
+        """
+        with self.buffer_lock:
+            excess = [self.buffer.pop() for _ in range(max(0, len(self.buffer) - keep))]
+        if not excess:
+            return
+        excess.reverse()
+        if self.acks:
+            self.settle(excess, requeue=True)
+            return
+        uuids = [uuid for uuid, _ in excess]
+        try:
+            Task.objects.ready().filter(pk__in=uuids).update(published_at=None)
+        except Exception:
+            with self.buffer_lock:
+                self.buffer.extend(excess)
+            raise
+        self.settle(excess, requeue=False)  # no longer held here
+        self.broker.publish_many(list(Task.objects.ready().filter(pk__in=uuids)))
 
     def settle(self, messages: list[tuple[UUID, Message]], requeue: bool) -> None:
         """Ack the claimed messages, or give them back (``requeue``: the claim failed)."""
