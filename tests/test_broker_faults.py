@@ -32,12 +32,14 @@ from collections.abc import Callable, Iterator
 from pathlib import Path
 from typing import Any
 
+import kombu
 import pytest
 from django.conf import settings
 from django.db import transaction
 from django.test import override_settings
 from django.utils import timezone
 
+from django_qtasks import app
 from django_qtasks.brokers import reset_broker
 from django_qtasks.models import FINAL_STATUSES, Task, TaskStatus, WorkerHeartbeat
 from tests.conftest import WorkerProcess, wait_status
@@ -735,6 +737,60 @@ def test_redis_worker_takes_messages_in_batches_in_priority_order_under_a_key_pr
     # One message per BRPOP would be 100 or more (and the worker's idle
     # polls, one every 0.1 s, add a few).
     assert pops <= 100 // 2, pops
+
+
+def redis_reads(client: Any) -> int:
+    """Read events the server has processed: one per round trip of its clients."""
+    return int(client.info("stats")["total_reads_processed"])
+
+
+@pytest.mark.skipif(not hasattr(kombu.Producer, "batch"), reason="Producer.batch is kombu 5.7+")
+def test_redis_add_tasks_publishes_its_messages_in_one_pipeline(redis_server, monkeypatch):
+    import redis
+
+    redis_server.ensure_started()
+    queue = unique("bulk")
+    client = redis.Redis.from_url(redis_server.url)
+    try:
+        with use_broker(monkeypatch, redis_server.url):
+            tasks.echo.add_task("first", queue=queue)  # connects, declares the queue
+            reads_before = redis_reads(client)
+            queued = app.add_tasks((tasks.echo.s(number) for number in range(200)), queue=queue)
+            reads = redis_reads(client) - reads_before
+        lists = [key for key in client.keys(f"*{queue}*") if client.type(key) == b"list"]
+        messages = sum(client.llen(key) for key in lists)
+    finally:
+        client.close()
+
+    assert messages == 201
+    assert Task.objects.filter(pk__in=[task.pk for task in queued], published_at=None).count() == 0
+    # One message a round trip would be 200 or more. A pipeline is read in
+    # pieces (about 140 kB here), and the second INFO is one more.
+    assert reads <= 200 // 4, reads
+
+
+def test_redis_add_tasks_while_down_keeps_them_all_in_the_outbox_then_runs_them(
+    redis_server, start_worker, monkeypatch
+):
+    redis_server.ensure_started()
+    queue = unique("bulk-down")
+    with use_broker(monkeypatch, redis_server.url):
+        tasks.echo.add_task("first", queue=queue)  # the publisher is connected
+        redis_server.stop()
+        try:
+            with captured_log("django_qtasks.broker") as client_log:
+                queued = app.add_tasks((tasks.echo.s(number) for number in range(50)), queue=queue)
+        finally:
+            redis_server.start()
+        uuids = [task.uuid for task in queued]
+        assert Task.objects.filter(pk__in=uuids, published_at=None).count() == 50
+        assert len(client_log) == 1, client_log
+        assert "and 49 more" in client_log[0]
+        assert "stays in the outbox" in client_log[0]
+
+        start_worker("--queues", queue)
+        statuses = wait_all_final(uuids, timeout=30)
+    assert statuses == {TaskStatus.SUCCESS: 50}
 
 
 class OpensAFile:
