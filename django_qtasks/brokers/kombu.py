@@ -38,7 +38,7 @@ from django.db import connections
 from django.db.models import Q
 from django.utils import timezone
 from kombu import Connection, Exchange, Message, Producer, Queue
-from kombu.pools import producers
+from kombu.pools import ProducerPool, get_limit
 from kombu.serialization import prepare_accept_content
 
 from django_qtasks.brokers.base import Broker
@@ -79,7 +79,11 @@ class KombuBroker(Broker):
         }
         self.prefix = qtasks_settings.QUEUE_PREFIX
         self.exchange = Exchange(self.prefix, type="direct", durable=True)
-        self._publisher: Connection | None = None
+        #: This broker's own pool of producers, each on a connection of its
+        #: own (kombu connections are not thread-safe). Not kombu's global
+        #: ``producers``: ``close`` would close the pool every later broker
+        #: for the same URL gets from it ("Acquire on closed pool").
+        self._producers: ProducerPool | None = None
         self._lock = threading.Lock()
         self._consumer: Consumer | None = None
         #: Queues whose waiting rows to publish again (see ``republish``).
@@ -138,12 +142,14 @@ class KombuBroker(Broker):
         if not tasks:
             return sent, None
         with self._lock:
-            if self._publisher is None:
-                self._publisher = self.connection()
-            publisher = self._publisher
+            if self._producers is None:
+                self._producers = ProducerPool(
+                    self.connection().Pool(limit=get_limit()), limit=get_limit()
+                )
+            pool = self._producers
         batched = False
         try:
-            with producers[publisher].acquire(block=True, timeout=5) as producer:
+            with pool.acquire(block=True, timeout=5) as producer:
                 batched = len(tasks) > 1 and hasattr(producer, "batch")
                 with producer.batch() if batched else contextlib.nullcontext():
                     for task in tasks:
@@ -293,10 +299,10 @@ class KombuBroker(Broker):
     def close(self) -> None:
         self.stop_consuming()
         with self._lock:
-            if self._publisher is not None:
-                producers[self._publisher].force_close_all()
-                self._publisher.release()
-                self._publisher = None
+            if self._producers is not None:
+                self._producers.force_close_all()
+                self._producers.connections.force_close_all()
+                self._producers = None
 
 
 class Consumer(threading.Thread):
