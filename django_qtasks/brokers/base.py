@@ -7,6 +7,7 @@ from abc import ABC, abstractmethod
 from collections.abc import Callable
 from typing import TYPE_CHECKING, ClassVar
 from urllib.parse import urlsplit, urlunsplit
+from uuid import UUID
 
 if TYPE_CHECKING:
     from django_qtasks.models import Task
@@ -81,6 +82,13 @@ class Broker(ABC):
 
     def give_back(self, keep: int) -> None:
         """Hand the messages received beyond the first ``keep`` back, for any worker."""
+
+    def publish_again(self, pks: list[UUID]) -> None:
+        """Publish the waiting rows among ``pks`` that have no message (handed back).
+
+        A row that still fails to publish stays in the outbox. A broker whose
+        messages are the rows themselves has nothing to send.
+        """
 
     def publish_due(self) -> int:
         """Publish ready rows that have no message yet; return how many."""

@@ -130,6 +130,9 @@ class KombuBroker(Broker):
         if sent:
             mark_published(Task.objects.db, sent, timezone.now())
 
+    def publish_again(self, pks: list[UUID]) -> None:
+        self.publish_many(list(Task.objects.ready().filter(pk__in=pks, published_at__isnull=True)))
+
     def send_all(self, tasks: list[Task]) -> tuple[list[UUID], Exception | None]:
         """Publish a message for each task, in order; return the pks sent, and what stopped it.
 
@@ -375,7 +378,7 @@ class Consumer(threading.Thread):
                 self.buffer.extend(excess)
             raise
         self.settle(excess, requeue=False)  # no longer held here
-        self.broker.publish_many(list(Task.objects.ready().filter(pk__in=uuids)))
+        self.broker.publish_again(uuids)
 
     def settle(self, messages: list[tuple[UUID, Message]], requeue: bool) -> None:
         """Ack the claimed messages, or give them back (``requeue``: the claim failed)."""

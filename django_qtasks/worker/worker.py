@@ -742,11 +742,9 @@ class Worker:
         """Give these claimed tasks back to the queue, their attempt not counted."""
         pks = [record.pk for record in records]
         hand_back(pks, self.worker_id)
-        if self.broker.needs_outbox:
-            # Their messages were settled at the claim: publish them again now,
-            # not at an outbox sweep (which leaves new rows OUTBOX_GRACE).
-            outbox = Task.objects.ready().filter(pk__in=pks, published_at__isnull=True)
-            self.broker.publish_many(list(outbox))
+        # Their messages were settled at the claim: publish them again now,
+        # not at an outbox sweep (which leaves new rows OUTBOX_GRACE).
+        self.broker.publish_again(pks)
 
     def hand_back_held(self, reserved: list[Task]) -> None:
         """The tasks and messages held ahead of the free slots: back, for any worker."""
