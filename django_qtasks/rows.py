@@ -260,7 +260,7 @@ def update_tasks(
     """Apply ``update_task`` to many rows at once; the primary keys of the rows changed.
 
     On PostgreSQL, rows that change the same columns are written by one
-    ``UPDATE ... FROM (VALUES ...)``: one round trip for every task that
+    ``UPDATE ... FROM unnest(...)``: one round trip for every task that
     ended together. Elsewhere, one transaction (one commit) holds them all.
     """
     connection = connections[using]
@@ -293,29 +293,26 @@ def update_statement(
     fields = _fields_by_name()
     pk_field = Task._meta.pk
     assert pk_field is not None
-    params: list[Any] = []
-    for pk, values in changes:
-        params.append(pk_field.get_db_prep_value(pk, connection))
-        params.extend(fields[name].get_db_prep_save(values[name], connection) for name in names)
-    params.extend(
-        fields[name].get_db_prep_value(value, connection) for name, value in guard.items()
-    )
-    return Carried(_group_sql(using, names, tuple(guard), len(changes)), params)
+    # One array per column, as in insert_tasks: the statement's text is the
+    # same for any number of rows, so the driver parses it once.
+    arrays: list[list[Any]] = [[pk_field.get_db_prep_value(pk, connection) for pk, _ in changes]]
+    for name in names:
+        prepare = fields[name].get_db_prep_save
+        arrays.append([prepare(values[name], connection) for _, values in changes])
+    guarded = [fields[name].get_db_prep_value(value, connection) for name, value in guard.items()]
+    return Carried(_group_sql(using, names, tuple(guard)), [*arrays, *guarded])
 
 
-@lru_cache(maxsize=256)
-def _group_sql(using: str, names: tuple[str, ...], guard: tuple[str, ...], rows: int) -> str:
-    """PostgreSQL: ``UPDATE ... FROM (VALUES ...) RETURNING pk`` for ``rows`` rows."""
+@lru_cache(maxsize=64)
+def _group_sql(using: str, names: tuple[str, ...], guard: tuple[str, ...]) -> str:
+    """PostgreSQL: ``UPDATE ... FROM unnest(...) RETURNING pk``, an array per column."""
     connection = connections[using]
     quote = connection.ops.quote_name
     fields = _fields_by_name()
     pk_field = Task._meta.pk
     assert pk_field is not None
     columns = [pk_field, *(fields[name] for name in names)]
-    # Each value is cast to its column's type, as VALUES would type them as
-    # text; without a length, so that a cast never truncates.
-    casts = [_cast(field, connection) for field in columns]
-    row = "(" + ", ".join(f"%s::{cast}" for cast in casts) + ")"
+    arrays = ", ".join(f"%s::{_cast(field, connection)}[]" for field in columns)
     pk = quote(pk_field.column)
     assignments = ", ".join(f"{quote(f.column)} = v.{quote(f.column)}" for f in columns[1:])
     # The guard is no index condition (IS NOT DISTINCT FROM), so that the
@@ -326,7 +323,7 @@ def _group_sql(using: str, names: tuple[str, ...], guard: tuple[str, ...], rows:
     conditions = [f"t.{pk} = v.{pk}", f"ROW({guarded}) IS NOT DISTINCT FROM ROW({expected})"]
     return (
         f"UPDATE {quote(Task._meta.db_table)} AS t SET {assignments} "
-        f"FROM (VALUES {', '.join([row] * rows)}) "
+        f"FROM unnest({arrays}) "
         f"AS v({', '.join(quote(field.column) for field in columns)}) "
         f'WHERE {" AND ".join(conditions)} RETURNING t.{pk} AS "pk"'
     )

@@ -266,3 +266,33 @@ def test_update_tasks_writes_only_the_rows_that_match_the_guard():
     assert (rows[mine[2].pk].status, rows[mine[2].pk].traceback) == ("error", "KeyError: 'x'")
     assert rows[mine[2].pk].returning is None
     assert (rows[theirs.pk].status, rows[theirs.pk].returning) == ("process", None)
+
+
+def test_update_tasks_keeps_results_and_tracebacks_exactly_as_given():
+    # On PostgreSQL each column goes as one array literal: quotes, braces,
+    # commas, backslashes and NULLs must come back unchanged.
+    queue = unique("batch")
+    values = [
+        'a "quoted" {brace}, back\\slash',
+        None,
+        [1, {"x": "y, z"}, None],
+        "NULL",
+        "ünïcode ✓ \t tab",
+    ]
+    rows = [tasks.echo.add_task(n, queue=queue) for n in range(len(values))]
+    Task.objects.filter(queue=queue).update(status=TaskStatus.PROCESS, worker="w-mine")
+    changes = [
+        (
+            task.pk,
+            {"status": TaskStatus.SUCCESS, "returning": value, "traceback": f"line 1\n{value}"},
+        )
+        for task, value in zip(rows, values, strict=True)
+    ]
+    saved = update_tasks(
+        Task.objects.db, {"status": TaskStatus.PROCESS, "worker": "w-mine"}, changes
+    )
+
+    assert saved == {task.pk for task in rows}
+    stored = {task.pk: task for task in Task.objects.filter(queue=queue)}
+    for task, value in zip(rows, values, strict=True):
+        assert (stored[task.pk].returning, stored[task.pk].traceback) == (value, f"line 1\n{value}")
