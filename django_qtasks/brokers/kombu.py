@@ -226,7 +226,7 @@ class KombuBroker(Broker):
                 "Broker %s is unreachable (%s); outbox kept for later.", self.safe_url, error
             )
         if sent:
-            Task.objects.filter(pk__in=sent).update(published_at=now)
+            mark_published(Task.objects.db, sent, now)
             logger.info("Published %s tasks from the outbox to %s", len(sent), self.safe_url)
         return len(sent)
 
