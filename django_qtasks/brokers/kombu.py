@@ -372,7 +372,7 @@ class Consumer(threading.Thread):
             return
         uuids = [uuid for uuid, _ in excess]
         try:
-            Task.objects.ready().filter(pk__in=uuids).update(published_at=None)
+            back_to_outbox(uuids)
         except Exception:
             with self.buffer_lock:
                 self.buffer.extend(excess)
@@ -456,7 +456,7 @@ class Consumer(threading.Thread):
         if not uuids:
             return
         try:
-            Task.objects.ready().filter(pk__in=uuids).update(published_at=None)
+            back_to_outbox(uuids)
         except Exception as exc:
             logger.error(
                 "Could not return %s unclaimed tasks to the outbox (%s): %s",
@@ -544,6 +544,11 @@ class Consumer(threading.Thread):
             self.settled.wait_for(lambda: self.to_settle or self.stopping.is_set(), timeout=0.1)
         connection.heartbeat_check()
         return False
+
+
+def back_to_outbox(uuids: list[UUID]) -> None:
+    """Their messages, taken without acks, are gone: the waiting rows go back to the outbox."""
+    Task.objects.ready().filter(pk__in=uuids).update(published_at=None)
 
 
 def pops_many(connection: Connection) -> bool:
