@@ -13,7 +13,7 @@ import uuid
 
 import pytest
 from django.conf import settings
-from django.db import transaction
+from django.db import connection, transaction
 from django.utils import timezone
 
 from django_qtasks.models import Task, TaskStatus, WorkerHeartbeat
@@ -81,6 +81,34 @@ def test_a_stopping_worker_returns_its_prefetched_tasks_unattempted(start_worker
     for task in queued:
         task.refresh_from_db()
         assert (task.status, task.attempts) == (TaskStatus.SUCCESS, 1)
+
+
+@pytest.mark.skipif(connection.vendor != "postgresql", reason="LOCK TABLE is PostgreSQL's")
+def test_tasks_claimed_ahead_start_as_slots_free_up_while_the_next_claim_waits(start_worker):
+    # A claim stuck behind a lock (a slow database) does not hold back the
+    # tasks already claimed: each starts as soon as the slot before it frees.
+    queue = unique("prefetch-slow-claim")
+    queued = [tasks.sync_sleeper.add_task(0.3, queue=queue) for _ in range(8)]
+    start_worker("--queues", queue, "--concurrency", "1", "--prefetch", "4")
+    wait_until(
+        lambda: Task.objects.filter(queue=queue).exclude(status=TaskStatus.NEW).count() >= 5,
+        message="the first claim: one task to run and four ahead",
+    )
+    with transaction.atomic(), connection.cursor() as cursor:
+        # Claims and result writes wait for it; starting a claimed task does not.
+        cursor.execute(f'LOCK TABLE "{Task._meta.db_table}" IN SHARE ROW EXCLUSIVE MODE')
+        locked_at = timezone.now()
+        time.sleep(2)
+        released_at = timezone.now()
+
+    wait_until(
+        lambda: Task.objects.filter(queue=queue, status=TaskStatus.SUCCESS).count() == 8,
+        message="all eight to end",
+    )
+    starts = [task.started_at for task in Task.objects.filter(pk__in=[t.pk for t in queued])]
+    # One after the other every 0.3 s: the four claimed ahead all start while
+    # the lock is held (a worker that waited for its claim started one).
+    assert len([start for start in starts if locked_at < start < released_at]) >= 3
 
 
 def test_cancel_of_a_prefetched_task_ends_it_without_running_it(start_worker):

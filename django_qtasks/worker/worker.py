@@ -246,20 +246,22 @@ class Worker:
         assert self._wakeup is not None
         failures = 0
         while not self._stopping:
+            self.fill_free_slots()
             free = self.concurrency - len(self.under_way())
-            free -= self.start_reserved(free)
             ahead = self.ahead()
             if self.auto_prefetch:
                 # Messages, too: as many ahead as tasks are claimed ahead.
                 self.broker.set_prefetch(self.concurrency + ahead)
             if self.held_too_long():
+                # Out of the reserve first, so that no slot starts one meanwhile.
+                held = list(self.reserved)
+                self.reserved.clear()
                 try:
-                    await self.db(self.hand_back_held, list(self.reserved))
+                    await self.db(self.hand_back_held, held)
                 except Exception:
-                    logger.exception("Could not hand back %s held tasks", len(self.reserved))
+                    logger.exception("Could not hand back %s held tasks", len(held))
+                    self.reserved.extendleft(reversed(held))
                     await self.sleep(1.0)  # they start here meanwhile, as slots free up
-                else:
-                    self.reserved.clear()
                 continue
             # Claim for the free slots, plus some ahead, once the reserve is
             # half used: claims come in batches, not one by one.
@@ -292,12 +294,8 @@ class Worker:
                 )
                 await self.sleep(pause)
                 continue
-            for record in records:
-                if free > 0:
-                    self.start(record)
-                    free -= 1
-                else:
-                    self.reserved.append(record)
+            self.reserved.extend(records)
+            self.fill_free_slots()
             # Short: nothing more to claim until the broker says so, or the
             # next poll. A slot that frees up meanwhile needs no claim.
             short = len(records) < room
@@ -383,16 +381,15 @@ class Worker:
         self._work_arrived = True
         self._wakeup.set()
 
-    def start_reserved(self, free: int) -> int:
-        """Start reserved tasks in the free slots, and those cancelled meanwhile; how many."""
-        started = 0
+    def fill_free_slots(self) -> None:
+        """Start reserved tasks in the slots free now, and those cancelled meanwhile."""
         for record in [record for record in self.reserved if record.pk in self._early_cancels]:
             self.reserved.remove(record)
             self.start(record)  # it ends at once, as cancelled
-        while self.reserved and started < free:
+        free = self.concurrency - len(self.under_way())
+        while self.reserved and free > 0:
             self.start(self.reserved.popleft())
-            started += 1
-        return started
+            free -= 1
 
     def watch_cancels(self, loop: asyncio.AbstractEventLoop) -> None:
         """With Redis, act on a cancel request as soon as it is made."""
@@ -500,6 +497,10 @@ class Worker:
         entry.ended_at = timezone.now()
         self.note_run_time(time.monotonic() - entry.started)
         self._wakeup.set()  # the slot is free: the next claim can go with this write
+        if not self._stopping:
+            # Its next task starts now, not when ``consume`` is back: that
+            # may be waiting for a claim.
+            self.fill_free_slots()
         loop = asyncio.get_running_loop()
         for attempt in range(6):
             ending = Ending(entry, outcome, loop.create_future())
