@@ -11,13 +11,13 @@ MANAGE := $(BIN)/python testproject/manage.py
 help:  ## List the targets
 	@grep -E '^[a-z-]+:.*## ' $(MAKEFILE_LIST) | awk -F':.*## ' '{printf "  make %-14s %s\n", $$1, $$2}'
 
-# The interpreter .venv was made with: another one (PYTHON, or pyenv's
+# The interpreter a venv was made with: another one (PYTHON, or pyenv's
 # choice behind it) makes it again.
 PYTHON_USED := $(VENV)/python-used
 PYTHON_ID = $(shell $(PYTHON) -c 'import sys; print(sys.version.split()[0], sys.base_prefix)')
 
-$(PYTHON_USED): FORCE
-	@mkdir -p $(VENV)
+%/python-used: FORCE
+	@mkdir -p $*
 	@echo '$(PYTHON_ID)' | cmp -s - $@ || echo '$(PYTHON_ID)' > $@
 
 $(BIN)/activate: pyproject.toml $(PYTHON_USED)
@@ -90,10 +90,11 @@ test: lint  ## Lint, then all tests on SQLite and PostgreSQL, the worker suites 
 #   make bench BENCH_ARGS="--only qtasks-db,celery-db --tasks 1000"
 BENCH_VENV ?= .venv-bench
 
-$(BENCH_VENV)/bin/activate: pyproject.toml benchmarks/requirements.txt
-	$(PYTHON) -m venv $(BENCH_VENV)
+$(BENCH_VENV)/bin/activate: pyproject.toml benchmarks/requirements.txt $(BENCH_VENV)/python-used
+	$(PYTHON) -m venv --clear $(BENCH_VENV)
 	$(BENCH_VENV)/bin/pip install --quiet --upgrade pip
 	$(BENCH_VENV)/bin/pip install --quiet -e ".[all]" -r benchmarks/requirements.txt
+	echo '$(PYTHON_ID)' > $(BENCH_VENV)/python-used
 	touch $(BENCH_VENV)/bin/activate
 
 bench: $(BENCH_VENV)/bin/activate  ## Benchmark against Celery, RQ, Huey and django-tasks-db (PostgreSQL + Redis, ~9 min)
