@@ -16,6 +16,7 @@ from django.conf import settings
 from django.db import connection, transaction
 from django.utils import timezone
 
+from django_qtasks import app
 from django_qtasks.models import Task, TaskStatus, WorkerHeartbeat
 from django_qtasks.rows import update_tasks
 from tests.conftest import run_worker, wait_status, wait_until
@@ -324,3 +325,62 @@ def test_update_tasks_keeps_results_and_tracebacks_exactly_as_given():
     stored = {task.pk: task for task in Task.objects.filter(queue=queue)}
     for task, value in zip(rows, values, strict=True):
         assert (stored[task.pk].returning, stored[task.pk].traceback) == (value, f"line 1\n{value}")
+
+
+@pytest.mark.skipif(connection.vendor != "postgresql", reason="pg_stat_activity is PostgreSQL's")
+def test_a_worker_killed_while_reaping_leaves_the_dead_workers_prefetched_tasks_unattempted(
+    start_worker,
+):
+    # Reaping a dead worker takes several statements. A reaper that dies
+    # halfway must leave the next one able to tell its tasks apart.
+    queue, doomed_id = unique("prefetch-reap"), unique("doomed")
+    doomed = start_worker(
+        "--queues", queue, "--concurrency", "1", "--prefetch", "20", "--worker-id", doomed_id
+    )
+    running = tasks.sync_sleeper.add_task(60, queue=queue)  # no retry
+    wait_status(running, TaskStatus.PROCESS)
+    # At once: one claim takes them all ahead.
+    prefetched = app.add_tasks((tasks.echo.s(number) for number in range(20)), queue=queue)
+    wait_until(
+        lambda: Task.objects.filter(queue=queue, status=TaskStatus.PROCESS).count() == 21,
+        message="twenty tasks claimed ahead",
+    )
+    claimed = Task.objects.filter(queue=queue).latest("started_at").started_at
+    wait_until(
+        lambda: WorkerHeartbeat.objects.filter(
+            worker_id=doomed_id, last_heartbeat__gt=claimed
+        ).exists(),
+        message="a heartbeat after the claim",
+    )
+    doomed.signal(signal.SIGKILL)
+    assert doomed.wait(10) == -signal.SIGKILL
+
+    with transaction.atomic():
+        # The reaper's first write to the dead worker's tasks waits for
+        # these locks; the reaper is killed there.
+        list(Task.objects.select_for_update().filter(queue=queue))
+        reaper = start_worker("--queues", queue, "--worker-id", unique("reaper"))
+        wait_until(lambda: waiting_for_a_lock() > 0, message="a reaper waiting for the lock")
+        reaper.signal(signal.SIGKILL)
+        assert reaper.wait(10) == -signal.SIGKILL
+
+    rescuer_id = unique("rescuer")
+    start_worker("--queues", queue, "--concurrency", "4", "--worker-id", rescuer_id)
+    failed = wait_status(running, timeout=20)
+    assert (failed.status, failed.attempts) == (TaskStatus.ERROR, 1)
+    for number, task in enumerate(prefetched):
+        ran = wait_status(task, timeout=20)
+        assert (ran.status, ran.returning, ran.attempts) == (TaskStatus.SUCCESS, number, 1)
+        assert [entry["worker"] for entry in ran.attempt_log] == [rescuer_id]
+
+
+def waiting_for_a_lock() -> int:
+    """How many other sessions of this database wait for a lock."""
+    with connection.cursor() as cursor:
+        # Read afresh: in a transaction, PostgreSQL keeps its first reading.
+        cursor.execute("SELECT pg_stat_clear_snapshot()")
+        cursor.execute(
+            "SELECT count(*) FROM pg_stat_activity WHERE datname = current_database() "
+            "AND wait_event_type = 'Lock' AND pid <> pg_backend_pid()"
+        )
+        return int(cursor.fetchone()[0])

@@ -785,29 +785,10 @@ class Worker:
         now = timezone.now()
         cutoff = now - timedelta(seconds=qtasks_settings.HEARTBEAT_TIMEOUT)
         dead = list(WorkerHeartbeat.objects.filter(last_heartbeat__lt=cutoff))
-        deleted = WorkerHeartbeat.objects.filter(
-            pk__in=[beat.pk for beat in dead], last_heartbeat__lt=cutoff
-        ).delete()[0]
-        queues = {name for beat in dead for name in beat.queues}
-        if deleted and queues:
-            # A dead worker may have held messages that it had not claimed yet:
-            # put its queues' waiting rows back in the outbox. In the database,
-            # not in this process, so that whichever worker reaps it, any
-            # worker's outbox sweep publishes them again.
-            count = (
-                Task.objects.ready()
-                .filter(queue__in=queues, published_at__isnull=False)
-                .update(published_at=None)
-            )
-            if count and self.broker.needs_outbox:
-                logger.warning(
-                    "A dead worker may have held messages of %s: %s waiting tasks go back "
-                    "to the outbox",
-                    ", ".join(sorted(queues)),
-                    count,
-                )
         last_beats = {beat.worker_id: beat for beat in dead}
-        live = WorkerHeartbeat.objects.values_list("worker_id", flat=True)
+        live = WorkerHeartbeat.objects.filter(last_heartbeat__gte=cutoff).values_list(
+            "worker_id", flat=True
+        )
         orphans = Task.objects.running().exclude(worker__in=live).filter(started_at__lt=cutoff)
         for orphan in orphans:
             beat = last_beats.get(orphan.worker)
@@ -829,6 +810,30 @@ class Worker:
                 orphan,
                 f"Worker {orphan.worker} stopped sending heartbeats while running this task.",
             )
+        # Only now that its tasks are dealt with: until then, its heartbeat
+        # (what it was running) is what tells its prefetched tasks apart, for
+        # any worker reaping at the same time, or after this one failed midway.
+        deleted = WorkerHeartbeat.objects.filter(
+            pk__in=[beat.pk for beat in dead], last_heartbeat__lt=cutoff
+        ).delete()[0]
+        queues = {name for beat in dead for name in beat.queues}
+        if deleted and queues:
+            # A dead worker may have held messages that it had not claimed yet:
+            # put its queues' waiting rows back in the outbox. In the database,
+            # not in this process, so that whichever worker reaps it, any
+            # worker's outbox sweep publishes them again.
+            count = (
+                Task.objects.ready()
+                .filter(queue__in=queues, published_at__isnull=False)
+                .update(published_at=None)
+            )
+            if count and self.broker.needs_outbox:
+                logger.warning(
+                    "A dead worker may have held messages of %s: %s waiting tasks go back "
+                    "to the outbox",
+                    ", ".join(sorted(queues)),
+                    count,
+                )
 
     def recover_lost_rows(self) -> None:
         """Rows in ``process`` for this worker that it is not running: retry or fail them.
