@@ -90,7 +90,18 @@ class KombuBroker(Broker):
         self._republish: set[str] = set()
 
     def connection(self) -> Connection:
-        return Connection(self.url, transport_options=self.transport_options, connect_timeout=2)
+        transport: type | None = None
+        if self.scheme == "redis":  # (rediss: kombu sets TLS up by that name)
+            # Here, not at the top: kombu's Redis transport needs redis-py.
+            from django_qtasks.brokers.redis_transport import RedisTransport
+
+            transport = RedisTransport
+        return Connection(
+            self.url,
+            transport=transport,
+            transport_options=self.transport_options,
+            connect_timeout=2,
+        )
 
     def queue(self, name: str) -> Queue:
         return Queue(
