@@ -10,6 +10,7 @@ import signal
 import subprocess
 import time
 import uuid
+from datetime import datetime
 
 import pytest
 from django.conf import settings
@@ -19,7 +20,7 @@ from django.utils import timezone
 from django_qtasks import app
 from django_qtasks.models import Task, TaskStatus, WorkerHeartbeat
 from django_qtasks.rows import update_tasks
-from tests.conftest import run_worker, wait_status, wait_until
+from tests.conftest import WorkerProcess, run_worker, wait_status, wait_until
 from tests.testapp import tasks
 
 pytestmark = pytest.mark.django_db(transaction=True)
@@ -145,15 +146,7 @@ def test_a_killed_worker_prefetched_tasks_go_back_unattempted_its_running_one_fa
     for task in prefetched:
         wait_status(task, TaskStatus.PROCESS)
     # A heartbeat after the claim: it lists the one task running.
-    claimed = max(task.started_at for task in prefetched)
-    wait_until(
-        lambda: WorkerHeartbeat.objects.filter(
-            worker_id=doomed_id, last_heartbeat__gt=claimed
-        ).exists(),
-        message="a heartbeat after the claim",
-    )
-    doomed.signal(signal.SIGKILL)
-    assert doomed.wait(10) == -signal.SIGKILL
+    kill_after_a_heartbeat(doomed, doomed_id, max(task.started_at for task in prefetched))
 
     rescuer = start_worker("--queues", queue, "--worker-id", rescuer_id)
     failed = wait_status(running, timeout=20)
@@ -346,14 +339,7 @@ def test_a_worker_killed_while_reaping_leaves_the_dead_workers_prefetched_tasks_
         message="twenty tasks claimed ahead",
     )
     claimed = Task.objects.filter(queue=queue).latest("started_at").started_at
-    wait_until(
-        lambda: WorkerHeartbeat.objects.filter(
-            worker_id=doomed_id, last_heartbeat__gt=claimed
-        ).exists(),
-        message="a heartbeat after the claim",
-    )
-    doomed.signal(signal.SIGKILL)
-    assert doomed.wait(10) == -signal.SIGKILL
+    kill_after_a_heartbeat(doomed, doomed_id, claimed)
 
     with transaction.atomic():
         # The reaper's first write to the dead worker's tasks waits for
@@ -372,6 +358,14 @@ def test_a_worker_killed_while_reaping_leaves_the_dead_workers_prefetched_tasks_
         ran = wait_status(task, timeout=20)
         assert (ran.status, ran.returning, ran.attempts) == (TaskStatus.SUCCESS, number, 1)
         assert [entry["worker"] for entry in ran.attempt_log] == [rescuer_id]
+
+
+def kill_after_a_heartbeat(worker: WorkerProcess, worker_id: str, after: datetime) -> None:
+    """SIGKILL ``worker`` once a heartbeat of its, later than ``after``, is written."""
+    later = WorkerHeartbeat.objects.filter(worker_id=worker_id, last_heartbeat__gt=after)
+    wait_until(later.exists, message=f"a heartbeat of {worker_id} after {after}")
+    worker.signal(signal.SIGKILL)
+    assert worker.wait(10) == -signal.SIGKILL
 
 
 def waiting_for_a_lock() -> int:
