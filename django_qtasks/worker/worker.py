@@ -246,8 +246,7 @@ class Worker:
         assert self._wakeup is not None
         failures = 0
         while not self._stopping:
-            self.fill_free_slots()
-            free = self.concurrency - len(self.under_way())
+            free = self.fill_free_slots()
             ahead = self.ahead()
             if self.auto_prefetch:
                 # Messages, too: as many ahead as tasks are claimed ahead.
@@ -381,8 +380,11 @@ class Worker:
         self._work_arrived = True
         self._wakeup.set()
 
-    def fill_free_slots(self) -> None:
-        """Start reserved tasks in the slots free now, and those cancelled meanwhile."""
+    def fill_free_slots(self) -> int:
+        """Start reserved tasks in the slots free now, and those cancelled meanwhile.
+
+        Returns how many slots are still free.
+        """
         for record in [record for record in self.reserved if record.pk in self._early_cancels]:
             self.reserved.remove(record)
             self.start(record)  # it ends at once, as cancelled
@@ -390,6 +392,7 @@ class Worker:
         while self.reserved and free > 0:
             self.start(self.reserved.popleft())
             free -= 1
+        return free
 
     def watch_cancels(self, loop: asyncio.AbstractEventLoop) -> None:
         """With Redis, act on a cancel request as soon as it is made."""
