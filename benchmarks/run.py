@@ -21,6 +21,7 @@ import json
 import os
 import platform
 import signal
+import statistics
 import subprocess
 import sys
 import tempfile
@@ -67,21 +68,35 @@ def main() -> int:
     if unknown:
         print(f"Unknown systems {unknown}; known: {', '.join(SYSTEMS)}", file=sys.stderr)
         return 2
-    print(f"{len(names)} systems, {args.tasks} + {args.latency_tasks} tasks each; logs in {out}")
-    results: dict[str, dict[str, Any]] = {}
+    if args.profile and args.rounds > 1:
+        print("--profile runs one round: leave --rounds out", file=sys.stderr)
+        return 2
+    print(
+        f"{len(names)} systems, {args.tasks} + {args.latency_tasks} tasks each"
+        + (f", {args.rounds} rounds" if args.rounds > 1 else "")
+        + f"; logs in {out}"
+    )
+    rounds: list[dict[str, dict[str, Any]]] = []
     interrupted = False
     name = names[0]
     try:
-        for name in names:
-            results[name] = run_system(name, args, out)
-            print(f"  {name}: {summary(results[name])}", flush=True)
+        for number in range(1, args.rounds + 1):
+            logs = out if args.rounds == 1 else out / f"round-{number}"
+            logs.mkdir(exist_ok=True)
+            if args.rounds > 1:
+                print(f" round {number} of {args.rounds}", flush=True)
+            rounds.append({})
+            for name in names:
+                rounds[-1][name] = run_system(name, args, logs)
+                print(f"  {name}: {summary(rounds[-1][name])}", flush=True)
     except KeyboardInterrupt:
         interrupted = True
-        results.setdefault(name, {"system": name, "status": "interrupted"})
+        rounds[-1].setdefault(name, {"system": name, "status": "interrupted"})
         print("\nInterrupted: every process started was stopped.", file=sys.stderr)
+    results = combine(rounds)
     (out / "results.json").write_text(json.dumps(results, indent=1))
     print()
-    print_report(results, args)
+    print_report(results, rounds, args)
     if args.profile:
         print_profiles(names, out, results)
     print(f"\nRaw results: {out / 'results.json'}")
@@ -103,6 +118,13 @@ def parse_args() -> argparse.Namespace:
     )
     parser.add_argument(
         "--interval", type=float, default=0.02, help="W2 seconds between tasks (default 0.02)"
+    )
+    parser.add_argument(
+        "--rounds",
+        type=int,
+        default=1,
+        help="run every system this many times, in turn (default 1); the table then shows "
+        "each figure's median, and each target's ratio within every round",
     )
     parser.add_argument("--only", default="", help=f"comma-separated, of: {','.join(SYSTEMS)}")
     parser.add_argument(
@@ -301,12 +323,41 @@ def print_table(header: list[str], rows: list[list[str]]) -> None:
         print(line(cells))
 
 
-def print_report(results: dict[str, dict[str, Any]], args: argparse.Namespace) -> None:
+def combine(rounds: list[dict[str, dict[str, Any]]]) -> dict[str, dict[str, Any]]:
+    """One result per system: the only round's, or each figure's median over the rounds."""
+    if len(rounds) == 1:
+        return rounds[0]
+    names = list(dict.fromkeys(name for results in rounds for name in results))
+    return {name: median_result([r[name] for r in rounds if name in r]) for name in names}
+
+
+def median_result(runs: list[dict[str, Any]]) -> dict[str, Any]:
+    """Numbers: their median; checks: all of them; the status: the first that is not "ok"."""
+    failed = [r["status"] for r in runs if r.get("status") != "ok"]
+    combined: dict[str, Any] = {"system": runs[0]["system"], "status": (failed or ["ok"])[0]}
+    for key in dict.fromkeys(key for r in runs for key in r):
+        values = [r[key] for r in runs if key in r]
+        if all(isinstance(value, bool) for value in values):
+            combined[key] = all(values)
+        elif all(isinstance(value, int | float) for value in values):
+            combined[key] = statistics.median(values)
+        elif key in ("verified", "timeout_progress"):
+            combined[key] = "; ".join(dict.fromkeys(values))
+    combined["rounds"] = len(runs)
+    return combined
+
+
+def print_report(
+    results: dict[str, dict[str, Any]],
+    rounds: list[dict[str, dict[str, Any]]],
+    args: argparse.Namespace,
+) -> None:
     print(
         f"{platform.node()}: {os.cpu_count()} cores, Python {platform.python_version()}, "
         f"{datetime.now():%Y-%m-%d %H:%M}; W1 {args.tasks} tasks, W2 {args.latency_tasks} "
         f"tasks {args.interval * 1000:g} ms apart; CONN_MAX_AGE={args.conn_max_age}"
         + ("; Celery with track_started + result_extended" if args.celery_full_life else "")
+        + (f"; medians of {len(rounds)} rounds" if len(rounds) > 1 else "")
     )
     print()
     header = [
@@ -366,16 +417,20 @@ def print_report(results: dict[str, dict[str, Any]], args: argparse.Namespace) -
         if args.celery_full_life and name in CELERY:
             records += "; here also STARTED with date_started, args and worker"
         print(f"  {name:13} {records}")
-    print_targets(results)
+    print_targets(rounds)
 
 
-def print_targets(results: dict[str, dict[str, Any]]) -> None:
+Check = tuple[str, float | None, str, bool | None]
+
+
+def target_checks(results: dict[str, dict[str, Any]]) -> list[Check]:
+    """(what, value, target, met) for each target of the issue, from one round."""
+
     def value(name: str, key: str) -> float | None:
         # A system that timed out in W1 still has its enqueue and W2 figures.
         return results.get(name, {}).get(key)
 
-    print("\nTargets, as ratios from this run:")
-    checks: list[tuple[str, float | None, str, bool | None]] = []
+    checks: list[Check] = []
     for ours in QTASKS:
         for peer, least in (("celery-db", 10.0), ("celery-redis", 2.0)):
             a, b = value(ours, "drain_rate"), value(peer, "drain_rate")
@@ -401,10 +456,35 @@ def print_targets(results: dict[str, dict[str, Any]]) -> None:
             ratio = a / b if a and b else None
             met = None if ratio is None else ratio >= 2.0
             checks.append((f"enqueue {ours} / {peer} .delay()", ratio, ">= 2x", met))
-    width = max(len(label) for label, *_ in checks)
-    for label, number, target, met in checks:
-        shown = "n/a" if number is None else f"{number:.2f}" + ("" if "ms" in label else "x")
-        verdict = "n/a" if met is None else ("met" if met else "NOT met")
+    return checks
+
+
+def print_targets(rounds: list[dict[str, dict[str, Any]]]) -> None:
+    """Each target as a ratio within a round: the systems side by side, at the same moment."""
+    per_round = [target_checks(results) for results in rounds]
+    if len(rounds) == 1:
+        print("\nTargets, as ratios from this run:")
+    else:
+        print(f"\nTargets, as ratios within each round: median [lowest, highest] of {len(rounds)}:")
+    width = max(len(label) for checks in per_round for label, *_ in checks)
+    for i, (label, _, target, _) in enumerate(per_round[0]):
+        label = label.removesuffix(" (timeout: below)")
+        checks = [checks[i] for checks in per_round]
+        numbers = [number for _, number, _, _ in checks if number is not None]
+        verdicts = [met for _, _, _, met in checks if met is not None]
+        unit = "" if "ms" in label else "x"
+        shown = "n/a" if not numbers else f"{statistics.median(numbers):.2f}{unit}"
+        spread = f"[{min(numbers):.2f}, {max(numbers):.2f}]" if len(numbers) > 1 else ""
+        if not verdicts:
+            verdict = "n/a"
+        elif all(verdicts) or not any(verdicts):
+            verdict = "met" if verdicts[0] else "NOT met"
+        else:
+            verdict = f"met in {sum(verdicts)} of {len(verdicts)}"
+        if any("timeout" in c[0] for c in checks):
+            label += " (timeout: below)"
+        if len(rounds) > 1:
+            shown += f" {spread:>15}"
         print(f"  {label.ljust(width)}  {shown:>9}  target {target:9}  {verdict}")
 
 
