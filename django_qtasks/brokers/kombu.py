@@ -207,11 +207,7 @@ class KombuBroker(Broker):
         with self._lock:
             queues = set(self._republish)
         if queues:
-            count = (
-                Task.objects.ready()
-                .filter(queue__in=queues, published_at__isnull=False)
-                .update(published_at=None)
-            )
+            count = Task.objects.filter(queue__in=queues).back_to_outbox()
             with self._lock:
                 self._republish -= queues
             if count:
@@ -383,7 +379,7 @@ class Consumer(threading.Thread):
             return
         uuids = [uuid for uuid, _ in excess]
         try:
-            back_to_outbox(uuids)
+            Task.objects.filter(pk__in=uuids).back_to_outbox()
         except Exception:
             with self.buffer_lock:
                 self.buffer.extend(excess)
@@ -467,7 +463,7 @@ class Consumer(threading.Thread):
         if not uuids:
             return
         try:
-            back_to_outbox(uuids)
+            Task.objects.filter(pk__in=uuids).back_to_outbox()
         except Exception as exc:
             logger.error(
                 "Could not return %s unclaimed tasks to the outbox (%s): %s",
@@ -555,11 +551,6 @@ class Consumer(threading.Thread):
             self.settled.wait_for(lambda: self.to_settle or self.stopping.is_set(), timeout=0.1)
         connection.heartbeat_check()
         return False
-
-
-def back_to_outbox(uuids: list[UUID]) -> None:
-    """Their messages, taken without acks, are gone: the waiting rows go back to the outbox."""
-    Task.objects.ready().filter(pk__in=uuids).update(published_at=None)
 
 
 def pops_many(connection: Connection) -> bool:

@@ -825,11 +825,7 @@ class Worker:
             # put its queues' waiting rows back in the outbox. In the database,
             # not in this process, so that whichever worker reaps it, any
             # worker's outbox sweep publishes them again.
-            count = (
-                Task.objects.ready()
-                .filter(queue__in=queues, published_at__isnull=False)
-                .update(published_at=None)
-            )
+            count = Task.objects.filter(queue__in=queues).back_to_outbox()
             if count and self.broker.needs_outbox:
                 logger.warning(
                     "A dead worker may have held messages of %s: %s waiting tasks go back "
