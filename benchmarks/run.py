@@ -423,16 +423,23 @@ def print_report(
 Check = tuple[str, float | None, str, bool | None]
 
 
-def target_checks(results: dict[str, dict[str, Any]]) -> list[Check]:
-    """(what, value, target, met) for each target of the issue, from one round."""
+def target_checks(results: dict[str, dict[str, Any]], run: set[str]) -> list[Check]:
+    """(what, value, target, met) for each target of the issue, from one round.
+
+    Only for the systems in ``run`` (those of any round, so that every round
+    gives the same list).
+    """
+    ours_run = [name for name in QTASKS if name in run]
 
     def value(name: str, key: str) -> float | None:
         # A system that timed out in W1 still has its enqueue and W2 figures.
         return results.get(name, {}).get(key)
 
     checks: list[Check] = []
-    for ours in QTASKS:
+    for ours in ours_run:
         for peer, least in (("celery-db", 10.0), ("celery-redis", 2.0)):
+            if peer not in run:
+                continue
             a, b = value(ours, "drain_rate"), value(peer, "drain_rate")
             label = f"W1 drain {ours} / {peer}"
             below = value(ours, "drain_rate_below")
@@ -445,13 +452,13 @@ def target_checks(results: dict[str, dict[str, Any]]) -> list[Check]:
             ratio = a / b if a and b else None
             met = None if ratio is None else ratio >= least
             checks.append((label, ratio, f">= {least:g}x", met))
-    for ours in QTASKS:
+    for ours in ours_run:
         most = 5.0 if ours.startswith("qtasks-redis") else 20.0
         p50 = value(ours, "w2_p50_ms")
         met = None if p50 is None else p50 < most
         checks.append((f"W2 p50 {ours} (ms)", p50, f"< {most:g} ms", met))
-    for ours in QTASKS:
-        for peer in CELERY:
+    for ours in ours_run:
+        for peer in (peer for peer in CELERY if peer in run):
             a, b = value(ours, "enqueue_rate"), value(peer, "enqueue_rate")
             ratio = a / b if a and b else None
             met = None if ratio is None else ratio >= 2.0
@@ -461,7 +468,10 @@ def target_checks(results: dict[str, dict[str, Any]]) -> list[Check]:
 
 def print_targets(rounds: list[dict[str, dict[str, Any]]]) -> None:
     """Each target as a ratio within a round: the systems side by side, at the same moment."""
-    per_round = [target_checks(results) for results in rounds]
+    run = {name for results in rounds for name in results}
+    per_round = [target_checks(results, run) for results in rounds]
+    if not per_round[0]:
+        return
     if len(rounds) == 1:
         print("\nTargets, as ratios from this run:")
     else:
@@ -483,9 +493,8 @@ def print_targets(rounds: list[dict[str, dict[str, Any]]]) -> None:
             verdict = f"met in {sum(verdicts)} of {len(verdicts)}"
         if any("timeout" in c[0] for c in checks):
             label += " (timeout: below)"
-        if len(rounds) > 1:
-            shown += f" {spread:>15}"
-        print(f"  {label.ljust(width)}  {shown:>9}  target {target:9}  {verdict}")
+        shown = f"{shown:>9}" + (f" {spread:>16}" if len(rounds) > 1 else "")
+        print(f"  {label.ljust(width)}  {shown}  target {target:9}  {verdict}")
 
 
 # Profiles (--profile) ----------------------------------------------------------------
