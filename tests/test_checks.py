@@ -11,6 +11,7 @@ from django.core import checks
 from django.core.exceptions import ImproperlyConfigured
 from django.core.management import call_command
 from django.core.management.base import SystemCheckError
+from django.db import connection
 from django.test import override_settings
 
 from django_qtasks.checks import check_settings
@@ -36,9 +37,15 @@ def ids(messages: list[checks.CheckMessage]) -> list[str]:
 def test_project_settings_pass_the_checks():
     assert check_settings() == []
     assert qtasks_errors() == []
-    out = io.StringIO()
-    call_command("check", stdout=out)
-    assert "System check identified no issues" in out.getvalue()
+    out, err = io.StringIO(), io.StringIO()
+    call_command("check", stdout=out, stderr=err)
+    if connection.vendor == "mysql":
+        # The one warning docs/getting-started.md tells MySQL and MariaDB users of:
+        # the claim index's condition is dropped there (it covers every row).
+        assert "django_qtasks.Task: (models.W037)" in err.getvalue()
+        assert "System check identified 1 issue (0 silenced)." in err.getvalue()
+    else:
+        assert "System check identified no issues" in out.getvalue()
 
 
 @pytest.mark.django_db  # Django's own model checks (JSONField) ask the database
