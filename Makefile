@@ -6,7 +6,7 @@ BIN := $(VENV)/bin
 MANAGE := $(BIN)/python testproject/manage.py
 
 .DEFAULT_GOAL := help
-.PHONY: help venv demo run docs test test-sqlite test-postgres test-brokers lint format screenshots clean bench FORCE
+.PHONY: help venv demo run docs test test-sqlite test-postgres test-mysql test-brokers lint format screenshots clean bench FORCE
 
 help:  ## List the targets
 	@grep -E '^[a-z-]+:.*## ' $(MAKEFILE_LIST) | awk -F':.*## ' '{printf "  make %-14s %s\n", $$1, $$2}'
@@ -63,6 +63,15 @@ test-sqlite: venv  ## The test suite on SQLite (less the database-independent fi
 test-postgres: venv  ## The test suite on PostgreSQL (127.0.0.1:5432)
 	QTASKS_DB=postgres $(BIN)/coverage run -m pytest
 
+# mysqlclient builds against libmariadb-dev (or libmysqlclient-dev): only this
+# suite needs it, so that the demo does not.
+$(VENV)/mysqlclient-installed: $(BIN)/activate
+	$(BIN)/pip install --quiet "mysqlclient>=2.2.1"
+	touch $@
+
+test-mysql: $(VENV)/mysqlclient-installed  ## The test suite on MySQL/MariaDB (127.0.0.1:3306, root; less the database-independent files)
+	QTASKS_DB=mysql $(BIN)/coverage run -m pytest $(DB_INDEPENDENT)
+
 BROKER_SUITES := tests/test_lifecycle.py tests/test_worker.py tests/test_worker_faults.py \
 	tests/test_delays_and_chains.py tests/test_wakeup.py tests/test_add_tasks.py
 
@@ -78,10 +87,10 @@ test-brokers: venv  ## The worker suites again on Redis and RabbitMQ (127.0.0.1:
 # The suites mostly wait on worker processes, so two run side by side (each
 # has its own database and queue names); make prints each one's output when
 # it ends.
-test: lint  ## Lint, then all tests on SQLite and PostgreSQL, the worker suites on Redis and RabbitMQ, with coverage
+test: lint  ## Lint, then all tests on SQLite, PostgreSQL and MySQL/MariaDB, the worker suites on Redis and RabbitMQ, with coverage
 	rm -f .coverage .coverage.*
 	@echo "Running the suites two at a time; each one's output shows when it ends."
-	$(MAKE) --jobs=2 --output-sync=target test-postgres test-sqlite test-brokers
+	$(MAKE) --jobs=2 --output-sync=target test-postgres test-sqlite test-mysql test-brokers
 	$(BIN)/coverage combine -q
 	$(BIN)/coverage report --fail-under=85
 
