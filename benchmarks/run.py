@@ -91,6 +91,8 @@ def main() -> int:
                 print(f"  {name}: {summary(rounds[-1][name])}", flush=True)
     except KeyboardInterrupt:
         interrupted = True
+        if not rounds:
+            rounds.append({})
         rounds[-1].setdefault(name, {"system": name, "status": "interrupted"})
         print("\nInterrupted: every process started was stopped.", file=sys.stderr)
     results = combine(rounds)
