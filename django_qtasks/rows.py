@@ -259,24 +259,92 @@ def update_tasks(
 ) -> set[Any]:
     """Apply ``update_task`` to many rows at once; the primary keys of the rows changed.
 
-    On PostgreSQL, rows that change the same columns are written by one
-    ``UPDATE ... FROM unnest(...)``: one round trip for every task that
-    ended together. Elsewhere, one transaction (one commit) holds them all.
+    Rows that change the same columns are written together. On PostgreSQL,
+    by one ``UPDATE ... FROM unnest(...)``: one round trip for every task
+    that ended together. Elsewhere, in one transaction, by one ``UPDATE``
+    with a ``CASE`` per column (``update_group``).
     """
     connection = connections[using]
-    if connection.vendor != "postgresql":
-        with transaction.atomic(using=using):
-            return {pk for pk, values in changes if update_task(using, pk, guard, values)}
     groups: dict[tuple[str, ...], list[tuple[Any, dict[str, Any]]]] = {}
     for pk, values in changes:
         groups.setdefault(tuple(values), []).append((pk, values))
     saved: set[Any] = set()
+    if connection.vendor != "postgresql":
+        with transaction.atomic(using=using):
+            for group in groups.values():
+                saved.update(update_group(using, guard, group))
+        return saved
     for group in groups.values():
         statement = update_statement(using, guard, group)
         assert statement is not None
         statement.run(using)
         saved.update(statement.pks)
     return saved
+
+
+def update_group(
+    using: str, guard: dict[str, Any], group: Sequence[tuple[Any, dict[str, Any]]]
+) -> set[Any]:
+    """Not PostgreSQL: ``update_task`` for rows that change the same columns, in one statement.
+
+    The ``UPDATE`` tells how many rows it changed, not which (MySQL has no
+    ``RETURNING`` for it): when the guard kept some out (a row failed over
+    meanwhile), it is rolled back to a savepoint and the rows go one by one.
+    Inside a transaction.
+    """
+    # Parameters: a pk and a value per row and column, the pks again, the guard.
+    per_statement = max(1, (_max_params(using) - len(guard)) // (2 * len(group[0][1]) + 1))
+    if len(group) > per_statement:
+        return {
+            pk
+            for start in range(0, len(group), per_statement)
+            for pk in update_group(using, guard, group[start : start + per_statement])
+        }
+    if len(group) > 1:
+        with transaction.atomic(using=using):  # a savepoint
+            written = _update_by_case(using, guard, group)
+            if written != len(group):
+                transaction.set_rollback(True, using=using)
+        if written == len(group):
+            return {pk for pk, _ in group}
+    return {pk for pk, values in group if update_task(using, pk, guard, values)}
+
+
+def _update_by_case(
+    using: str, guard: dict[str, Any], group: Sequence[tuple[Any, dict[str, Any]]]
+) -> int:
+    """``UPDATE ... SET column = CASE pk WHEN ... END, ...`` for ``update_group``; rows matched."""
+    connection = connections[using]
+    quote = connection.ops.quote_name
+    fields = _fields_by_name()
+    pk_field = Task._meta.pk
+    assert pk_field is not None
+    pk_column = quote(pk_field.column)
+    pks = [pk_field.get_db_prep_value(pk, connection) for pk, _ in group]
+    assignments, params = [], []
+    for name in group[0][1]:
+        field = fields[name]
+        whens = " ".join(["WHEN %s THEN %s"] * len(group))
+        assignments.append(f"{quote(field.column)} = CASE {pk_column} {whens} END")
+        for pk, (_, values) in zip(pks, group, strict=True):
+            params += [pk, field.get_db_prep_save(values[name], connection)]
+    conditions = [f"{pk_column} IN ({', '.join(['%s'] * len(pks))})"]
+    params += pks
+    for name, value in guard.items():
+        conditions.append(f"{quote(fields[name].column)} = %s")
+        params.append(fields[name].get_db_prep_value(value, connection))
+    sql = (
+        f"UPDATE {quote(Task._meta.db_table)} SET {', '.join(assignments)} "
+        f"WHERE {' AND '.join(conditions)}"
+    )
+    with connection.cursor() as cursor:
+        cursor.execute(sql, params)
+        return int(cursor.rowcount)
+
+
+def _max_params(using: str) -> int:
+    """Parameters one statement may take (SQLite has a limit; 999 in older versions)."""
+    return connections[using].features.max_query_params or 10_000
 
 
 def update_statement(

@@ -15,6 +15,7 @@ from datetime import datetime
 import pytest
 from django.conf import settings
 from django.db import connection, transaction
+from django.test.utils import CaptureQueriesContext
 from django.utils import timezone
 
 from django_qtasks import app
@@ -288,6 +289,35 @@ def test_update_tasks_writes_only_the_rows_that_match_the_guard():
     assert (rows[mine[2].pk].status, rows[mine[2].pk].traceback) == ("error", "KeyError: 'x'")
     assert rows[mine[2].pk].returning is None
     assert (rows[theirs.pk].status, rows[theirs.pk].returning) == ("process", None)
+
+
+@pytest.mark.skipif(
+    connection.vendor == "postgresql", reason="PostgreSQL's is test_worker_queries.py's"
+)
+@pytest.mark.parametrize("count", [5, 150])
+def test_update_tasks_writes_rows_that_change_the_same_columns_together(count):
+    # One UPDATE for them all, or two where SQLite's 999 parameters run out.
+    queue = unique("batch")
+    now = timezone.now()
+    rows = [tasks.echo.add_task(n, queue=queue) for n in range(count)]
+    Task.objects.filter(queue=queue).update(status=TaskStatus.PROCESS, worker="w-mine")
+    changes = [
+        (task.pk, {"status": TaskStatus.SUCCESS, "returning": n * 10, "finished_at": now})
+        for n, task in enumerate(rows)
+    ]
+    with CaptureQueriesContext(connection) as queries:
+        saved = update_tasks(
+            Task.objects.db, {"status": TaskStatus.PROCESS, "worker": "w-mine"}, changes
+        )
+
+    assert saved == {task.pk for task in rows}
+    updates = [q["sql"] for q in queries.captured_queries if q["sql"].startswith("UPDATE")]
+    assert 1 <= len(updates) <= (1 if count < 100 else 2), updates
+    stored = {task.pk: task for task in Task.objects.filter(queue=queue)}
+    assert [
+        (stored[task.pk].status, stored[task.pk].returning, stored[task.pk].finished_at)
+        for task in rows
+    ] == [(TaskStatus.SUCCESS, n * 10, now) for n in range(count)]
 
 
 def test_update_tasks_keeps_results_and_tracebacks_exactly_as_given():
