@@ -245,11 +245,17 @@ def update_task(using: str, pk: Any, guard: dict[str, Any], values: dict[str, An
         field = Task._meta.pk if name == "pk" else fields[name]
         conditions.append(f"{quote(field.column)} = %s")
         params.append(field.get_db_prep_value(value, connection))
+    return _update(using, assignments, conditions, params)
+
+
+def _update(using: str, assignments: list[str], conditions: list[str], params: list[Any]) -> int:
+    """``UPDATE`` the task table: ``SET`` the assignments ``WHERE`` all conditions; rows changed."""
+    quote = connections[using].ops.quote_name
     sql = (
         f"UPDATE {quote(Task._meta.db_table)} SET {', '.join(assignments)} "
         f"WHERE {' AND '.join(conditions)}"
     )
-    with connection.cursor() as cursor:
+    with connections[using].cursor() as cursor:
         cursor.execute(sql, params)
         return int(cursor.rowcount)
 
@@ -333,13 +339,7 @@ def _update_by_case(
     for name, value in guard.items():
         conditions.append(f"{quote(fields[name].column)} = %s")
         params.append(fields[name].get_db_prep_value(value, connection))
-    sql = (
-        f"UPDATE {quote(Task._meta.db_table)} SET {', '.join(assignments)} "
-        f"WHERE {' AND '.join(conditions)}"
-    )
-    with connection.cursor() as cursor:
-        cursor.execute(sql, params)
-        return int(cursor.rowcount)
+    return _update(using, assignments, conditions, params)
 
 
 def _max_params(using: str) -> int:
