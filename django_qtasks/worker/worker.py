@@ -140,6 +140,8 @@ class Worker:
         self.claimed = 0
         self._stopping = False
         self._force = False
+        #: Set when the runs still under way go back to the queue (``drain``).
+        self._returning = False
         self._loop: asyncio.AbstractEventLoop | None = None
         self._wakeup: asyncio.Event | None = None
         #: After a claim that came back short, the next one waits for the
@@ -466,7 +468,9 @@ class Worker:
                 executor_class = handle.executor or TaskExecutor
                 executor = executor_class(handle, record, run, self.run_in_thread)
                 entry.future = asyncio.ensure_future(executor.execute())
-                if run.cancel_reason is not None:  # asked for before the future existed
+                # Asked for before the future existed: a cancel, or the stop
+                # that returns running tasks (this one was started just before).
+                if run.cancel_reason is not None or self._returning:
                     entry.future.cancel()
                 try:
                     outcome = await entry.future
@@ -648,6 +652,7 @@ class Worker:
             await self.sleep(remaining)
         if self.running:
             logger.warning("Returning %s running tasks to the queue", len(self.running))
+            self._returning = True
             for entry in self.running.values():
                 if entry.future is not None:
                     entry.future.cancel()
