@@ -241,21 +241,33 @@ def update_task(using: str, pk: Any, guard: dict[str, Any], values: dict[str, An
     for name, value in values.items():
         assignments.append(f"{quote(fields[name].column)} = %s")
         params.append(fields[name].get_db_prep_save(value, connection))
-    for name, value in {"pk": pk, **guard}.items():
-        field = Task._meta.pk if name == "pk" else fields[name]
-        conditions.append(f"{quote(field.column)} = %s")
-        params.append(field.get_db_prep_value(value, connection))
-    return _update(using, assignments, conditions, params)
+    pk_field = Task._meta.pk
+    assert pk_field is not None
+    conditions.append(f"{quote(pk_field.column)} = %s")
+    params.append(pk_field.get_db_prep_value(pk, connection))
+    return _update(using, assignments, conditions, params, guard)
 
 
-def _update(using: str, assignments: list[str], conditions: list[str], params: list[Any]) -> int:
-    """``UPDATE`` the task table: ``SET`` the assignments ``WHERE`` all conditions; rows changed."""
-    quote = connections[using].ops.quote_name
+def _update(
+    using: str,
+    assignments: list[str],
+    conditions: list[str],
+    params: list[Any],
+    guard: dict[str, Any],
+) -> int:
+    """``UPDATE`` the task table: ``SET`` the assignments ``WHERE`` the conditions and
+    each guarded column equals its value; rows changed."""
+    connection = connections[using]
+    quote = connection.ops.quote_name
+    fields = _fields_by_name()
+    for name, value in guard.items():
+        conditions.append(f"{quote(fields[name].column)} = %s")
+        params.append(fields[name].get_db_prep_value(value, connection))
     sql = (
         f"UPDATE {quote(Task._meta.db_table)} SET {', '.join(assignments)} "
         f"WHERE {' AND '.join(conditions)}"
     )
-    with connections[using].cursor() as cursor:
+    with connection.cursor() as cursor:
         cursor.execute(sql, params)
         return int(cursor.rowcount)
 
@@ -336,10 +348,7 @@ def _update_by_case(
             params += [pk, field.get_db_prep_save(values[name], connection)]
     conditions = [f"{pk_column} IN ({', '.join(['%s'] * len(pks))})"]
     params += pks
-    for name, value in guard.items():
-        conditions.append(f"{quote(fields[name].column)} = %s")
-        params.append(fields[name].get_db_prep_value(value, connection))
-    return _update(using, assignments, conditions, params)
+    return _update(using, assignments, conditions, params, guard)
 
 
 def _max_params(using: str) -> int:
