@@ -38,7 +38,8 @@ def test_project_settings_pass_the_checks():
     assert check_settings() == []
     assert qtasks_errors() == []
     out, err = io.StringIO(), io.StringIO()
-    call_command("check", stdout=out, stderr=err)
+    # With the database's own checks, which Django before 6.1 runs only when asked.
+    call_command("check", databases=["default"], stdout=out, stderr=err)
     if connection.vendor == "mysql":
         # The one warning docs/getting-started.md tells MySQL and MariaDB users of:
         # the claim index's condition is dropped there (it covers every row).
