@@ -18,7 +18,7 @@ from uuid import UUID
 
 from asgiref.sync import sync_to_async
 
-from django_qtasks.exceptions import QTasksError, TaskCancel, TaskTimeout
+from django_qtasks.exceptions import QTasksError, TaskCancel, TaskInterrupted, TaskTimeout
 
 if TYPE_CHECKING:
     from django_qtasks.models import Task
@@ -31,19 +31,30 @@ COMPONENTS = ("app", "broker", "config", "storage", "worker")
 class RunState:
     """The mutable state of one run, shared by the task and its worker.
 
-    The worker sets ``cancel_reason`` and the ``stop`` event to ask the task
-    to stop; the task's logger appends to ``log_lines``; a generator task
+    The worker sets ``cancel_reason`` (a cancel) or ``interrupted`` (the run
+    is not this worker's to finish: it shuts down, or the task was taken
+    over) and the ``stop`` event to ask the task to stop; the task's logger
+    appends to ``log_lines``, each tagged with ``attempt``; a generator task
     publishes what it has yielded so far in ``progress``.
     """
 
-    def __init__(self, task_uuid: UUID, *, log_limit: int, worker: Worker | None = None) -> None:
+    def __init__(
+        self,
+        task_uuid: UUID,
+        *,
+        log_limit: int,
+        worker: Worker | None = None,
+        attempt: int | None = None,
+    ) -> None:
         self.task_uuid = task_uuid
         self.worker = worker
+        self.attempt = attempt
         self.stop = threading.Event()
         self.stop_error: BaseException | None = None
         self.cancel_reason: str | None = None
+        self.interrupted: str | None = None
         self.log_limit = log_limit
-        self.log_lines: list[dict[str, str]] = []
+        self.log_lines: list[dict[str, Any]] = []
         self.dropped_lines = 0
         self.progress: list[Any] | None = None
         self.progress_version = 0
@@ -54,6 +65,12 @@ class RunState:
         self.stop_error = TaskCancel(reason)
         self.stop.set()
 
+    def request_interrupt(self, reason: str) -> None:
+        if self.interrupted is None:
+            self.interrupted = reason
+            self.stop_error = TaskInterrupted(reason)
+            self.stop.set()
+
     def request_timeout(self, max_time: float) -> None:
         self.stop_error = TaskTimeout(f"Task exceeded its max_time of {max_time:g}s")
         self.stop.set()
@@ -63,11 +80,13 @@ class RunState:
             raise self.stop_error
 
     def add_log_line(self, level: int, message: str) -> None:
-        line = {
+        line: dict[str, Any] = {
             "time": datetime.now(timezone.utc).isoformat(timespec="milliseconds"),
             "level": logging.getLevelName(level),
             "message": message,
         }
+        if self.attempt is not None:
+            line["attempt"] = self.attempt
         with self._lock:
             self.log_lines.append(line)
             if len(self.log_lines) > self.log_limit:
@@ -75,12 +94,12 @@ class RunState:
                 del self.log_lines[0]
                 self.dropped_lines += 1
 
-    def stored_log(self) -> list[dict[str, str]]:
+    def stored_log(self) -> list[dict[str, Any]]:
         with self._lock:
             lines = list(self.log_lines)
         if self.dropped_lines:
             note = f"({self.dropped_lines} earlier lines not kept)"
-            lines.insert(0, {"time": lines[0]["time"], "level": "INFO", "message": note})
+            lines.insert(0, {**lines[0], "level": "INFO", "message": note})
         return lines
 
     def set_progress(self, items: list[Any]) -> None:

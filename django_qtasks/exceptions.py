@@ -35,6 +35,16 @@ class TaskCancel(QTasksError):
         self.reason = reason
 
 
+class TaskInterrupted(QTasksError):
+    """The worker stopped this run before it ended.
+
+    Raised at the task's next ``ctx.sleep`` or ``ctx.checkpoint`` (or, after
+    a grace period, at its next Python instruction) when the worker shuts
+    down past its shutdown timeout, or when another worker took the task
+    over. The run is not recorded as the task's outcome.
+    """
+
+
 class TaskTimeout(QTasksError, TimeoutError):
     """The task ran longer than its ``max_time``."""
 

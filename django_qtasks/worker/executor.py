@@ -25,13 +25,17 @@ from django.utils import timezone
 
 from django_qtasks.conf import qtasks_settings
 from django_qtasks.context import RunState
-from django_qtasks.exceptions import ResultError, TaskCancel, TaskTimeout
+from django_qtasks.exceptions import ResultError, TaskCancel, TaskInterrupted, TaskTimeout
 from django_qtasks.models import Task, TaskStatus
 from django_qtasks.task import BaseTask
 
 logger = logging.getLogger("django_qtasks.worker")
 
 RunInThread = Callable[..., "asyncio.Future[Any]"]
+
+
+class ThreadStuck(Exception):
+    """A sync task's thread went on running after the worker stopped it."""
 
 
 @dataclass
@@ -41,6 +45,8 @@ class Outcome:
     traceback: str = ""
     cancel_reason: str = ""
     run_after: datetime | None = None
+    #: The worker stopped the run (``RunState.interrupted``): not the task's outcome.
+    interrupted: bool = False
 
     @property
     def summary(self) -> str:
@@ -90,7 +96,11 @@ class TaskExecutor:
         self.guard = ThreadGuard()
 
     async def execute(self) -> Outcome:
-        """Run the task; a CancelledError escapes only when the worker shuts down."""
+        """Run the task; a CancelledError escapes only when the worker shuts down.
+
+        ``ThreadStuck`` escapes when the run was interrupted and its thread
+        did not stop.
+        """
         try:
             if self.handle.is_async:
                 value = await self.with_deadline(self.pipeline_async())
@@ -99,14 +109,23 @@ class TaskExecutor:
             return Outcome(TaskStatus.SUCCESS, returning=self.store(value))
         except TaskCancel as exc:
             return Outcome(TaskStatus.CANCEL, cancel_reason=self.cancel_reason(exc))
+        except TaskInterrupted:
+            return self.interrupted()
         except asyncio.CancelledError:
             if self.run.cancel_reason is None:
+                if self.run.interrupted is not None:
+                    return self.interrupted()
                 raise
             return Outcome(TaskStatus.CANCEL, cancel_reason=self.run.cancel_reason)
         except ResultError:
             return Outcome(TaskStatus.ERROR, traceback=traceback.format_exc())
+        except ThreadStuck:
+            raise
         except Exception as exc:
             return self.failure(exc)
+
+    def interrupted(self) -> Outcome:
+        return Outcome(TaskStatus.ERROR, traceback=self.run.interrupted or "", interrupted=True)
 
     async def outcome_saved(self, outcome: Outcome) -> None:
         """Called after the worker has stored ``outcome`` (or given up); a hook for subclasses.
@@ -219,10 +238,17 @@ class TaskExecutor:
         try:
             done, _ = await asyncio.wait({future}, timeout=self.handle.max_time)
         except asyncio.CancelledError:
-            if self.run.cancel_reason is None:
-                raise  # worker shutdown: the thread may finish, the record is requeued
-            await self.stop_thread(future, qtasks_settings.CANCEL_GRACE)
-            raise TaskCancel(self.run.cancel_reason) from None
+            if self.run.cancel_reason is not None:
+                await self.stop_thread(future, qtasks_settings.CANCEL_GRACE)
+                raise TaskCancel(self.run.cancel_reason) from None
+            if self.run.interrupted is None:
+                raise
+            # Stopped by the worker (shutdown, or taken over): its row is
+            # released only once its thread has stopped, never while it runs.
+            if not await self.stop_thread(future, qtasks_settings.CANCEL_GRACE):
+                raise ThreadStuck(self.record.uuid) from None
+            # What it ended with counts (a body that completed is not run again).
+            return future.result()
         if future in done:
             return future.result()
         assert self.handle.max_time is not None
@@ -239,21 +265,25 @@ class TaskExecutor:
             self.guard.leave()
             close_old_connections()
 
-    async def stop_thread(self, future: asyncio.Future[Any], grace: float) -> None:
-        """Give the thread ``grace`` seconds to notice ``run.stop``, then interrupt it."""
+    async def stop_thread(self, future: asyncio.Future[Any], grace: float) -> bool:
+        """Give the thread ``grace`` seconds to notice ``run.stop``, then interrupt it.
+
+        Whether it stopped.
+        """
         done, _ = await asyncio.wait({future}, timeout=grace)
         if done:
-            return
+            return True
         error = type(self.run.stop_error) if self.run.stop_error else TaskCancel
         self.guard.interrupt(error)
         done, _ = await asyncio.wait({future}, timeout=1.0)
-        if not done:
+        if not done and self.run.interrupted is None:
             logger.warning(
                 "Task %s is still running in its thread after being stopped (blocked in a "
                 "call that cannot be interrupted); its record is closed, its thread is left.",
                 self.record.uuid,
                 extra={"task_uuid": str(self.record.uuid)},
             )
+        return bool(done)
 
     # Failure -------------------------------------------------------------------
 

@@ -2,9 +2,11 @@
 
 Async tasks run on this process's asyncio loop, sync tasks in a thread pool;
 ``concurrency`` bounds both together. The worker's own database work (claims,
-results, heartbeats) goes through one dedicated thread, so the loop never
-blocks on the database. Side loops send heartbeats (and fail over tasks of
-dead workers), act on cancel requests, and save generator progress.
+results, fail-over) goes through one dedicated thread, so the loop never
+blocks on the database. Heartbeats have a thread and a connection of their
+own (``liveness``), so that no task work can starve them. Side loops fail
+over tasks of dead workers, act on cancel requests, and save generator
+progress.
 """
 
 from __future__ import annotations
@@ -28,7 +30,7 @@ from typing import Any, TypeVar
 
 from asgiref.sync import sync_to_async
 from django.db import close_old_connections, connections, transaction
-from django.db.models import F
+from django.db.models import DateTimeField, Exists, ExpressionWrapper, F, OuterRef
 from django.utils import timezone
 
 from django_qtasks.app import is_json
@@ -41,7 +43,8 @@ from django_qtasks.context import RunState
 from django_qtasks.models import Task, TaskStatus, WorkerHeartbeat
 from django_qtasks.notify import get_notifier
 from django_qtasks.rows import Carried, update_statement, update_task, update_tasks
-from django_qtasks.worker.executor import Outcome, TaskExecutor
+from django_qtasks.worker.executor import Outcome, TaskExecutor, ThreadStuck
+from django_qtasks.worker.liveness import DatabaseNow, Heartbeat, write_heartbeat
 from django_qtasks.worker.shutdown import install_signal_handlers, remove_signal_handlers
 
 logger = logging.getLogger("django_qtasks.worker")
@@ -73,6 +76,8 @@ class Running:
     #: When its outcome became known; from then on, its slot is free while
     #: the outcome waits to be written.
     ended_at: datetime | None = None
+    #: Its row was taken from this worker while it ran: its outcome is not ours to write.
+    taken: bool = False
 
 
 @dataclass
@@ -136,6 +141,11 @@ class Worker:
             qtasks_settings.SHUTDOWN_TIMEOUT if shutdown_timeout is None else shutdown_timeout
         )
         self.running: dict[uuid.UUID, Running] = {}
+        #: Guards ``running`` against the heartbeat thread, which reads it.
+        self._running_lock = threading.Lock()
+        #: Runs whose thread could not be stopped: their rows stay with this
+        #: worker (its heartbeat is not removed) until the process is gone.
+        self.stuck: set[uuid.UUID] = set()
         self._runners: set[asyncio.Task[None]] = set()
         self.claimed = 0
         self._stopping = False
@@ -183,7 +193,17 @@ class Worker:
         self._db_pool = ThreadPoolExecutor(1, thread_name_prefix="qtasks-db")
         self._task_pool = ThreadPoolExecutor(self.concurrency, thread_name_prefix=THREAD_PREFIX)
         install_signal_handlers(loop, self)
-        await self.db(self.write_heartbeat)
+        await self.db(
+            functools.partial(write_heartbeat, self.worker_id, [], **self.heartbeat_fields())
+        )
+        heartbeat = Heartbeat(
+            worker_id=self.worker_id,
+            interval=float(qtasks_settings.HEARTBEAT_INTERVAL),
+            under_way=self.under_way_keys,
+            on_lost=lambda lost: loop.call_soon_threadsafe(self.runs_taken, lost),
+            **self.heartbeat_fields(),
+        )
+        heartbeat.start()
         # Messages received and not claimed yet: with "auto", no more than
         # without prefetch until runs prove short (on Redis the consume loop
         # then moves the bound with ``ahead``), since a long run would keep
@@ -200,7 +220,7 @@ class Worker:
         )
         side_loops = [
             asyncio.create_task(self.write_endings_loop()),
-            asyncio.create_task(self.every("HEARTBEAT_INTERVAL", self.heartbeat)),
+            asyncio.create_task(self.every("HEARTBEAT_INTERVAL", self.fail_over)),
             asyncio.create_task(self.every("CANCEL_POLL_INTERVAL", self.poll_cancels)),
             asyncio.create_task(self.every("PROGRESS_INTERVAL", self.save_progress)),
         ]
@@ -222,13 +242,59 @@ class Worker:
             await asyncio.gather(*side_loops, return_exceptions=True)
             self._stopped.set()
             self.broker.stop_consuming()
-            await self.db(self.unregister)
+            heartbeat.stop()
+            if self.stuck:
+                # Its heartbeat stays, and stops: the rows of the runs that
+                # could not be stopped are taken over once it is out of date,
+                # after this process is gone.
+                logger.error(
+                    "Worker %s leaves %s tasks whose threads could not be stopped to be "
+                    "taken over after HEARTBEAT_TIMEOUT: %s",
+                    self.worker_id,
+                    len(self.stuck),
+                    ", ".join(str(key) for key in self.stuck),
+                )
+            else:
+                await self.db(self.unregister)
             await self.db(connections.close_all)
             remove_signal_handlers(loop)
             self._db_pool.shutdown(wait=True)
             self._task_pool.shutdown(wait=False, cancel_futures=True)
             self.broker.close()
             logger.info("Worker %s stopped after %s tasks", self.worker_id, self.claimed)
+
+    def heartbeat_fields(self) -> dict[str, Any]:
+        return {"queues": self.queues, "concurrency": self.concurrency}
+
+    def under_way_keys(self) -> list[uuid.UUID]:
+        """The runs not ended yet (from any thread; see ``Heartbeat``)."""
+        with self._running_lock:
+            return [key for key, entry in self.running.items() if entry.ended_at is None]
+
+    def runs_taken(self, lost: dict[uuid.UUID, tuple[str, str] | None]) -> None:
+        """Stop the runs whose rows were taken from this worker: they are someone else's now."""
+        for key, row in lost.items():
+            entry = self.running.get(key)
+            if entry is None or entry.ended_at is not None:
+                continue  # it ended meanwhile: its write says whether it was stored
+            now = (
+                "the row was deleted"
+                if row is None
+                else f"the row is now {row[0]!r}" + (f" on worker {row[1]}" if row[1] else "")
+            )
+            reason = (
+                f"Task {key} was taken from worker {self.worker_id} while it ran ({now}); "
+                "this run is stopped and its outcome not recorded."
+            )
+            logger.error(reason, extra={"task_uuid": str(key), "task_name": entry.record.task_name})
+            entry.taken = True
+            self.interrupt(entry, reason)
+
+    def interrupt(self, entry: Running, reason: str) -> None:
+        """Stop a run that is not this worker's to finish: at its next step, then by force."""
+        entry.run.request_interrupt(reason)
+        if entry.future is not None:
+            entry.future.cancel()
 
     def stuck_threads(self, wait: float = 1.0) -> list[threading.Thread]:
         """Task threads still alive after the worker stopped (blocked in C code).
@@ -428,7 +494,9 @@ class Worker:
         self._last_start = time.monotonic()
         # A reserved task was claimed earlier: its run starts now.
         record.started_at = timezone.now()
-        run = RunState(record.uuid, log_limit=qtasks_settings.LOG_LINES, worker=self)
+        run = RunState(
+            record.uuid, log_limit=qtasks_settings.LOG_LINES, worker=self, attempt=record.attempts
+        )
         reason = self._early_cancels.pop(record.pk, None)
         if reason is None and record.cancel_requested_at is not None:
             # Asked for while an earlier run was handed back (a worker that
@@ -437,7 +505,8 @@ class Worker:
         if reason is not None:
             run.request_cancel(reason)
         entry = Running(record, run)
-        self.running[record.uuid] = entry
+        with self._running_lock:
+            self.running[record.uuid] = entry
         runner = asyncio.create_task(self.run_one(entry))
         self._runners.add(runner)
         runner.add_done_callback(self._runners.discard)
@@ -468,14 +537,16 @@ class Worker:
                 executor_class = handle.executor or TaskExecutor
                 executor = executor_class(handle, record, run, self.run_in_thread)
                 entry.future = asyncio.ensure_future(executor.execute())
-                # Asked for before the future existed: a cancel, or the stop
-                # that returns running tasks (this one was started just before).
-                if run.cancel_reason is not None or self._returning:
+                # Asked for before the future existed: a cancel, a take-over,
+                # or the stop that returns running tasks (this one was started
+                # just before).
+                if run.cancel_reason is not None or run.interrupted is not None or self._returning:
                     entry.future.cancel()
                 try:
                     outcome = await entry.future
                 except asyncio.CancelledError:
                     if run.cancel_reason is None:
+                        # Stopped before its first step: it never ran.
                         await self.db(self.requeue, record)
                         logger.warning(
                             "Task %s returned to the queue: worker stopping", record.uuid
@@ -484,15 +555,41 @@ class Worker:
                     # Cancelled from outside before its first step: execute()
                     # never ran, so it could not turn this into an outcome.
                     outcome = Outcome(TaskStatus.CANCEL, cancel_reason=run.cancel_reason)
+                except ThreadStuck:
+                    if not entry.taken:
+                        self.stuck.add(record.pk)
+                    logger.error(
+                        "Task %s could not be stopped: its thread is blocked in a call that "
+                        "cannot be interrupted.%s",
+                        record.uuid,
+                        ""
+                        if entry.taken
+                        else " Its row stays with this worker until the process is gone.",
+                        extra={"task_uuid": str(record.uuid), "task_name": record.task_name},
+                    )
+                    return
                 except Exception:
                     outcome = Outcome(TaskStatus.ERROR, traceback=traceback.format_exc())
                 if handle.is_async:
                     await sync_to_async(close_old_connections)()
+            if outcome.interrupted:
+                if not entry.taken:
+                    await self.db(self.release, entry)
+                logger.warning(
+                    "Task %s (%s) was stopped%s: %s",
+                    record.uuid,
+                    record.task_name,
+                    "" if entry.taken else " and returned to the queue",
+                    run.interrupted,
+                    extra={"task_uuid": str(record.uuid), "task_name": record.task_name},
+                )
+                return
             await self.save_outcome(entry, outcome)
             if executor is not None:
                 await executor.outcome_saved(outcome)
         finally:
-            self.running.pop(record.uuid, None)
+            with self._running_lock:
+                self.running.pop(record.uuid, None)
             assert self._wakeup is not None
             self._wakeup.set()
 
@@ -651,11 +748,18 @@ class Worker:
                 break
             await self.sleep(remaining)
         if self.running:
-            logger.warning("Returning %s running tasks to the queue", len(self.running))
+            logger.warning(
+                "Stopping %s running tasks; each goes back to the queue once it has stopped",
+                len(self.running),
+            )
             self._returning = True
-            for entry in self.running.values():
-                if entry.future is not None:
-                    entry.future.cancel()
+            reason = (
+                f"Worker {self.worker_id} stopped this run to shut down "
+                f"(shutdown timeout {self.shutdown_timeout:g}s)."
+            )
+            for entry in list(self.running.values()):
+                if entry.ended_at is None:
+                    self.interrupt(entry, reason)
         await asyncio.gather(*self._runners, return_exceptions=True)
 
     # Database work (runs in the database thread) -------------------------------
@@ -683,8 +787,17 @@ class Worker:
 
     def endings_saved(self, endings: list[Ending], saved: set[uuid.UUID]) -> None:
         for ending in endings:
-            if ending.entry.record.pk in saved and ending.outcome.status != TaskStatus.RETRY:
-                self.notifier.task_ended(ending.entry.record.pk)
+            record = ending.entry.record
+            if record.pk not in saved:
+                logger.error(
+                    "Task %s: its outcome (%s) was not stored: its row is no longer this "
+                    "worker's (it was taken over or deleted while the task ran).",
+                    record.uuid,
+                    ending.outcome.status,
+                    extra={"task_uuid": str(record.uuid), "task_name": record.task_name},
+                )
+            elif ending.outcome.status != TaskStatus.RETRY:
+                self.notifier.task_ended(record.pk)
         _settle([ending.saved for ending in endings], None)
 
     def finish(self, endings: list[Ending]) -> set[uuid.UUID]:
@@ -761,25 +874,33 @@ class Worker:
         if reserved:
             self.requeue(*reserved)
 
-    def write_heartbeat(self) -> None:
-        # The time first: every task started before it is in ``running``, which
-        # fail_over_dead_workers relies on to tell prefetched tasks apart.
-        fields: dict[str, Any] = {
-            "last_heartbeat": timezone.now(),
-            "running": [str(key) for key in list(self.running)],
-            "hostname": socket.gethostname(),
-            "pid": os.getpid(),
-            "queues": self.queues,
-            "concurrency": self.concurrency,
-        }
-        # One statement at a time, not update_or_create(): on SQLite a
-        # transaction that reads then writes fails at once with "database is
-        # locked" while another worker writes, without waiting for the timeout.
-        if not WorkerHeartbeat.objects.filter(worker_id=self.worker_id).update(**fields):
-            WorkerHeartbeat.objects.create(worker_id=self.worker_id, **fields)
+    def release(self, entry: Running) -> None:
+        """Give an interrupted run's task back to the queue, once the run has stopped.
 
-    def heartbeat(self) -> None:
-        self.write_heartbeat()
+        The attempt is in its attempt log as ``interrupted``, with its log
+        lines, and does not use up a retry: its next run is another attempt,
+        with one more allowed.
+        """
+        record, run = entry.record, entry.run
+        now = timezone.now()
+        limit = qtasks_settings.LOG_LINES
+        released = Task.objects.filter(**self.still_mine(), pk=record.pk).update(
+            status=TaskStatus.NEW,
+            worker="",
+            started_at=None,
+            published_at=None,
+            max_attempts=F("max_attempts") + 1,
+            logs=[*record.logs, *run.stored_log()][-limit:],
+            attempt_log=[
+                *record.attempt_log,
+                attempt_entry(record, "interrupted", run.interrupted or "", now),
+            ],
+            updated_at=now,
+        )
+        if released:
+            self.broker.publish_again([record.pk])
+
+    def fail_over(self) -> None:
         self.fail_over_dead_workers()
         self.recover_lost_rows()
 
@@ -790,8 +911,8 @@ class Worker:
         claimed before its last heartbeat, which listed what it was running,
         and not in that list, was waiting in its reserve at the time.
         """
-        now = timezone.now()
-        cutoff = now - timedelta(seconds=qtasks_settings.HEARTBEAT_TIMEOUT)
+        # By the database's clock, which every worker's heartbeat is written with.
+        cutoff = heartbeat_cutoff()
         dead = list(WorkerHeartbeat.objects.filter(last_heartbeat__lt=cutoff))
         last_beats = {beat.worker_id: beat for beat in dead}
         live = WorkerHeartbeat.objects.filter(last_heartbeat__gte=cutoff).values_list(
@@ -867,16 +988,25 @@ class Worker:
         now = timezone.now()
         attempt = attempt_entry(orphan, TaskStatus.ERROR, message, now)
         retry = orphan.attempts < orphan.max_attempts
-        taken = Task.objects.filter(
-            pk=orphan.pk, status=TaskStatus.PROCESS, worker=orphan.worker
-        ).update(
-            status=TaskStatus.RETRY if retry else TaskStatus.ERROR,
-            traceback=message,
-            attempt_log=[*orphan.attempt_log, attempt],
-            run_after=now if retry else orphan.run_after,
-            published_at=None,
-            finished_at=None if retry else now,
-            updated_at=now,
+        # Never from a worker whose heartbeat is fresh when the statement
+        # runs, whatever it was when the row was read.
+        owner_alive = WorkerHeartbeat.objects.filter(
+            worker_id=OuterRef("worker"), last_heartbeat__gte=heartbeat_cutoff()
+        )
+        if orphan.worker == self.worker_id:
+            owner_alive = owner_alive.none()  # recover_lost_rows: its own, not running
+        taken = (
+            Task.objects.filter(pk=orphan.pk, status=TaskStatus.PROCESS, worker=orphan.worker)
+            .exclude(Exists(owner_alive))
+            .update(
+                status=TaskStatus.RETRY if retry else TaskStatus.ERROR,
+                traceback=message,
+                attempt_log=[*orphan.attempt_log, attempt],
+                run_after=now if retry else orphan.run_after,
+                published_at=None,
+                finished_at=None if retry else now,
+                updated_at=now,
+            )
         )
         if taken and not retry:
             self.notifier.task_ended(orphan.pk)
@@ -948,6 +1078,14 @@ class Worker:
                 await self.db(function)
             except Exception:
                 logger.exception("Worker %s: %s failed", self.worker_id, function.__name__)
+
+
+def heartbeat_cutoff() -> Any:
+    """Heartbeats older than this, by the database's clock, are out of date."""
+    return ExpressionWrapper(
+        DatabaseNow() - timedelta(seconds=float(qtasks_settings.HEARTBEAT_TIMEOUT)),
+        output_field=DateTimeField(),
+    )
 
 
 def hand_back(pks: list[uuid.UUID], worker_id: str) -> int:

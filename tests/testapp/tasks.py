@@ -92,6 +92,14 @@ def sync_busy(seconds: float) -> str:
     return "finished"
 
 
+@app.task(echo=True)
+def sync_blocked(self: SyncTask, seconds: float) -> str:
+    """Blocked in C for ``seconds``: nothing can stop it sooner."""
+    self.ctx.get_logger().info("blocking")
+    time.sleep(seconds)
+    return "slept"
+
+
 @app.task(max_time=0.5)
 async def async_too_slow() -> str:
     await asyncio.sleep(10)
