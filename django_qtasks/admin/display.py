@@ -70,12 +70,13 @@ def log_table(lines: list[dict[str, Any]] | None) -> SafeString | str:
         return _("No log lines were recorded for this task.")
     rows = format_html_join(
         "\n",
-        '<tr class="qtasks-log-{}"><td class="qtasks-nowrap">{}</td>'
+        '<tr class="qtasks-log-{}"><td class="qtasks-nowrap">{}</td><td>{}</td>'
         '<td><span class="qtasks-level">{}</span></td><td class="qtasks-message">{}</td></tr>',
         (
             (
                 str(line.get("level", "")).lower(),
                 line.get("time", ""),
+                line.get("attempt", ""),
                 line.get("level", ""),
                 line.get("message", ""),
             )
@@ -84,8 +85,9 @@ def log_table(lines: list[dict[str, Any]] | None) -> SafeString | str:
     )
     return format_html(
         '<table class="qtasks-table qtasks-log"><thead><tr><th>{}</th><th>{}</th><th>{}</th>'
-        "</tr></thead><tbody>{}</tbody></table>",
+        "<th>{}</th></tr></thead><tbody>{}</tbody></table>",
         _("Time"),
+        _("Attempt"),
         _("Level"),
         _("Message"),
         rows,
