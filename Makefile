@@ -73,12 +73,12 @@ test-mysql: $(VENV)/mysqlclient-installed  ## The test suite on MySQL/MariaDB (1
 	QTASKS_DB=mysql $(BIN)/coverage run -m pytest $(DB_INDEPENDENT)
 
 BROKER_SUITES := tests/test_lifecycle.py tests/test_worker.py tests/test_worker_faults.py \
-	tests/test_delays_and_chains.py tests/test_wakeup.py tests/test_add_tasks.py
+	tests/test_delays_and_chains.py tests/test_wakeup.py tests/test_add_tasks.py tests/test_delivery.py
 
 # RabbitMQ runs the suites where the broker's part differs (acks, wake-ups,
 # hand-backs, prefetch); the rest of the worker is the same code on both.
 AMQP_SUITES := tests/test_lifecycle.py tests/test_worker_faults.py tests/test_wakeup.py \
-	tests/test_add_tasks.py tests/test_prefetch.py
+	tests/test_add_tasks.py tests/test_prefetch.py tests/test_delivery.py
 test-brokers: venv  ## The worker suites again on Redis and RabbitMQ (127.0.0.1:6379, :5672)
 	QTASKS_BROKER_URL=redis://127.0.0.1:6379/0 $(BIN)/coverage run -m pytest $(BROKER_SUITES) \
 		tests/test_prefetch.py

@@ -50,6 +50,13 @@ OPTIONS: dict[str, Option] = {
     "OUTBOX_INTERVAL": Option(
         1.0, NUMBER, "seconds between sweeps for unpublished tasks", least=PERIOD
     ),
+    "REDELIVER_AFTER": Option(
+        60.0,
+        NUMBER,
+        "seconds a due task waits unclaimed after its message was sent before a worker "
+        "sends it again",
+        least=PERIOD,
+    ),
     "QUEUE_PREFIX": Option("qtasks", (str,), "prefix of the broker's exchange and queue names"),
     "REDIS_CACHE_ALIAS": Option(None, (str, type(None)), "a django-redis CACHES alias"),
     "DEFAULT_QUEUE": Option("default", (str,), "queue of tasks that name none"),
@@ -129,7 +136,22 @@ def validate(raw: Any) -> list[str]:
                 f"not {type(value).__name__} {value!r}."
             )
     problems += _heartbeat_problems(raw)
+    problems += _redelivery_problems(raw)
     return problems
+
+
+def _redelivery_problems(raw: Mapping[str, Any]) -> list[str]:
+    after = raw.get("REDELIVER_AFTER", OPTIONS["REDELIVER_AFTER"].default)
+    interval = raw.get("OUTBOX_INTERVAL", OPTIONS["OUTBOX_INTERVAL"].default)
+    if not all(isinstance(v, NUMBER) and not isinstance(v, bool) for v in (after, interval)):
+        return []  # reported as of the wrong type
+    if after <= 0 or interval <= 0 or after >= 2 * interval:
+        return []
+    return [
+        f"{SETTING_NAME}['REDELIVER_AFTER'] ({after!r}) must be at least twice "
+        f"OUTBOX_INTERVAL ({interval!r}): workers look for lost messages at their outbox "
+        "sweeps, and would send again messages that a worker is about to receive."
+    ]
 
 
 def _heartbeat_problems(raw: Mapping[str, Any]) -> list[str]:

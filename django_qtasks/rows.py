@@ -16,7 +16,7 @@ from functools import cache, lru_cache
 from typing import Any
 
 from django.db import connections, transaction
-from django.db.models import F, signals
+from django.db.models import F, Q, signals
 
 from django_qtasks.models import READY_STATUSES, Task, TaskStatus
 
@@ -118,28 +118,44 @@ def _pk_index() -> int:
     return _fields().index(Task._meta.pk)
 
 
-def mark_published(using: str, pks: Sequence[Any], now: Any) -> None:
+def mark_published(using: str, tasks: Sequence[Task], now: Any) -> None:
     """Note that a broker accepted these tasks' messages (``published_at``).
+
+    A mark applies only to the state the row was in when its message was
+    sent: still waiting, and with the ``updated_at`` of that state (every
+    claim, retry and hand-back writes a new one). A task that was claimed,
+    failed and handed back to ``retry`` before this mark landed keeps
+    ``published_at`` empty, so that the outbox sends it again.
 
     On PostgreSQL, outside a transaction, the commit does not wait for the
     disk: the mark is a hint, and losing it in a database crash only means
     that a worker's outbox sweep sends the message once more, which the
     claim then drops as a duplicate.
     """
+    if not tasks:
+        return
     connection = connections[using]
     if connection.vendor != "postgresql" or connection.in_atomic_block:
-        Task.objects.using(using).filter(pk__in=pks, published_at__isnull=True).update(
-            published_at=now
-        )
+        # Two parameters a task: within SQLite's 999 a statement.
+        step = max(1, (_max_params(using) - 4) // 2)
+        for start in range(0, len(tasks), step):
+            sent = Q()
+            for task in tasks[start : start + step]:
+                sent |= Q(pk=task.pk, updated_at=task.updated_at)
+            Task.objects.using(using).filter(
+                sent, status__in=READY_STATUSES, published_at__isnull=True
+            ).update(published_at=now)
         return
     with connection.cursor() as cursor:
         cursor.execute(
             f"""
             WITH relaxed AS (SELECT set_config('synchronous_commit', 'off', true))
-            UPDATE "{Task._meta.db_table}" SET "published_at" = %s FROM relaxed
-            WHERE "uuid" = ANY(%s) AND "published_at" IS NULL
+            UPDATE "{Task._meta.db_table}" AS t SET "published_at" = %s
+            FROM relaxed, unnest(%s::uuid[], %s::timestamptz[]) AS sent("uuid", "updated_at")
+            WHERE t."uuid" = sent."uuid" AND t."updated_at" = sent."updated_at"
+                AND t."status" IN ({WAITING}) AND t."published_at" IS NULL
             """,
-            [now, list(pks)],
+            [now, [task.pk for task in tasks], [task.updated_at for task in tasks]],
         )
 
 

@@ -119,6 +119,18 @@ def test_qtasks_setting_may_be_absent(settings):
             "workers would be taken for dead between two heartbeats, and their tasks run twice.",
         ),
         (
+            {"REDELIVER_AFTER": 0},
+            "QTASKS['REDELIVER_AFTER'] must be int or float, more than 0 (seconds a due task "
+            "waits unclaimed after its message was sent before a worker sends it again), not 0.",
+        ),
+        (
+            # Lost messages are looked for at the outbox sweeps.
+            {"REDELIVER_AFTER": 1.5},
+            "QTASKS['REDELIVER_AFTER'] (1.5) must be at least twice OUTBOX_INTERVAL (1.0): "
+            "workers look for lost messages at their outbox sweeps, and would send again "
+            "messages that a worker is about to receive.",
+        ),
+        (
             {"POLL_INTERVAL": "0.5"},
             "QTASKS['POLL_INTERVAL'] must be int or float "
             "(seconds between polls of the database broker), not str '0.5'.",

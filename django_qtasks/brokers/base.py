@@ -94,6 +94,14 @@ class Broker(ABC):
         """Publish ready rows that have no message yet; return how many."""
         return 0
 
+    def redeliver(self, queues: list[str]) -> int:
+        """Send again the messages of these queues' due rows left unclaimed too long.
+
+        The reconciler, called by every worker at its outbox sweeps; a
+        broker decides how often it looks. Returns how many it sent.
+        """
+        return 0
+
     def republish(self, queues: list[str]) -> None:
         """Messages of these queues' waiting tasks may be lost: send them again.
 

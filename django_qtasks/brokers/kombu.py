@@ -28,6 +28,7 @@ import contextlib
 import json
 import logging
 import threading
+import time
 from collections.abc import Callable
 from datetime import datetime, timedelta
 from typing import Any
@@ -88,6 +89,8 @@ class KombuBroker(Broker):
         self._consumer: Consumer | None = None
         #: Queues whose waiting rows to publish again (see ``republish``).
         self._republish: set[str] = set()
+        #: ``time.monotonic()`` of the next ``redeliver``: 0, at the first sweep.
+        self._next_redelivery = 0.0
 
     def connection(self) -> Connection:
         transport: type | None = None
@@ -144,34 +147,36 @@ class KombuBroker(Broker):
     def publish_again(self, pks: list[UUID]) -> None:
         self.publish_many(list(Task.objects.ready().filter(pk__in=pks, published_at__isnull=True)))
 
-    def send_all(self, tasks: list[Task]) -> tuple[list[UUID], Exception | None]:
-        """Publish a message for each task, in order; return the pks sent, and what stopped it.
+    def send_all(self, tasks: list[Task]) -> tuple[list[Task], Exception | None]:
+        """Publish a message for each task, in order; return the tasks sent, and what stopped it.
 
         On Redis with kombu 5.7+ (``Producer.batch``) the messages go in one
         pipeline, where kombu sends one command a round trip; if it fails,
         none counts as sent, and the outbox publishes them all again (a
         duplicate is dropped at its claim).
         """
-        sent: list[UUID] = []
+        sent: list[Task] = []
         if not tasks:
             return sent, None
+        batched = False
+        try:
+            with self.producers().acquire(block=True, timeout=5) as producer:
+                batched = len(tasks) > 1 and hasattr(producer, "batch")
+                with producer.batch() if batched else contextlib.nullcontext():
+                    for task in tasks:
+                        self.send(producer, task)
+                        sent.append(task)
+        except Exception as exc:
+            return ([] if batched else sent), exc
+        return sent, None
+
+    def producers(self) -> ProducerPool:
         with self._lock:
             if self._producers is None:
                 self._producers = ProducerPool(
                     self.connection().Pool(limit=get_limit()), limit=get_limit()
                 )
-            pool = self._producers
-        batched = False
-        try:
-            with pool.acquire(block=True, timeout=5) as producer:
-                batched = len(tasks) > 1 and hasattr(producer, "batch")
-                with producer.batch() if batched else contextlib.nullcontext():
-                    for task in tasks:
-                        self.send(producer, task)
-                        sent.append(task.pk)
-        except Exception as exc:
-            return ([] if batched else sent), exc
-        return sent, None
+            return self._producers
 
     def send(self, producer: Producer, task: Task) -> None:
         queue = self.queue(task.queue)
@@ -237,6 +242,88 @@ class KombuBroker(Broker):
             logger.info("Published %s tasks from the outbox to %s", len(sent), self.safe_url)
         return len(sent)
 
+    def redeliver(self, queues: list[str], limit: int = 500) -> int:
+        """Send again the messages of due rows left unclaimed too long; return how many.
+
+        The row is the truth, not ``published_at``: a message can be lost
+        whatever its row says (a key deleted from Redis, a consumer of another
+        environment on the same broker and ``QUEUE_PREFIX``). A row that is
+        due and waiting ``REDELIVER_AFTER`` seconds after its message was
+        sent is sent again when its queue holds fewer messages on the broker
+        than it has such rows: those cannot all be waiting their turn there.
+        A long queue is left alone (no duplicate of a whole backlog), and
+        each row is sent again by one worker only, at most once a
+        ``REDELIVER_AFTER``. Runs at most every half ``REDELIVER_AFTER``.
+        """
+        bound = float(qtasks_settings.REDELIVER_AFTER)
+        with self._lock:
+            if time.monotonic() < self._next_redelivery:
+                return 0
+            self._next_redelivery = time.monotonic() + bound / 2
+        now = timezone.now()
+        cutoff = now - timedelta(seconds=bound)
+        # The claim's own query and index (qtasks_waiting_idx), and a limit.
+        stale = Task.objects.due(queues, now).filter(published_at__lt=cutoff)
+        by_queue: dict[str, list[UUID]] = {}
+        for pk, queue in stale.values_list("pk", "queue")[:limit]:
+            by_queue.setdefault(queue, []).append(pk)
+        if not by_queue:
+            return 0
+        try:
+            waiting = self.message_counts(list(by_queue))
+        except Exception as exc:
+            logger.error("Broker %s is unreachable (%s); redelivery later.", self.safe_url, exc)
+            return 0
+        count = 0
+        for queue, pks in by_queue.items():
+            if waiting[queue] < len(pks):
+                count += self.send_again(queue, pks, cutoff, waiting[queue], bound)
+        return count
+
+    def message_counts(self, queues: list[str]) -> dict[str, int]:
+        """How many messages wait in each of these queues on the broker (not those received)."""
+        with self.producers().acquire(block=True, timeout=5) as producer:
+            return {
+                name: int(self.queue(name)(producer.channel).queue_declare().message_count)
+                for name in queues
+            }
+
+    def send_again(
+        self, queue: str, pks: list[UUID], cutoff: datetime, waiting: int, bound: float
+    ) -> int:
+        """``redeliver`` for rows of one queue: marked first, so that one worker sends each."""
+        stamp = timezone.now()
+        Task.objects.filter(pk__in=pks, published_at__lt=cutoff).ready().exclude(
+            run_after__gt=stamp
+        ).update(published_at=stamp)
+        rows = list(
+            Task.objects.filter(pk__in=pks, published_at=stamp).order_by("priority", "created_at")
+        )
+        if not rows:
+            return 0  # another worker took them
+        logger.warning(
+            "%s tasks of queue %s are due and unclaimed %.0fs after their messages were sent, "
+            "and the broker holds %s messages for that queue: their messages were lost "
+            "(or are held by a busy worker); sending them again: %s",
+            len(rows),
+            queue,
+            bound,
+            waiting,
+            ", ".join(str(row.uuid) for row in rows[:20]) + (" ..." if len(rows) > 20 else ""),
+        )
+        sent, error = self.send_all(rows)
+        if error is not None:
+            unsent = [row.pk for row in rows[len(sent) :]]
+            # Back to the outbox, which sends them once the broker is back.
+            Task.objects.filter(pk__in=unsent, published_at=stamp).update(published_at=None)
+            logger.error(
+                "Broker %s is unreachable (%s); %s tasks back in the outbox.",
+                self.safe_url,
+                error,
+                len(unsent),
+            )
+        return len(sent)
+
     # Worker side --------------------------------------------------------------
 
     def start_consuming(
@@ -281,10 +368,33 @@ class KombuBroker(Broker):
         # Messages whose row was not claimable (already run, cancelled, gone)
         # are duplicates: ack them too.
         self._consumer.settle(messages, requeue=False)
+        if len(rows) < len(messages):
+            claimed = {row.pk for row in rows}
+            self.log_unknown([(uuid, msg) for uuid, msg in messages if uuid not in claimed])
         if len(rows) < limit and self._consumer.has_buffered():
             # Duplicates made this claim short, yet messages wait: claim again.
             self._consumer.on_work()
         return rows
+
+    def log_unknown(self, messages: list[tuple[UUID, Message]]) -> None:
+        """Say which of these unclaimed messages name no row in this database (dropped)."""
+        using = Task.objects.db
+        known = set(
+            Task.objects.filter(pk__in=[uuid for uuid, _ in messages]).values_list("pk", flat=True)
+        )
+        for uuid, message in messages:
+            if uuid in known:
+                continue  # a duplicate: its task ran, or runs elsewhere
+            logger.warning(
+                "Dropped the message of task %s from queue %s: no such task in database %r. "
+                "Another project or environment may consume this broker with the same "
+                "QUEUE_PREFIX (%r): give each its own, or its own Redis database (its "
+                "workers send the message again from their rows). Or the task was deleted.",
+                uuid,
+                (message.delivery_info or {}).get("routing_key", "?"),
+                connections[using].settings_dict.get("NAME", using),
+                self.prefix,
+            )
 
     def claim_rows(
         self, uuids: list[UUID], worker_id: str, now: datetime, carried: Carried | None = None

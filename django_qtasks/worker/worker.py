@@ -482,6 +482,7 @@ class Worker:
 
     def sweep_outbox(self) -> None:
         self.broker.publish_due()
+        self.broker.redeliver(self.queues)
 
     async def sleep(self, seconds: float) -> None:
         """Sleep until ``seconds`` pass, a slot frees up, or the worker stops."""
