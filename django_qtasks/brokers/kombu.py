@@ -43,7 +43,7 @@ from kombu.serialization import prepare_accept_content
 
 from django_qtasks.brokers.base import Broker
 from django_qtasks.conf import qtasks_settings
-from django_qtasks.models import READY_STATUSES, Task
+from django_qtasks.models import READY_STATUSES, Task, task_db
 from django_qtasks.rows import WAITING, Carried, claim_returning, claim_values, mark_published
 
 logger = logging.getLogger("django_qtasks.broker")
@@ -139,10 +139,14 @@ class KombuBroker(Broker):
                 error,
             )
         if sent:
-            mark_published(Task.objects.db, sent, timezone.now())
+            mark_published(task_db(), sent, timezone.now())
 
     def publish_again(self, pks: list[UUID]) -> None:
-        self.publish_many(list(Task.objects.ready().filter(pk__in=pks, published_at__isnull=True)))
+        self.publish_many(
+            list(
+                Task.objects.using(task_db()).ready().filter(pk__in=pks, published_at__isnull=True)
+            )
+        )
 
     def send_all(self, tasks: list[Task]) -> tuple[list[UUID], Exception | None]:
         """Publish a message for each task, in order; return the pks sent, and what stopped it.
@@ -222,7 +226,8 @@ class KombuBroker(Broker):
         # Delayed rows are the sweep's alone (publish() leaves them): no grace.
         unsent = Q(created_at__lt=now - OUTBOX_GRACE) | Q(run_after__isnull=False)
         rows = (
-            Task.objects.ready()
+            Task.objects.using(task_db())
+            .ready()
             .filter(unsent, published_at__isnull=True)
             .exclude(run_after__gt=now)
             .order_by("priority", "created_at")[:limit]
@@ -233,7 +238,7 @@ class KombuBroker(Broker):
                 "Broker %s is unreachable (%s); outbox kept for later.", self.safe_url, error
             )
         if sent:
-            mark_published(Task.objects.db, sent, now)
+            mark_published(task_db(), sent, now)
             logger.info("Published %s tasks from the outbox to %s", len(sent), self.safe_url)
         return len(sent)
 
@@ -269,7 +274,7 @@ class KombuBroker(Broker):
         messages = self._consumer.take(limit)
         if not messages:
             if carried is not None:
-                carried.run(Task.objects.db)
+                carried.run(task_db())
             return []
         uuids = [uuid for uuid, _ in messages]
         now = timezone.now()
@@ -289,7 +294,7 @@ class KombuBroker(Broker):
     def claim_rows(
         self, uuids: list[UUID], worker_id: str, now: datetime, carried: Carried | None = None
     ) -> list[Task]:
-        using = Task.objects.db
+        using = task_db()
         if connections[using].vendor == "postgresql":  # one statement
             condition = f"""
                 "uuid" = ANY(%s) AND "status" IN ({WAITING})
@@ -297,13 +302,13 @@ class KombuBroker(Broker):
             """
             return claim_returning(using, condition, [uuids, now], worker_id, now, carried)
         assert carried is None, "carried writes are PostgreSQL's"
-        Task.objects.filter(pk__in=uuids, status__in=READY_STATUSES).exclude(
+        Task.objects.using(using).filter(pk__in=uuids, status__in=READY_STATUSES).exclude(
             run_after__gt=now
         ).update(**claim_values(worker_id, now))
         return list(
-            Task.objects.filter(pk__in=uuids, worker=worker_id, started_at=now).order_by(
-                "priority", "created_at"
-            )
+            Task.objects.using(using)
+            .filter(pk__in=uuids, worker=worker_id, started_at=now)
+            .order_by("priority", "created_at")
         )
 
     def close(self) -> None:
