@@ -271,9 +271,9 @@ class QTasksApp:
         """Save a new Task row and deliver it to the broker once it is committed."""
         from django.db import transaction
 
-        from django_qtasks.models import Task
+        from django_qtasks.models import task_db
 
-        if timeout is not None and transaction.get_connection(Task.objects.db).in_atomic_block:
+        if timeout is not None and transaction.get_connection(task_db()).in_atomic_block:
             raise QTasksError(
                 "add_task(timeout=...) cannot wait inside transaction.atomic(): the task is "
                 "only delivered when the transaction commits. Wait after the block instead."
@@ -292,11 +292,11 @@ class QTasksApp:
         from django.db import transaction
 
         from django_qtasks.brokers import get_broker
-        from django_qtasks.models import Task
+        from django_qtasks.models import task_db
         from django_qtasks.rows import insert_tasks
 
         broker = get_broker()
-        using = Task.objects.db
+        using = task_db()
         insert_tasks(using, records)
         transaction.on_commit(lambda: broker.publish_many(records), using=using)
 
@@ -327,20 +327,21 @@ class QTasksApp:
 
     def get(self, uuid: UUID | str) -> Task | None:
         """The Task record with this uuid, or None."""
-        from django_qtasks.models import Task
+        from django_qtasks.models import Task, task_db
 
         try:
             uuid = uuid if isinstance(uuid, UUID) else UUID(str(uuid))
         except ValueError:
             return None
-        return Task.objects.filter(pk=uuid).first()
+        # The write database: a replica may not have the row that was just added.
+        return Task.objects.using(task_db()).filter(pk=uuid).first()
 
     async def aget(self, uuid: UUID | str) -> Task | None:
         return await sync_to_async(self.get)(uuid)
 
     def wait(self, uuid: UUID, timeout: float) -> Task:
         """Wait until the task ends and return its record."""
-        from django_qtasks.models import FINAL_STATUSES, Task
+        from django_qtasks.models import FINAL_STATUSES, Task, task_db
         from django_qtasks.notify import get_notifier
 
         notifier = get_notifier()
@@ -350,7 +351,7 @@ class QTasksApp:
         # Listen before the first look, so that an end in between is not missed.
         with notifier.listen_ended(uuid) as listener:
             while True:
-                record = Task.objects.get(pk=uuid)
+                record = Task.objects.using(task_db()).get(pk=uuid)
                 if record.status in FINAL_STATUSES:
                     return record
                 remaining = deadline - time.monotonic()

@@ -18,15 +18,20 @@ import socket
 from datetime import datetime
 
 from django.db import transaction
-from django.db.models import F
+from django.db.models import F, QuerySet
 from django.utils import timezone
 
 from django_qtasks.conf import qtasks_settings
 from django_qtasks.exceptions import QTasksError
-from django_qtasks.models import Schedule, Task
+from django_qtasks.models import Schedule, Task, task_db
 from django_qtasks.scheduling import sync_declared_schedules
 
 logger = logging.getLogger("django_qtasks.beat")
+
+
+def schedules() -> QuerySet[Schedule]:
+    """Schedule rows on the database that takes their writes: the beat decides on them."""
+    return Schedule.objects.using(task_db(Schedule))
 
 
 class Beat:
@@ -67,18 +72,19 @@ class Beat:
 
     def start(self) -> None:
         sync_declared_schedules()
-        count = Schedule.objects.filter(enabled=True).count()
+        count = schedules().filter(enabled=True).count()
         logger.info("Beat started: %s enabled schedules", count)
 
     def tick(self, now: datetime | None = None) -> float:
         """Enqueue what is due; return the seconds until the next look."""
         now = now or timezone.now()
         self.plan_new(now)
-        due = Schedule.objects.filter(enabled=True, next_run_at__lte=now).order_by("next_run_at")
+        due = schedules().filter(enabled=True, next_run_at__lte=now).order_by("next_run_at")
         for schedule in due:
             self.fire(schedule, now)
         upcoming = (
-            Schedule.objects.filter(enabled=True, next_run_at__isnull=False)
+            schedules()
+            .filter(enabled=True, next_run_at__isnull=False)
             .order_by("next_run_at")
             .values_list("next_run_at", flat=True)
             .first()
@@ -93,11 +99,11 @@ class Beat:
 
         One that has none left (expired, or a one-off that ran) is disabled.
         """
-        for schedule in Schedule.objects.filter(enabled=True, next_run_at__isnull=True):
+        for schedule in schedules().filter(enabled=True, next_run_at__isnull=True):
             upcoming = None
             if not (schedule.one_off and schedule.run_count):
                 upcoming = schedule.next_run_after(now)
-            Schedule.objects.filter(pk=schedule.pk, next_run_at__isnull=True).update(
+            schedules().filter(pk=schedule.pk, next_run_at__isnull=True).update(
                 next_run_at=upcoming, enabled=upcoming is not None
             )
 
@@ -108,15 +114,17 @@ class Beat:
         following = None
         if not (schedule.one_off or expired):
             following = schedule.next_run_after(now, previous=due_at)
-        with transaction.atomic():
-            claimed = Schedule.objects.filter(
-                pk=schedule.pk, enabled=True, next_run_at=due_at
-            ).update(
-                next_run_at=following,
-                enabled=following is not None,
-                last_run_at=now if not expired else schedule.last_run_at,
-                run_count=F("run_count") + (0 if expired else 1),
-                updated_at=now,
+        with transaction.atomic(using=task_db(Schedule)):
+            claimed = (
+                schedules()
+                .filter(pk=schedule.pk, enabled=True, next_run_at=due_at)
+                .update(
+                    next_run_at=following,
+                    enabled=following is not None,
+                    last_run_at=now if not expired else schedule.last_run_at,
+                    run_count=F("run_count") + (0 if expired else 1),
+                    updated_at=now,
+                )
             )
             if not claimed or expired:
                 if claimed:
@@ -154,16 +162,16 @@ def enqueue_run(schedule: Schedule) -> Task | None:
     except QTasksError as exc:
         logger.error("Schedule %s could not enqueue its task: %s", schedule, exc)
         return None
-    Schedule.objects.filter(pk=schedule.pk).update(last_task=task)
+    schedules().filter(pk=schedule.pk).update(last_task=task)
     return task
 
 
 def run_now(schedule: Schedule) -> Task | None:
     """Enqueue a run of ``schedule`` at once (the admin's "Run now"); its timing is kept."""
-    with transaction.atomic():
+    with transaction.atomic(using=task_db(Schedule)):
         task = enqueue_run(schedule)
         if task is not None:
-            Schedule.objects.filter(pk=schedule.pk).update(
+            schedules().filter(pk=schedule.pk).update(
                 last_run_at=timezone.now(), run_count=F("run_count") + 1
             )
     return task

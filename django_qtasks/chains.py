@@ -140,7 +140,7 @@ def wait_for_chain(first: Task, timeout: float) -> list[Task]:
     """Wait until the chain that starts at ``first`` ends; every step's record."""
     from django_qtasks import app
     from django_qtasks.exceptions import WaitTimeout
-    from django_qtasks.models import Task, TaskStatus
+    from django_qtasks.models import Task, TaskStatus, task_db
 
     deadline = time.monotonic() + timeout
     steps: list[Task] = []
@@ -157,7 +157,12 @@ def wait_for_chain(first: Task, timeout: float) -> list[Task]:
         if current.status != TaskStatus.SUCCESS or not current.chain_steps:
             return steps
         # Created in the transaction that saved ``current`` as success.
-        following = Task.objects.filter(chain_previous=current).order_by("-created_at").first()
+        following = (
+            Task.objects.using(task_db())
+            .filter(chain_previous=current)
+            .order_by("-created_at")
+            .first()
+        )
         if following is None:  # the row was deleted meanwhile
             return steps
         current = following

@@ -175,9 +175,9 @@ class BaseContext:
         if name == "config":
             return qtasks_settings
         if name == "storage":
-            from django_qtasks.models import Task
+            from django_qtasks.models import Task, task_db
 
-            return Task.objects
+            return Task.objects.db_manager(task_db())
         if name == "worker":
             return self.run.worker if self.run else None
         known = ", ".join(COMPONENTS)
@@ -202,9 +202,9 @@ class BaseContext:
 
     def _get_metadata(self) -> Task:
         run = self._require_run("get_metadata")
-        from django_qtasks.models import Task
+        from django_qtasks.models import Task, task_db
 
-        return Task.objects.get(pk=run.task_uuid)
+        return Task.objects.using(task_db()).get(pk=run.task_uuid)
 
 
 class SyncContext(BaseContext):

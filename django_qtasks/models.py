@@ -11,7 +11,7 @@ import uuid
 from datetime import timedelta
 from typing import Any
 
-from django.db import models
+from django.db import models, router
 from django.utils import timezone
 from django.utils.translation import gettext_lazy as _
 
@@ -29,6 +29,18 @@ class TaskStatus(models.TextChoices):
 READY_STATUSES = (TaskStatus.NEW, TaskStatus.RETRY)
 #: A task in one of these has ended and never changes again.
 FINAL_STATUSES = (TaskStatus.SUCCESS, TaskStatus.ERROR, TaskStatus.CANCEL)
+
+
+def task_db(model: type[models.Model] | None = None) -> str:
+    """The database alias for the task tables (``Task`` unless ``model`` says otherwise).
+
+    ``router.db_for_write``: every write goes there, and so does every read
+    that decides what to write (claims, heartbeats, cancels, waits). A read
+    replica may lag behind, and a write and the read that follows it must
+    meet on one database. Only views for people (the admin's and the API's
+    lists) read through ``router.db_for_read``.
+    """
+    return router.db_for_write(model or Task)
 
 
 class TaskQuerySet(models.QuerySet["Task"]):
@@ -191,7 +203,8 @@ class Task(models.Model):
         from django_qtasks.notify import get_notifier
 
         now = timezone.now()
-        rows = Task.objects.filter(pk=self.pk)
+        using = task_db()
+        rows = Task.objects.using(using).filter(pk=self.pk)
         done = rows.ready().update(
             status=TaskStatus.CANCEL,
             cancel_reason=reason,
@@ -208,7 +221,7 @@ class Task(models.Model):
             )
             if done:
                 get_notifier().cancel_requested(self.pk)
-        self.refresh_from_db()
+        self.refresh_from_db(using=using)
         return bool(done)
 
     def retry(self) -> Task | None:

@@ -184,8 +184,9 @@ def sync_declared_schedules(now: datetime | None = None) -> None:
     kept; timing and arguments follow the code. A changed timing gets a new
     next run.
     """
-    from django_qtasks.models import Schedule, ScheduleSource
+    from django_qtasks.models import Schedule, ScheduleSource, task_db
 
+    using = task_db(Schedule)
     now = now or timezone.now()
     declared = declared_schedules()
     for item in declared:
@@ -200,13 +201,13 @@ def sync_declared_schedules(now: datetime | None = None) -> None:
             "priority": item.priority,
             "description": item.description,
         }
-        row = Schedule.objects.filter(name=item.name).first()
+        row = Schedule.objects.using(using).filter(name=item.name).first()
         if row is None:
             row = Schedule(name=item.name, **values)
             row.next_run_at = row.next_run_after(now)
             try:
-                with transaction.atomic():
-                    row.save(force_insert=True)
+                with transaction.atomic(using=using):
+                    row.save(force_insert=True, using=using)
             except IntegrityError:
                 pass  # another beat created it at the same moment
             continue
@@ -214,10 +215,12 @@ def sync_declared_schedules(now: datetime | None = None) -> None:
         if (row.cron, row.interval) != (item.cron, item.interval):
             row.cron, row.interval = item.cron, item.interval
             values["next_run_at"] = row.next_run_after(now) if row.enabled else None
-        Schedule.objects.filter(pk=row.pk).update(**values, updated_at=now)
-    gone = Schedule.objects.filter(
-        source__in=[ScheduleSource.CODE, ScheduleSource.SETTINGS]
-    ).exclude(name__in=[item.name for item in declared])
+        Schedule.objects.using(using).filter(pk=row.pk).update(**values, updated_at=now)
+    gone = (
+        Schedule.objects.using(using)
+        .filter(source__in=[ScheduleSource.CODE, ScheduleSource.SETTINGS])
+        .exclude(name__in=[item.name for item in declared])
+    )
     for name in gone.values_list("name", flat=True):
         logger.info("Schedule %s is no longer declared: removed", name)
     gone.delete()

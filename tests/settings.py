@@ -20,6 +20,25 @@ else:
     # One database per test run, so that runs in parallel never share one.
     DATABASES["default"]["NAME"] = os.environ.get("QTASKS_DB_NAME", f"qtasks_{os.getpid()}")
 
+if DATABASES["default"]["ENGINE"].endswith("postgresql"):
+    # Two more databases for tests/test_routing.py, created only when a test
+    # asks for them: a read replica that is a database of its own (not a TEST
+    # mirror, so that reading the wrong one shows), and a database for the
+    # task tables alone. Worker processes get the test database's name as
+    # NAME, the test run gets "test_" + NAME: the suffix keeps them in step.
+    for _alias in ("replica", "tasks"):
+        DATABASES[_alias] = {
+            **DATABASES["default"],
+            "NAME": f"{DATABASES['default']['NAME']}_{_alias}",
+        }
+
+# The router of tests/routers.py named by QTASKS_TEST_ROUTER, for the worker
+# processes of tests/test_routing.py (they inherit the variable).
+if os.environ.get("QTASKS_TEST_ROUTER"):
+    from tests.routers import ROUTERS
+
+    DATABASE_ROUTERS = [ROUTERS[os.environ["QTASKS_TEST_ROUTER"]]]
+
 # Shared by this test run and the worker processes it starts (they inherit
 # the environment), so that parallel runs never consume each other's messages.
 TEST_RUN = os.environ.setdefault("QTASKS_TEST_RUN", str(os.getpid()))

@@ -19,7 +19,7 @@ from django.template.response import TemplateResponse
 from django.utils.translation import gettext as _
 from django.utils.translation import gettext_lazy, ngettext
 
-from django_qtasks.models import FINAL_STATUSES, Task, TaskStatus
+from django_qtasks.models import FINAL_STATUSES, Task, TaskStatus, task_db
 
 if TYPE_CHECKING:
     from django_qtasks.admin.task_admin import TaskAdmin
@@ -87,6 +87,8 @@ def cancel(
 ) -> CancelReport:
     report = CancelReport()
     by = request.user.get_username()
+    # Counted and decided where the cancels are written: a replica may lag.
+    queryset = queryset.using(task_db())
     selected = queryset.count()
     waiting = list(queryset.exclude(status__in=FINAL_STATUSES).only("uuid", "task_name", "status"))
     for task in waiting:
@@ -138,6 +140,7 @@ class RetryReport:
 
 def retry(model_admin: TaskAdmin, request: HttpRequest, queryset: QuerySet[Task]) -> RetryReport:
     report = RetryReport()
+    queryset = queryset.using(task_db())
     selected = queryset.count()
     for task in list(queryset.filter(status__in=FINAL_STATUSES).defer(None)):
         copy = task.retry()

@@ -164,13 +164,13 @@ class QTasksBackend(BaseTaskBackend):
         return result
 
     def get_result(self, result_id: str) -> Any:
-        from django_qtasks.models import Task
+        from django_qtasks.models import Task, task_db
 
         try:
             uuid = UUID(str(result_id))
         except ValueError:
             raise TaskResultDoesNotExist(result_id) from None
-        record = Task.objects.filter(pk=uuid).first()
+        record = Task.objects.using(task_db()).filter(pk=uuid).first()
         # Rows of qtasks tasks, or of another alias, are not this backend's results.
         if record is None or backend_alias(record) != self.alias:
             raise TaskResultDoesNotExist(result_id)

@@ -22,7 +22,7 @@ from django.utils.json import normalize_json  # type: ignore[import-untyped]
 from django_qtasks.backends.qtasks import QTasksBackend
 from django_qtasks.backends.results import load_task, to_result
 from django_qtasks.exceptions import ResultError
-from django_qtasks.models import FINAL_STATUSES, Task, TaskStatus
+from django_qtasks.models import FINAL_STATUSES, Task, TaskStatus, task_db
 from django_qtasks.task import BaseTask, handle_class_for
 from django_qtasks.worker.executor import Outcome, TaskExecutor
 
@@ -82,7 +82,7 @@ class DjangoTaskExecutor(TaskExecutor):
             logger.exception("Could not send task_finished for task %s", self.record.uuid)
 
     def send_finished(self) -> None:
-        record = Task.objects.filter(pk=self.record.pk).first()
+        record = Task.objects.using(task_db()).filter(pk=self.record.pk).first()
         if record is not None and record.status in FINAL_STATUSES:
             self.send(task_finished, to_result(record, self.django_task))
 

@@ -24,7 +24,7 @@ from django.db import connections, transaction
 from django.utils import timezone
 
 from django_qtasks.brokers.base import Broker
-from django_qtasks.models import READY_STATUSES, Task, TaskStatus
+from django_qtasks.models import READY_STATUSES, Task, TaskStatus, task_db
 from django_qtasks.rows import WAITING, Carried, claim_returning, claim_values
 
 logger = logging.getLogger("django_qtasks.broker")
@@ -51,7 +51,7 @@ class DatabaseBroker(Broker):
         self, queues: list[str], prefetch: int, on_work: Callable[[], object]
     ) -> None:
         self._on_work = on_work
-        using = Task.objects.db
+        using = task_db()
         if connections[using].vendor != "postgresql":
             return
         from django.db.backends.postgresql.psycopg_any import (  # type: ignore[import-untyped]
@@ -75,7 +75,7 @@ class DatabaseBroker(Broker):
     def claim(
         self, queues: list[str], limit: int, worker_id: str, carried: Carried | None = None
     ) -> list[Task]:
-        using = Task.objects.db
+        using = task_db()
         now = timezone.now()
         if connections[using].vendor == "postgresql":
             return self.claim_returning(using, queues, limit, worker_id, now, carried)

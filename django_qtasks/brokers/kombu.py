@@ -44,7 +44,7 @@ from kombu.serialization import prepare_accept_content
 
 from django_qtasks.brokers.base import Broker
 from django_qtasks.conf import qtasks_settings
-from django_qtasks.models import READY_STATUSES, Task
+from django_qtasks.models import READY_STATUSES, Task, task_db
 from django_qtasks.rows import WAITING, Carried, claim_returning, claim_values, mark_published
 
 logger = logging.getLogger("django_qtasks.broker")
@@ -142,10 +142,14 @@ class KombuBroker(Broker):
                 error,
             )
         if sent:
-            mark_published(Task.objects.db, sent, timezone.now())
+            mark_published(task_db(), sent, timezone.now())
 
     def publish_again(self, pks: list[UUID]) -> None:
-        self.publish_many(list(Task.objects.ready().filter(pk__in=pks, published_at__isnull=True)))
+        self.publish_many(
+            list(
+                Task.objects.using(task_db()).ready().filter(pk__in=pks, published_at__isnull=True)
+            )
+        )
 
     def send_all(self, tasks: list[Task]) -> tuple[list[Task], Exception | None]:
         """Publish a message for each task, in order; return the tasks sent, and what stopped it.
@@ -227,7 +231,8 @@ class KombuBroker(Broker):
         # Delayed rows are the sweep's alone (publish() leaves them): no grace.
         unsent = Q(created_at__lt=now - OUTBOX_GRACE) | Q(run_after__isnull=False)
         rows = (
-            Task.objects.ready()
+            Task.objects.using(task_db())
+            .ready()
             .filter(unsent, published_at__isnull=True)
             .exclude(run_after__gt=now)
             .order_by("priority", "created_at")[:limit]
@@ -238,7 +243,7 @@ class KombuBroker(Broker):
                 "Broker %s is unreachable (%s); outbox kept for later.", self.safe_url, error
             )
         if sent:
-            mark_published(Task.objects.db, sent, now)
+            mark_published(task_db(), sent, now)
             logger.info("Published %s tasks from the outbox to %s", len(sent), self.safe_url)
         return len(sent)
 
@@ -263,7 +268,7 @@ class KombuBroker(Broker):
         now = timezone.now()
         cutoff = now - timedelta(seconds=bound)
         # The claim's own query and index (qtasks_waiting_idx), and a limit.
-        stale = Task.objects.due(queues, now).filter(published_at__lt=cutoff)
+        stale = Task.objects.using(task_db()).due(queues, now).filter(published_at__lt=cutoff)
         by_queue: dict[str, list[UUID]] = {}
         for pk, queue in stale.values_list("pk", "queue")[:limit]:
             by_queue.setdefault(queue, []).append(pk)
@@ -297,7 +302,9 @@ class KombuBroker(Broker):
             run_after__gt=stamp
         ).update(published_at=stamp)
         rows = list(
-            Task.objects.filter(pk__in=pks, published_at=stamp).order_by("priority", "created_at")
+            Task.objects.using(task_db())
+            .filter(pk__in=pks, published_at=stamp)
+            .order_by("priority", "created_at")
         )
         if not rows:
             return 0  # another worker took them
@@ -356,7 +363,7 @@ class KombuBroker(Broker):
         messages = self._consumer.take(limit)
         if not messages:
             if carried is not None:
-                carried.run(Task.objects.db)
+                carried.run(task_db())
             return []
         uuids = [uuid for uuid, _ in messages]
         now = timezone.now()
@@ -378,9 +385,11 @@ class KombuBroker(Broker):
 
     def log_unknown(self, messages: list[tuple[UUID, Message]]) -> None:
         """Say which of these unclaimed messages name no row in this database (dropped)."""
-        using = Task.objects.db
+        using = task_db()
         known = set(
-            Task.objects.filter(pk__in=[uuid for uuid, _ in messages]).values_list("pk", flat=True)
+            Task.objects.using(using)
+            .filter(pk__in=[uuid for uuid, _ in messages])
+            .values_list("pk", flat=True)
         )
         for uuid, message in messages:
             if uuid in known:
@@ -399,7 +408,7 @@ class KombuBroker(Broker):
     def claim_rows(
         self, uuids: list[UUID], worker_id: str, now: datetime, carried: Carried | None = None
     ) -> list[Task]:
-        using = Task.objects.db
+        using = task_db()
         if connections[using].vendor == "postgresql":  # one statement
             condition = f"""
                 "uuid" = ANY(%s) AND "status" IN ({WAITING})
@@ -407,13 +416,13 @@ class KombuBroker(Broker):
             """
             return claim_returning(using, condition, [uuids, now], worker_id, now, carried)
         assert carried is None, "carried writes are PostgreSQL's"
-        Task.objects.filter(pk__in=uuids, status__in=READY_STATUSES).exclude(
+        Task.objects.using(using).filter(pk__in=uuids, status__in=READY_STATUSES).exclude(
             run_after__gt=now
         ).update(**claim_values(worker_id, now))
         return list(
-            Task.objects.filter(pk__in=uuids, worker=worker_id, started_at=now).order_by(
-                "priority", "created_at"
-            )
+            Task.objects.using(using)
+            .filter(pk__in=uuids, worker=worker_id, started_at=now)
+            .order_by("priority", "created_at")
         )
 
     def close(self) -> None:

@@ -24,7 +24,7 @@ from django.conf import settings
 from django.db import connections
 from django.db.models.functions import Now
 
-from django_qtasks.models import Task, TaskStatus, WorkerHeartbeat
+from django_qtasks.models import Task, TaskStatus, WorkerHeartbeat, task_db
 
 logger = logging.getLogger("django_qtasks.worker")
 
@@ -124,8 +124,8 @@ def rows_not_held(worker_id: str, keys: list[UUID]) -> dict[UUID, tuple[str, str
     """Of the rows ``keys``, those no longer in ``process`` for ``worker_id``, with their state."""
     rows = {
         pk: (status, worker)
-        for pk, status, worker in Task.objects.filter(pk__in=keys).values_list(
-            "pk", "status", "worker"
-        )
+        for pk, status, worker in Task.objects.using(task_db())
+        .filter(pk__in=keys)
+        .values_list("pk", "status", "worker")
     }
     return {key: rows.get(key) for key in keys if rows.get(key) != (TaskStatus.PROCESS, worker_id)}

@@ -40,7 +40,7 @@ from django_qtasks.brokers.base import Broker
 from django_qtasks.chains import next_step
 from django_qtasks.conf import qtasks_settings
 from django_qtasks.context import RunState
-from django_qtasks.models import Task, TaskStatus, WorkerHeartbeat
+from django_qtasks.models import Task, TaskStatus, WorkerHeartbeat, task_db
 from django_qtasks.notify import get_notifier
 from django_qtasks.rows import Carried, update_statement, update_task, update_tasks
 from django_qtasks.worker.executor import Outcome, TaskExecutor, ThreadStuck
@@ -478,7 +478,7 @@ class Worker:
         ).start()
 
     def work_is_due(self) -> bool:
-        return Task.objects.due(self.queues).exists()
+        return Task.objects.using(task_db()).due(self.queues).exists()
 
     def sweep_outbox(self) -> None:
         self.broker.publish_due()
@@ -804,7 +804,7 @@ class Worker:
     def finish(self, endings: list[Ending]) -> set[uuid.UUID]:
         """Store outcomes; the keys of the rows written (a row failed over is no longer ours)."""
         mine = self.still_mine()
-        using = Task.objects.db
+        using = task_db()
         saved: set[uuid.UUID] = set()
         changes = []
         for ending in endings:
@@ -823,7 +823,7 @@ class Worker:
 
     def carried(self, endings: list[Ending]) -> Carried | None:
         """The outcomes as one statement for a claim to carry, if they fit in one (``finish``)."""
-        using = Task.objects.db
+        using = task_db()
         # First: on other databases every claim asks, and the changes would go unused.
         if connections[using].vendor != "postgresql":
             return None
@@ -914,12 +914,16 @@ class Worker:
         """
         # By the database's clock, which every worker's heartbeat is written with.
         cutoff = heartbeat_cutoff()
-        dead = list(WorkerHeartbeat.objects.filter(last_heartbeat__lt=cutoff))
+        beats = WorkerHeartbeat.objects.using(task_db(WorkerHeartbeat))
+        dead = list(beats.filter(last_heartbeat__lt=cutoff))
         last_beats = {beat.worker_id: beat for beat in dead}
-        live = WorkerHeartbeat.objects.filter(last_heartbeat__gte=cutoff).values_list(
-            "worker_id", flat=True
+        live = beats.filter(last_heartbeat__gte=cutoff).values_list("worker_id", flat=True)
+        orphans = (
+            Task.objects.using(task_db())
+            .running()
+            .exclude(worker__in=live)
+            .filter(started_at__lt=cutoff)
         )
-        orphans = Task.objects.running().exclude(worker__in=live).filter(started_at__lt=cutoff)
         for orphan in orphans:
             beat = last_beats.get(orphan.worker)
             if (
@@ -973,7 +977,8 @@ class Worker:
         margin = timedelta(seconds=max(10.0, 2 * float(qtasks_settings.HEARTBEAT_INTERVAL)))
         ours = [*self.running, *(record.pk for record in list(self.reserved))]
         lost = (
-            Task.objects.running()
+            Task.objects.using(task_db())
+            .running()
             .filter(worker=self.worker_id, started_at__lt=timezone.now() - margin)
             .exclude(pk__in=ours)
         )
@@ -1026,9 +1031,11 @@ class Worker:
         reserved = {record.pk for record in list(self.reserved)}
         if not self.running and not reserved:
             return
-        requested = Task.objects.filter(
-            pk__in=[*self.running, *reserved], cancel_requested_at__isnull=False
-        ).values_list("pk", "cancel_reason")
+        requested = (
+            Task.objects.using(task_db())
+            .filter(pk__in=[*self.running, *reserved], cancel_requested_at__isnull=False)
+            .values_list("pk", "cancel_reason")
+        )
         for pk, reason in requested:
             if pk in reserved and pk not in self._early_cancels:
                 self._early_cancels[pk] = reason
@@ -1142,7 +1149,7 @@ def _relax_commits() -> None:
     enqueues keep the database's own setting. QTASKS["WORKER_SYNCHRONOUS_COMMIT"]
     = True turns this off.
     """
-    connection = connections[Task.objects.db]
+    connection = connections[task_db()]
     if connection.vendor != "postgresql" or qtasks_settings.WORKER_SYNCHRONOUS_COMMIT:
         return
     connection.ensure_connection()
