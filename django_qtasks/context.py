@@ -63,10 +63,13 @@ class RunState:
             raise self.stop_error
 
     def add_log_line(self, level: int, message: str) -> None:
+        from django_qtasks.app import storable_text
+
         line = {
             "time": datetime.now(timezone.utc).isoformat(timespec="milliseconds"),
             "level": logging.getLevelName(level),
-            "message": message,
+            # Escaped, not refused: a line is kept as the task logged it.
+            "message": storable_text(message),
         }
         with self._lock:
             self.log_lines.append(line)

@@ -31,7 +31,7 @@ from django.db import close_old_connections, connections, transaction
 from django.db.models import F
 from django.utils import timezone
 
-from django_qtasks.app import is_json
+from django_qtasks.app import is_storable
 from django_qtasks.beat import Beat
 from django_qtasks.brokers import get_broker
 from django_qtasks.brokers.base import Broker
@@ -919,8 +919,8 @@ class Worker:
             if run.progress_version == entry.saved_progress and lines == entry.saved_lines:
                 continue
             fields: dict[str, Any] = {"logs": [*entry.record.logs, *run.stored_log()]}
-            if run.progress is not None and is_json(run.progress):
-                # Items that are not JSON are not shown: the task ends in error
+            if run.progress is not None and is_storable(run.progress):
+                # Items that are not storable JSON are not shown: the task ends in error
                 # when it returns them, and other tasks' progress still saves.
                 fields["returning"] = run.progress
             Task.objects.filter(
