@@ -27,7 +27,7 @@ from datetime import datetime, timedelta
 from typing import Any, TypeVar
 
 from asgiref.sync import sync_to_async
-from django.db import close_old_connections, connections, transaction
+from django.db import DataError, IntegrityError, close_old_connections, connections, transaction
 from django.db.models import F
 from django.utils import timezone
 
@@ -597,7 +597,12 @@ class Worker:
             records = self.broker.claim(self.queues, limit, self.worker_id, carried)
         except Exception as exc:
             connections.close_all()
-            if endings:
+            if endings and refused_values(exc):
+                # The outcomes carried made the claim fail: write them on
+                # their own (``write`` isolates the bad one); the claim is
+                # tried again as after any failure.
+                self.write(endings)
+            elif endings:
                 _settle([ending.saved for ending in endings], exc)  # save_outcome tries again
             raise
         self.endings_saved(endings, set(carried.pks))
@@ -677,9 +682,41 @@ class Worker:
             saved = self.finish(endings)
         except Exception as exc:
             connections.close_all()
-            _settle([ending.saved for ending in endings], exc)
-            return
+            if not refused_values(exc):
+                _settle([ending.saved for ending in endings], exc)
+                return
+            # One row's values were refused: each goes alone, so that only
+            # that row is affected.
+            saved = set()
+            for ending in endings:
+                try:
+                    saved |= self.write_alone(ending)
+                except Exception as error:
+                    connections.close_all()
+                    _settle([ending.saved], error)
         self.endings_saved(endings, saved)
+
+    def write_alone(self, ending: Ending) -> set[uuid.UUID]:
+        """Store one outcome; if the database refuses its values, store an error instead.
+
+        The error says why, and is final: writing the same values again
+        would fail again, and running the task again would give them again.
+        """
+        try:
+            return self.finish([ending])
+        except Exception as exc:
+            if not refused_values(exc):
+                raise
+            connections.close_all()
+            logger.exception(
+                "Task %s: the database refused its outcome (%s); it ends in error",
+                ending.entry.record.uuid,
+                ending.outcome.status,
+            )
+            # The run's own outcome object, so that save_outcome and
+            # outcome_saved report what was stored.
+            ending.outcome.unwritable(f"{type(exc).__name__}: {exc}")
+            return self.finish([ending])
 
     def endings_saved(self, endings: list[Ending], saved: set[uuid.UUID]) -> None:
         for ending in endings:
@@ -960,6 +997,16 @@ def hand_back(pks: list[uuid.UUID], worker_id: str) -> int:
         attempts=F("attempts") - 1,
         updated_at=timezone.now(),
     )
+
+
+def refused_values(exc: Exception) -> bool:
+    """Whether a write failed on the values it wrote, not on the database's state.
+
+    A driver refuses text it cannot encode (ValueError, TypeError); the
+    database a value it cannot store (DataError; a failed JSON check is an
+    IntegrityError on MariaDB). A lost connection or a timeout is none of these.
+    """
+    return isinstance(exc, (DataError, IntegrityError, ValueError, TypeError))
 
 
 def attempt_entry(record: Task, status: str, error: str, now: datetime) -> dict[str, Any]:
