@@ -464,9 +464,6 @@ def is_json(value: Any) -> bool:
 #: and surrogate code points (not UTF-8; a lone one is refused by every
 #: database in text, and by PostgreSQL and MariaDB in JSON).
 UNSTORABLE_CHARS = re.compile("[\x00\ud800-\udfff]")
-#: The same in ``json.dumps(..., ensure_ascii=False)``'s text, where NUL is
-#: escaped: a hit may be a false alarm (an escaped backslash before "u0000").
-_UNSTORABLE_IN_JSON = re.compile("\\\\u0000|[\ud800-\udfff]")
 
 
 def unstorable(value: Any, name: str = "value", dumped: str | None = None) -> str | None:
@@ -475,11 +472,32 @@ def unstorable(value: Any, name: str = "value", dumped: str | None = None) -> st
     E.g. ``"U+0000 at character 1 of result[0]['name']"``. Such values are
     refused everywhere, so that a task behaves the same on every database.
     ``dumped``, ``json.dumps(value, ensure_ascii=False)`` if the caller has
-    it, makes the common case (nothing found) one scan of a string.
+    it, makes the common case (nothing found) a search of that text (``_suspect``).
     """
-    if dumped is not None and not _UNSTORABLE_IN_JSON.search(dumped):
+    if dumped is not None and not _suspect(dumped):
         return None
     return _find_unstorable(value, name)
+
+
+def _suspect(dumped: str) -> bool:
+    """Whether ``json.dumps(..., ensure_ascii=False)``'s text may hold such a character.
+
+    NUL is escaped there, and "\\u0000" may also be an escaped backslash:
+    a false alarm, which the walk of the value then clears. Cheaper than a
+    regular expression on long results: a substring search, and a UTF-8
+    encode (which refuses surrogates) of non-ASCII text only.
+    """
+    if "\\u0000" in dumped:
+        return True
+    return not dumped.isascii() and not _encodes(dumped)
+
+
+def _encodes(text: str) -> bool:
+    try:
+        text.encode("utf-8")
+    except UnicodeEncodeError:
+        return False
+    return True
 
 
 def _find_unstorable(value: Any, path: str) -> str | None:
@@ -509,7 +527,7 @@ def storable_text(text: str) -> str:
     For messages (tracebacks, log lines, cancel reasons): what they say is
     kept, where refusing them would lose how the task ended.
     """
-    if UNSTORABLE_CHARS.search(text) is None:
+    if "\x00" not in text and (text.isascii() or _encodes(text)):
         return text
     return UNSTORABLE_CHARS.sub(lambda match: f"\\u{ord(match.group()):04x}", text)
 
