@@ -141,6 +141,14 @@ def test_cancel_reason_with_a_surrogate_is_kept_escaped(worker):
     assert task.cancel_reason == "why\\ud800not"
 
 
+def test_cancel_from_outside_with_a_nul_in_its_reason_is_kept_escaped():
+    queued = tasks.echo.add_task("never", queue=f"nobody-{uuid.uuid4().hex[:8]}")
+    assert queued.cancel("typed\x00by a user", by="admin\ud800")
+    queued.refresh_from_db()
+    assert queued.status == TaskStatus.CANCEL
+    assert (queued.cancel_reason, queued.canceled_by) == ("typed\\u0000by a user", "admin\\ud800")
+
+
 # A row the database refuses, among others that end with it ----------------------
 
 
