@@ -80,10 +80,13 @@ class RunState:
             raise self.stop_error
 
     def add_log_line(self, level: int, message: str) -> None:
+        from django_qtasks.app import storable_text
+
         line: dict[str, Any] = {
             "time": datetime.now(timezone.utc).isoformat(timespec="milliseconds"),
             "level": logging.getLevelName(level),
-            "message": message,
+            # Escaped, not refused: a line is kept as the task logged it.
+            "message": storable_text(message),
         }
         if self.attempt is not None:
             line["attempt"] = self.attempt

@@ -200,8 +200,12 @@ class Task(models.Model):
         DESIGN: async tasks stop at their next await, sync ones at their next
         ``ctx.sleep``/``ctx.checkpoint`` or after the grace period).
         """
+        from django_qtasks.app import storable_text
         from django_qtasks.notify import get_notifier
 
+        # A reason typed by a user keeps what it says, escaped where a
+        # database would refuse it (NUL, surrogates).
+        reason, by = storable_text(reason), storable_text(by)
         now = timezone.now()
         using = task_db()
         rows = Task.objects.using(using).filter(pk=self.pk)

@@ -23,6 +23,7 @@ from typing import Any
 from django.db import close_old_connections
 from django.utils import timezone
 
+from django_qtasks.app import storable_text, unstorable
 from django_qtasks.conf import qtasks_settings
 from django_qtasks.context import RunState
 from django_qtasks.exceptions import ResultError, TaskCancel, TaskInterrupted, TaskTimeout
@@ -47,6 +48,23 @@ class Outcome:
     run_after: datetime | None = None
     #: The worker stopped the run (``RunState.interrupted``): not the task's outcome.
     interrupted: bool = False
+
+    def __post_init__(self) -> None:
+        # Messages keep what they say, with characters that a database
+        # refuses escaped: the run's real outcome is stored, not a failed write.
+        self.traceback = storable_text(self.traceback)
+        self.cancel_reason = storable_text(self.cancel_reason)
+
+    def unwritable(self, why: str) -> None:
+        """Turn this outcome into an error: the database refused to store it (``why``)."""
+        self.status = TaskStatus.ERROR
+        self.returning = None
+        self.traceback = storable_text(
+            f"The outcome of this run could not be stored ({why}); the task ends in error "
+            "and is not retried."
+        )
+        self.cancel_reason = ""
+        self.run_after = None
 
     @property
     def summary(self) -> str:
@@ -205,12 +223,21 @@ class TaskExecutor:
                     f"decode={self.handle.decode!r} failed on the task's result: {exc!r}"
                 ) from exc
         try:
-            json.dumps(value, allow_nan=False)
+            text = json.dumps(value, allow_nan=False, ensure_ascii=False)
         except (TypeError, ValueError) as exc:
             raise ResultError(
                 f"The task's result is not JSON ({exc}); return plain values or pass decode= "
                 "to turn the result into JSON."
             ) from exc
+        problem = unstorable(value, "result", text)
+        if problem:
+            # Not a failure of the task's code: running it again would give
+            # the same value, so it ends here, unretried (as a result that is not JSON).
+            raise ResultError(
+                f"The result cannot be stored: it contains {problem}. No database stores NUL "
+                "characters and lone surrogates alike; escape or remove them, or pass decode= "
+                "to turn the result into storable JSON."
+            )
         return value
 
     # Time limits and stops -----------------------------------------------------

@@ -29,11 +29,11 @@ from datetime import datetime, timedelta
 from typing import Any, TypeVar
 
 from asgiref.sync import sync_to_async
-from django.db import close_old_connections, connections, transaction
+from django.db import DataError, IntegrityError, close_old_connections, connections, transaction
 from django.db.models import DateTimeField, Exists, ExpressionWrapper, F, OuterRef
 from django.utils import timezone
 
-from django_qtasks.app import is_json
+from django_qtasks.app import is_storable
 from django_qtasks.beat import Beat
 from django_qtasks.brokers import get_broker
 from django_qtasks.brokers.base import Broker
@@ -62,6 +62,9 @@ PREFETCH_PER_SLOT = 16
 #: Under load, an outcome waits this many seconds for those of the runs
 #: under way, to be written with them: a write for several tasks, not each.
 WRITE_WAIT = 0.002
+#: A stop that returns running tasks gives up writing an outcome after this
+#: many failed tries (before that, the worker tries until it is written).
+SAVE_TRIES_WHEN_STOPPING = 3
 
 
 @dataclass
@@ -607,7 +610,11 @@ class Worker:
             # may be waiting for a claim.
             self.fill_free_slots()
         loop = asyncio.get_running_loop()
-        for attempt in range(6):
+        # Until it is written: while this worker lives, no other takes the
+        # row, and giving up would have the task run again. Only a stop that
+        # returns running tasks (past the shutdown timeout) gives up.
+        failures = 0
+        while True:
             ending = Ending(entry, outcome, loop.create_future())
             with self._endings_lock:
                 self._endings.append(ending)
@@ -616,8 +623,17 @@ class Worker:
                 await ending.saved
                 break
             except Exception:
+                failures += 1
+                if self._returning and failures >= SAVE_TRIES_WHEN_STOPPING:
+                    logger.exception(
+                        "Task %s: its outcome (%s) could not be stored; the worker is "
+                        "stopping, so its row is left to fail-over.",
+                        record.uuid,
+                        outcome.status,
+                    )
+                    return
                 logger.exception("Could not save the result of task %s", record.uuid)
-                await asyncio.sleep(0.5 * 2**attempt)
+                await asyncio.sleep(min(0.5 * 2**failures, 30.0))
         log_extra = {"task_uuid": str(record.uuid), "task_name": record.task_name}
         took = time.monotonic() - entry.started
         if outcome.status == TaskStatus.CANCEL:
@@ -695,7 +711,12 @@ class Worker:
             records = self.broker.claim(self.queues, limit, self.worker_id, carried)
         except Exception as exc:
             connections.close_all()
-            if endings:
+            if endings and refused_values(exc):
+                # The outcomes carried made the claim fail: write them on
+                # their own (``write`` isolates the bad one); the claim is
+                # tried again as after any failure.
+                self.write(endings)
+            elif endings:
                 _settle([ending.saved for ending in endings], exc)  # save_outcome tries again
             raise
         self.endings_saved(endings, set(carried.pks))
@@ -782,9 +803,41 @@ class Worker:
             saved = self.finish(endings)
         except Exception as exc:
             connections.close_all()
-            _settle([ending.saved for ending in endings], exc)
-            return
+            if not refused_values(exc):
+                _settle([ending.saved for ending in endings], exc)
+                return
+            # One row's values were refused: each goes alone, so that only
+            # that row is affected.
+            saved = set()
+            for ending in endings:
+                try:
+                    saved |= self.write_alone(ending)
+                except Exception as error:
+                    connections.close_all()
+                    _settle([ending.saved], error)
         self.endings_saved(endings, saved)
+
+    def write_alone(self, ending: Ending) -> set[uuid.UUID]:
+        """Store one outcome; if the database refuses its values, store an error instead.
+
+        The error says why, and is final: writing the same values again
+        would fail again, and running the task again would give them again.
+        """
+        try:
+            return self.finish([ending])
+        except Exception as exc:
+            if not refused_values(exc):
+                raise
+            connections.close_all()
+            logger.exception(
+                "Task %s: the database refused its outcome (%s); it ends in error",
+                ending.entry.record.uuid,
+                ending.outcome.status,
+            )
+            # The run's own outcome object, so that save_outcome and
+            # outcome_saved report what was stored.
+            ending.outcome.unwritable(f"{type(exc).__name__}: {exc}")
+            return self.finish([ending])
 
     def endings_saved(self, endings: list[Ending], saved: set[uuid.UUID]) -> None:
         for ending in endings:
@@ -1057,8 +1110,8 @@ class Worker:
             if run.progress_version == entry.saved_progress and lines == entry.saved_lines:
                 continue
             fields: dict[str, Any] = {"logs": [*entry.record.logs, *run.stored_log()]}
-            if run.progress is not None and is_json(run.progress):
-                # Items that are not JSON are not shown: the task ends in error
+            if run.progress is not None and is_storable(run.progress):
+                # Items that are not storable JSON are not shown: the task ends in error
                 # when it returns them, and other tasks' progress still saves.
                 fields["returning"] = run.progress
             Task.objects.filter(
@@ -1106,6 +1159,16 @@ def hand_back(pks: list[uuid.UUID], worker_id: str) -> int:
         attempts=F("attempts") - 1,
         updated_at=timezone.now(),
     )
+
+
+def refused_values(exc: Exception) -> bool:
+    """Whether a write failed on the values it wrote, not on the database's state.
+
+    A driver refuses text it cannot encode (ValueError, TypeError); the
+    database a value it cannot store (DataError; a failed JSON check is an
+    IntegrityError on MariaDB). A lost connection or a timeout is none of these.
+    """
+    return isinstance(exc, (DataError, IntegrityError, ValueError, TypeError))
 
 
 def attempt_entry(record: Task, status: str, error: str, now: datetime) -> dict[str, Any]:
