@@ -9,6 +9,7 @@ from __future__ import annotations
 import json
 import os
 import time
+from pathlib import Path
 
 from django_qtasks import AsyncTask, SyncTask, app
 
@@ -60,11 +61,13 @@ def sleep_until(self: SyncTask, end_at: float) -> str:
 
 
 @app.task(echo=True, retry=2)
-def fail_once(self: SyncTask) -> str:
-    attempt = attempt_of(self)
-    if attempt <= 1:
+async def fail_once(self: AsyncTask) -> str:
+    """Raises at once the first time (no database read: the retry comes back fast)."""
+    marker = Path(f"{os.environ['FAULTS_DONE']}.failed-{self.ctx.task_uuid}")
+    if not marker.exists():
+        marker.touch()
         raise RuntimeError("the first attempt fails")
-    done(self.ctx.task_uuid, attempt)
+    done(self.ctx.task_uuid, 2)
     return "second time lucky"
 
 

@@ -30,7 +30,8 @@ LOGGING = {
     "disable_existing_loggers": False,
     "handlers": {"console": {"class": "logging.StreamHandler"}},
     "root": {"handlers": ["console"], "level": "WARNING"},
-    "loggers": {"django_qtasks": {"level": "INFO"}},
+    # "faults": the script's own progress lines.
+    "loggers": {"django_qtasks": {"level": "INFO"}, "faults": {"level": "INFO"}},
 }
 
 QTASKS = {
