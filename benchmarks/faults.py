@@ -324,9 +324,8 @@ def unstorable(run: Run) -> None:
     run.worker("b")
     for name in UNSTORABLE:
         for _ in range(5):
-            run.add(f"{name}")
-    run.wait_ended(40)
-    run.note("statuses: " + ", ".join(f"{n} {s}" for s, n in sorted(run.statuses().items())))
+            run.add(name)
+    run.wait_ended(20)
 
 
 def batch(run: Run) -> None:
@@ -380,6 +379,8 @@ def run_scenario(name: str, broker: str, out: Path) -> Result:
             logger.exception("scenario %s on %s failed", name, broker)
             run.note(f"scenario failed: {exc}", failed=True)
         finally:
+            for worker in run.workers:  # all at once, then each waited for
+                worker.signal(signal.SIGTERM)
             for worker in run.workers:
                 if not worker.stop():
                     run.note(f"worker {worker.name} still running 10 s after SIGTERM: killed")
