@@ -109,7 +109,7 @@ $(BENCH_VENV)/bin/activate: pyproject.toml benchmarks/requirements.txt $(BENCH_V
 bench: $(BENCH_VENV)/bin/activate  ## Benchmark against Celery, RQ, Huey and django-tasks-db (PostgreSQL + Redis, ~9 min)
 	$(BENCH_VENV)/bin/python benchmarks/run.py $(BENCH_ARGS)
 
-# Fault scenarios on django:// and redis:// (PostgreSQL + Redis, about 6
+# Fault scenarios on django:// and redis:// (PostgreSQL + Redis, about 5
 # minutes; not part of `make test`). FAULTS_ARGS passes options, e.g.
 #   make faults FAULTS_ARGS="--scenarios lock,shutdown --brokers django"
 faults: venv  ## Fault scenarios: every task ends exactly once, none stuck (PostgreSQL + Redis)
