@@ -6,7 +6,7 @@ BIN := $(VENV)/bin
 MANAGE := $(BIN)/python testproject/manage.py
 
 .DEFAULT_GOAL := help
-.PHONY: help venv demo run docs test test-sqlite test-postgres test-mysql test-brokers lint format screenshots clean bench FORCE
+.PHONY: help venv demo run docs test test-sqlite test-postgres test-mysql test-brokers lint format screenshots clean bench faults FORCE
 
 help:  ## List the targets
 	@grep -E '^[a-z-]+:.*## ' $(MAKEFILE_LIST) | awk -F':.*## ' '{printf "  make %-14s %s\n", $$1, $$2}'
@@ -108,6 +108,12 @@ $(BENCH_VENV)/bin/activate: pyproject.toml benchmarks/requirements.txt $(BENCH_V
 
 bench: $(BENCH_VENV)/bin/activate  ## Benchmark against Celery, RQ, Huey and django-tasks-db (PostgreSQL + Redis, ~9 min)
 	$(BENCH_VENV)/bin/python benchmarks/run.py $(BENCH_ARGS)
+
+# Fault scenarios on django:// and redis:// (PostgreSQL + Redis, about 5
+# minutes; not part of `make test`). FAULTS_ARGS passes options, e.g.
+#   make faults FAULTS_ARGS="--scenarios lock,shutdown --brokers django"
+faults: venv  ## Fault scenarios: every task ends exactly once, none stuck (PostgreSQL + Redis)
+	$(BIN)/python benchmarks/faults.py $(FAULTS_ARGS)
 
 screenshots: venv  ## Refresh the admin screenshots in docs/img (needs chromium)
 	QTASKS_SCREENSHOTS=docs/img $(BIN)/python -m pytest tests/test_admin_browser.py -k "filter or schedule"
