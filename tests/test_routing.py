@@ -76,7 +76,8 @@ def committed_on(alias: str, pk: uuid.UUID) -> bool:
 
 def test_replica_router_writes_to_default_and_delivers_on_commit(use_router, start_worker):
     use_router("replica")
-    start_worker("--concurrency", "2")
+    worker_id = f"replica-{uuid.uuid4().hex[:8]}"
+    start_worker("--concurrency", "2", "--worker-id", worker_id)
 
     with transaction.atomic():
         queued = tasks.echo.add_task({"routed": True})
@@ -90,7 +91,7 @@ def test_replica_router_writes_to_default_and_delivers_on_commit(use_router, sta
     assert done.returning == {"routed": True}
     assert done.attempts == 1
     # The worker's heartbeat, claim and result all went to the write database.
-    assert WorkerHeartbeat.objects.using("default").exists()
+    assert WorkerHeartbeat.objects.using("default").filter(worker_id=worker_id).exists()
     assert not Task.objects.using("replica").exists()
     assert not WorkerHeartbeat.objects.using("replica").exists()
     # Lookups that must see the write read it from there too.
@@ -181,7 +182,8 @@ def test_replica_router_beat_fires_schedules_written_to_default(use_router, star
 
 def test_task_tables_on_their_own_database(use_router, start_worker):
     use_router("tasks")
-    start_worker("--concurrency", "2")
+    worker_id = f"tasks-{uuid.uuid4().hex[:8]}"
+    start_worker("--concurrency", "2", "--worker-id", worker_id)
 
     queued = tasks.echo.add_task([1, 2, 3])
     done = ended_on("tasks", queued.pk)
@@ -190,11 +192,12 @@ def test_task_tables_on_their_own_database(use_router, start_worker):
     waited = app.add_task("async_echo", "waited", timeout=30)
     assert waited is not None
     assert waited.returning == "waited"
-    assert WorkerHeartbeat.objects.using("tasks").exists()
+    assert WorkerHeartbeat.objects.using("tasks").filter(worker_id=worker_id).exists()
     # The project's own database holds none of it (its task tables, created
-    # before this test chose the router, stay empty).
+    # before this test chose the router, stay empty; the session's shared
+    # worker, started without the router, beats there).
     assert not Task.objects.using("default").exists()
-    assert not WorkerHeartbeat.objects.using("default").exists()
+    assert not WorkerHeartbeat.objects.using("default").filter(worker_id=worker_id).exists()
 
 
 def test_task_tables_on_their_own_database_with_the_beat(use_router, start_worker):
