@@ -594,7 +594,7 @@ USAGES = [
         "inspect().task(name) describes one task",
         "from stats_app import app\nfrom qtasks.stats import SyncStats\n"
         'text = SyncStats(app=app).inspect().task("async_test")',
-        ('"async_test" in text', '"sync_test" not in text'),
+        ('"async_test" in text', 'text.count("Task name") == 1'),
     ),
     Usage(
         "stats-app",
@@ -604,7 +604,7 @@ USAGES = [
         "from stats_app import app\nfrom qtasks.stats import SyncStats\n"
         "text = SyncStats(app=app).inspect().app()\n"
         "data = __import__('json').loads(SyncStats(app=app).inspect().app(json=True))",
-        ('"Tasks Count" in text', 'data["Tasks Count"] == 2'),
+        ('"Tasks Count" in text', 'data["Tasks Count"] == len(app.tasks) >= 2'),
     ),
     Usage(
         "stats-async",
