@@ -29,6 +29,7 @@ from django_qtasks.task import BaseTask, handle_class_for
 if TYPE_CHECKING:
     from django_qtasks.chains import Step
     from django_qtasks.models import Schedule, Task
+    from django_qtasks.routers import Router
 
 #: Key of ``Task.extra`` that marks a row written by the django.tasks backend
 #: (``django_qtasks.backends``); its value is ``{"backend": <TASKS alias>}``.
@@ -58,7 +59,10 @@ TASK_OPTIONS = frozenset(
 
 class QTasksApp:
     def __init__(self) -> None:
+        from django_qtasks.plugins import Plugins
+
         self._tasks: dict[str, BaseTask] = {}
+        self.plugins = Plugins()
 
     # Registry ---------------------------------------------------------------
 
@@ -93,6 +97,20 @@ class QTasksApp:
         # The same function imported twice (e.g. under two module paths) is
         # the same task: keep the newest handle.
         self._tasks[handle.task_name] = handle
+
+    def include_router(self, router: Router) -> None:
+        """Register the tasks of a ``SyncRouter``/``AsyncRouter`` with this app."""
+        router.include_into(self)
+
+    def add_plugin(
+        self, plugin: Any, trigger_names: list[str] | None = None, component: str = "worker"
+    ) -> None:
+        """Add a QTasks-style plugin for ``trigger_names`` (every trigger when None).
+
+        ``component`` is accepted for QTasks' signature: the worker fires
+        every trigger (see ``django_qtasks.plugins.TRIGGERS``).
+        """
+        self.plugins.add(plugin, trigger_names)
 
     def unregister(self, name: str) -> None:
         self._tasks.pop(name, None)

@@ -190,6 +190,16 @@ class BaseContext:
         """End this task now with status ``cancel`` and this reason."""
         raise TaskCancel(reason)
 
+    def plugin_error(self, *args: Any, **kwargs: Any) -> NoReturn:
+        """Hand the task to the plugins (``task_executor_run_task_trigger_error``).
+
+        A plugin that answers ``{"result": value}`` ends the task with that
+        result; otherwise the task fails with ``TaskPluginTriggerError``.
+        """
+        from django_qtasks.plugins import TaskPluginTriggerError
+
+        raise TaskPluginTriggerError(*args, **kwargs)
+
     def checkpoint(self) -> None:
         """Stop here if the task was cancelled from outside or ran out of time."""
         if self.run is not None:

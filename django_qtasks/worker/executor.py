@@ -28,6 +28,8 @@ from django_qtasks.conf import qtasks_settings
 from django_qtasks.context import RunState
 from django_qtasks.exceptions import ResultError, TaskCancel, TaskInterrupted, TaskTimeout
 from django_qtasks.models import Task, TaskStatus
+from django_qtasks.plugins import TaskPluginTriggerError
+from django_qtasks.plugins.pydantic import build_models, dump_model
 from django_qtasks.task import BaseTask
 
 logger = logging.getLogger("django_qtasks.worker")
@@ -120,10 +122,13 @@ class TaskExecutor:
         did not stop.
         """
         try:
-            if self.handle.is_async:
-                value = await self.with_deadline(self.pipeline_async())
-            else:
-                value = await self.in_thread(self.pipeline_sync)
+            try:
+                if self.handle.is_async:
+                    value = await self.with_deadline(self.pipeline_async())
+                else:
+                    value = await self.in_thread(self.pipeline_sync)
+            except TaskPluginTriggerError as exc:
+                value = await self.plugin_error_result(exc)
             return Outcome(TaskStatus.SUCCESS, returning=self.store(value))
         except TaskCancel as exc:
             return Outcome(TaskStatus.CANCEL, cancel_reason=self.cancel_reason(exc))
@@ -141,6 +146,19 @@ class TaskExecutor:
             raise
         except Exception as exc:
             return self.failure(exc)
+
+    async def plugin_error_result(self, exc: TaskPluginTriggerError) -> Any:
+        """The result a plugin gives for ``ctx.plugin_error()``; re-raises when none does."""
+        answer = await self.handle.app.plugins.atrigger(
+            "task_executor_run_task_trigger_error",
+            task_executor=self,
+            task_func=self.handle,
+            task_broker=self.record,
+            e=exc,
+        )
+        if answer is None or "result" not in answer:
+            raise exc
+        return answer["result"]
 
     def interrupted(self) -> Outcome:
         return Outcome(TaskStatus.ERROR, traceback=self.run.interrupted or "", interrupted=True)
@@ -198,7 +216,7 @@ class TaskExecutor:
             changed = resolver(middleware(self.task, args, kwargs))
             if changed is not None:
                 args, kwargs = list(changed[0]), dict(changed[1])
-        return args, kwargs
+        return build_models(self.handle.func, self.handle.echo, args, kwargs)
 
     async def abefore(self) -> tuple[list[Any], dict[str, Any]]:
         args, kwargs = list(self.record.args), dict(self.record.kwargs)
@@ -206,7 +224,7 @@ class TaskExecutor:
             changed = await aresolve(middleware(self.task, args, kwargs))
             if changed is not None:
                 args, kwargs = list(changed[0]), dict(changed[1])
-        return args, kwargs
+        return build_models(self.handle.func, self.handle.echo, args, kwargs)
 
     def after(self, value: Any, resolver: Callable[[Any], Any]) -> Any:
         for middleware in self.handle.middlewares_after:
@@ -215,6 +233,7 @@ class TaskExecutor:
 
     def store(self, value: Any) -> Any:
         """Apply ``decode`` and make sure the result can be stored as JSON."""
+        value = dump_model(value)
         if self.handle.decode is not None:
             try:
                 value = self.handle.decode(value)

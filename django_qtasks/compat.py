@@ -1,0 +1,28 @@
+"""``QueueTasks()`` for programs written for QTasks: it returns the project's app.
+
+``from qtasks import QueueTasks`` becomes ``from django_qtasks.compat import
+QueueTasks``, and ``app = QueueTasks()`` then names ``django_qtasks.app``,
+whose tasks the worker runs. The broker, storage and worker are settings
+here (``QTASKS``), so QTasks' constructor arguments are accepted and ignored.
+"""
+
+from __future__ import annotations
+
+import logging
+from typing import Any
+
+from django_qtasks.app import QTasksApp
+
+logger = logging.getLogger("django_qtasks")
+
+
+def QueueTasks(*args: Any, **kwargs: Any) -> QTasksApp:
+    from django_qtasks import app
+
+    if args or kwargs:
+        logger.info(
+            "QueueTasks(%s): the broker, storage and worker come from settings.QTASKS here; "
+            "the arguments are ignored.",
+            ", ".join([*map(repr, args), *(f"{key}={value!r}" for key, value in kwargs.items())]),
+        )
+    return app

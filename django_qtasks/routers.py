@@ -1,0 +1,71 @@
+"""QTasks' routers: tasks declared apart from the app, registered by ``app.include_router``.
+
+::
+
+    router = SyncRouter()
+
+    @router.task(description="Test router task.")
+    def router_test(): ...
+
+    app.include_router(router)
+
+A router's tasks are handles like ``@app.task``'s, bound to the project's
+app until ``include_router`` binds them to the app that includes them; the
+worker knows them once that app includes the router. ``SyncRouter`` follows
+the function (AsyncTask for ``async def``), ``AsyncRouter`` makes every task
+an AsyncTask, as the async app does.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable
+from typing import TYPE_CHECKING, Any
+
+from django_qtasks.task import AsyncTask, BaseTask, handle_class_for
+
+if TYPE_CHECKING:
+    from django_qtasks.app import QTasksApp
+
+
+class Router:
+    def __init__(self) -> None:
+        #: The router's tasks by name, as ``app.tasks``.
+        self.tasks: dict[str, BaseTask] = {}
+
+    def handle_class(self, func: Callable[..., Any]) -> type[BaseTask]:
+        return handle_class_for(func)
+
+    def task(self, name: str | Callable[..., Any] | None = None, /, **options: Any) -> Any:
+        """``@router.task``, ``@router.task("name")`` or ``@router.task(name=..., ...)``."""
+        from django_qtasks import app
+        from django_qtasks.app import TASK_OPTIONS
+
+        if callable(name):
+            return self.task()(name)
+        if name is not None:
+            options["name"] = name
+
+        def decorator(function: Callable[..., Any]) -> BaseTask:
+            known = {key: value for key, value in options.items() if key in TASK_OPTIONS}
+            extra = {key: value for key, value in options.items() if key not in TASK_OPTIONS}
+            handle = self.handle_class(function)(app, function, extra=extra, **known)
+            self.tasks[handle.task_name] = handle
+            return handle
+
+        return decorator
+
+    def include_into(self, app: QTasksApp) -> None:
+        for handle in self.tasks.values():
+            handle.app = app
+            app.register(handle)
+
+
+class SyncRouter(Router):
+    """A router whose tasks follow their function, as ``@app.task`` does."""
+
+
+class AsyncRouter(Router):
+    """A router whose tasks are all AsyncTasks: their ``add_task`` is awaitable in a coroutine."""
+
+    def handle_class(self, func: Callable[..., Any]) -> type[BaseTask]:
+        return AsyncTask
