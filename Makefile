@@ -51,11 +51,12 @@ format: venv  ## Apply ruff's fixes and formatting
 	$(BIN)/ruff check --fix .
 	$(BIN)/ruff format .
 
-# Broker outages, the docs' examples, the admin in a browser and the API's
-# schema do not depend on the database: they run once, with PostgreSQL, to
+# Broker outages, the docs' examples, the admin in a browser, the API's
+# schema and the QTasks conformance suite do not depend on the database: they run once, with PostgreSQL, to
 # keep `make test` within 15 minutes.
 DB_INDEPENDENT := --ignore=tests/test_broker_faults.py --ignore=tests/test_docs.py \
-	--ignore=tests/test_admin_browser.py --ignore=tests/test_api_schema.py
+	--ignore=tests/test_admin_browser.py --ignore=tests/test_api_schema.py \
+	--ignore=tests/qtasks_conformance
 
 test-sqlite: venv  ## The test suite on SQLite (less the database-independent files)
 	QTASKS_DB=sqlite $(BIN)/coverage run -m pytest $(DB_INDEPENDENT)
