@@ -52,8 +52,8 @@ format: venv  ## Apply ruff's fixes and formatting
 	$(BIN)/ruff format .
 
 # Broker outages, the docs' examples, the admin in a browser, the API's
-# schema and the QTasks conformance suite do not depend on the database: they run once, with PostgreSQL, to
-# keep `make test` within 15 minutes.
+# schema and the QTasks conformance suite do not depend on the database: they
+# run once, with PostgreSQL, to keep `make test` within 15 minutes.
 DB_INDEPENDENT := --ignore=tests/test_broker_faults.py --ignore=tests/test_docs.py \
 	--ignore=tests/test_admin_browser.py --ignore=tests/test_api_schema.py \
 	--ignore=tests/qtasks_conformance
