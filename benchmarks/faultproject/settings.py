@@ -41,5 +41,8 @@ QTASKS = {
     "HEARTBEAT_TIMEOUT": 4.0,
     "RETRY_BACKOFF": 0,
     "OUTBOX_INTERVAL": 0.5,
+    # A lost message is sent again after this (the default, 60 s, outlasts
+    # a scenario).
+    "REDELIVER_AFTER": 2.0,
     "POLL_INTERVAL": 0.2,
 }
