@@ -4,6 +4,7 @@ from __future__ import annotations
 
 from collections.abc import Mapping
 from typing import Any
+from urllib.parse import urlsplit
 
 from django.conf import settings
 from django.core.checks import CheckMessage, Error, Tags, register
@@ -32,6 +33,8 @@ def check_settings(app_configs: Any = None, **kwargs: Any) -> list[CheckMessage]
             broker_class_for(url)
         except ImproperlyConfigured as exc:
             errors.append(Error(str(exc), hint=FIX, id="django_qtasks.E002"))
+        else:
+            errors += check_transport(url)
     alias = raw.get("REDIS_CACHE_ALIAS")
     caches = getattr(settings, "CACHES", {})
     if isinstance(alias, str) and alias not in caches:
@@ -58,6 +61,28 @@ def check_settings(app_configs: Any = None, **kwargs: Any) -> list[CheckMessage]
         )
     errors += check_schedules(raw.get("SCHEDULES", {}))
     return errors
+
+
+def check_transport(url: str) -> list[CheckMessage]:
+    """E006: the broker's kombu transport cannot be loaded (a library is not installed).
+
+    Without it, every publish would fail and every task wait in the outbox.
+    """
+    from django_qtasks.brokers import TRANSPORT_EXTRAS, transport_error
+
+    problem = transport_error(url)
+    if problem is None:
+        return []
+    scheme = urlsplit(url).scheme
+    install = TRANSPORT_EXTRAS.get(scheme, "Install the library that the message names")
+    return [
+        Error(
+            f"{SETTING_NAME}['BROKER_URL'] is a {scheme}:// URL, and kombu's {scheme} "
+            f"transport cannot be loaded ({problem}): no task could be published.",
+            hint=f"{install}, in the environment of the project and of its workers.",
+            id="django_qtasks.E006",
+        )
+    ]
 
 
 def check_schedules(schedules: Any) -> list[CheckMessage]:

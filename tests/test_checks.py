@@ -362,6 +362,7 @@ def test_every_check_id_is_documented():
         "django_qtasks.E003",
         "django_qtasks.E004",
         "django_qtasks.E005",
+        "django_qtasks.E006",
     ]
     for check_id in check_ids:
         assert f"## {check_id}: " in docs
