@@ -8,9 +8,10 @@ from urllib.parse import urlsplit
 
 from django.conf import settings
 from django.core.checks import CheckMessage, Error, Tags, register
+from django.core.checks import Warning as CheckWarning
 from django.core.exceptions import ImproperlyConfigured
 
-from django_qtasks.conf import SETTING_NAME, validate
+from django_qtasks.conf import SETTING_NAME, unknown_keys, validate
 
 FIX = "See the settings reference in the django-qtasks docs."
 
@@ -60,6 +61,7 @@ def check_settings(app_configs: Any = None, **kwargs: Any) -> list[CheckMessage]
             )
         )
     errors += check_schedules(raw.get("SCHEDULES", {}))
+    errors += check_unknown_keys(raw)
     return errors
 
 
@@ -83,6 +85,23 @@ def check_transport(url: str) -> list[CheckMessage]:
             id="django_qtasks.E006",
         )
     ]
+
+
+def check_unknown_keys(raw: Mapping[Any, Any]) -> list[CheckMessage]:
+    """W001: a key that is neither ours nor declared the project's own (a typo, most often)."""
+    warnings: list[CheckMessage] = []
+    for key, close in unknown_keys(raw):
+        guess = f"Did you mean {close!r}? " if close else ""
+        warnings.append(
+            CheckWarning(
+                f"{SETTING_NAME}[{key!r}] is not a django-qtasks setting: nothing of "
+                "django-qtasks reads it.",
+                hint=f"{guess}If it is a key of your own, list it in "
+                f"{SETTING_NAME}['USER_KEYS'] (e.g. 'USER_KEYS': [{key!r}]).",
+                id="django_qtasks.W001",
+            )
+        )
+    return warnings
 
 
 def check_schedules(schedules: Any) -> list[CheckMessage]:
