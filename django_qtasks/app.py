@@ -7,6 +7,7 @@ settings nor the database, so ``@app.task`` works before ``django.setup()``.
 from __future__ import annotations
 
 import json
+import logging
 import re
 import time
 from collections.abc import Callable, Iterable, Mapping
@@ -27,9 +28,12 @@ from django_qtasks.exceptions import (
 from django_qtasks.task import BaseTask, handle_class_for
 
 if TYPE_CHECKING:
+    from django_qtasks.brokers.base import Broker
     from django_qtasks.chains import Step
     from django_qtasks.models import Schedule, Task
     from django_qtasks.routers import Router
+
+logger = logging.getLogger("django_qtasks.broker")
 
 #: Key of ``Task.extra`` that marks a row written by the django.tasks backend
 #: (``django_qtasks.backends``); its value is ``{"backend": <TASKS alias>}``.
@@ -317,7 +321,7 @@ class QTasksApp:
         broker = get_broker()
         using = task_db()
         insert_tasks(using, records)
-        transaction.on_commit(lambda: broker.publish_many(records), using=using)
+        transaction.on_commit(lambda: publish_committed(broker, records), using=using)
 
     async def aenqueue(
         self,
@@ -382,6 +386,29 @@ class QTasksApp:
                 listener.wait(min(pause, remaining))
                 if not notifier.fast:
                     pause = min(pause * 1.5, 0.25)
+
+
+def publish_committed(broker: Broker, records: list[Task]) -> None:
+    """Publish committed rows; a failure of any kind is logged, never raised.
+
+    The rows are committed: raising would tell the caller that nothing was
+    enqueued (one that retries makes duplicates) and, at the commit of a
+    ``transaction.atomic()`` block, skip the other ``on_commit`` callbacks.
+    An unpublished row waits in the outbox, which the workers' sweeps send.
+    """
+    try:
+        broker.publish_many(records)
+    except Exception as exc:
+        logger.warning(
+            "Could not publish task %s%s to %s (%s: %s); it is saved, and waits in the "
+            "outbox for a worker to publish it.",
+            records[0].uuid,
+            f" and {len(records) - 1} more" if len(records) > 1 else "",
+            broker.safe_url,
+            type(exc).__name__,
+            exc,
+            exc_info=True,
+        )
 
 
 def new_record(

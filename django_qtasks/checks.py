@@ -4,12 +4,14 @@ from __future__ import annotations
 
 from collections.abc import Mapping
 from typing import Any
+from urllib.parse import urlsplit
 
 from django.conf import settings
 from django.core.checks import CheckMessage, Error, Tags, register
+from django.core.checks import Warning as CheckWarning
 from django.core.exceptions import ImproperlyConfigured
 
-from django_qtasks.conf import SETTING_NAME, validate
+from django_qtasks.conf import SETTING_NAME, unknown_keys, validate
 
 FIX = "See the settings reference in the django-qtasks docs."
 
@@ -32,6 +34,8 @@ def check_settings(app_configs: Any = None, **kwargs: Any) -> list[CheckMessage]
             broker_class_for(url)
         except ImproperlyConfigured as exc:
             errors.append(Error(str(exc), hint=FIX, id="django_qtasks.E002"))
+        else:
+            errors += check_transport(url)
     alias = raw.get("REDIS_CACHE_ALIAS")
     caches = getattr(settings, "CACHES", {})
     if isinstance(alias, str) and alias not in caches:
@@ -57,7 +61,47 @@ def check_settings(app_configs: Any = None, **kwargs: Any) -> list[CheckMessage]
             )
         )
     errors += check_schedules(raw.get("SCHEDULES", {}))
+    errors += check_unknown_keys(raw)
     return errors
+
+
+def check_transport(url: str) -> list[CheckMessage]:
+    """E006: the broker's kombu transport cannot be loaded (a library is not installed).
+
+    Without it, every publish would fail and every task wait in the outbox.
+    """
+    from django_qtasks.brokers import TRANSPORT_EXTRAS, transport_error
+
+    problem = transport_error(url)
+    if problem is None:
+        return []
+    scheme = urlsplit(url).scheme
+    install = TRANSPORT_EXTRAS.get(scheme, "Install the library that the message names")
+    return [
+        Error(
+            f"{SETTING_NAME}['BROKER_URL'] is a {scheme}:// URL, and kombu's {scheme} "
+            f"transport cannot be loaded ({problem}): no task could be published.",
+            hint=f"{install}, in the environment of the project and of its workers.",
+            id="django_qtasks.E006",
+        )
+    ]
+
+
+def check_unknown_keys(raw: Mapping[Any, Any]) -> list[CheckMessage]:
+    """W001: a key that is neither ours nor declared the project's own (a typo, most often)."""
+    warnings: list[CheckMessage] = []
+    for key, close in unknown_keys(raw):
+        guess = f"Did you mean {close!r}? " if close else ""
+        warnings.append(
+            CheckWarning(
+                f"{SETTING_NAME}[{key!r}] is not a django-qtasks setting: nothing of "
+                "django-qtasks reads it.",
+                hint=f"{guess}If it is a key of your own, list it in "
+                f"{SETTING_NAME}['USER_KEYS'] (e.g. 'USER_KEYS': [{key!r}]).",
+                id="django_qtasks.W001",
+            )
+        )
+    return warnings
 
 
 def check_schedules(schedules: Any) -> list[CheckMessage]:

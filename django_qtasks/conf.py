@@ -7,6 +7,7 @@ the cache so tests see their overrides.
 
 from __future__ import annotations
 
+import difflib
 from collections.abc import Mapping
 from dataclasses import dataclass
 from typing import Any
@@ -28,6 +29,8 @@ class Option:
     least: str = "0 or more"
     #: Words accepted besides values of ``types``.
     words: tuple[str, ...] = ()
+    #: For lists: what each item must be, "import strings" or "strings".
+    items: str = ""
 
     def too_small(self, value: float) -> bool:
         return {"0 or more": value < 0, "at least 1": value < 1, "more than 0": value <= 0}[
@@ -43,7 +46,8 @@ NUMBER = (int, float)
 PERIOD = "more than 0"
 
 #: Every key we understand, with its default, accepted types and meaning.
-#: Unknown keys are kept untouched: they belong to the user.
+#: Unknown keys are kept untouched: they belong to the user, who declares
+#: them in ``USER_KEYS`` (an undeclared one gets the warning W001).
 OPTIONS: dict[str, Option] = {
     "BROKER_URL": Option("django://", (str,), "where tasks are queued"),
     "BROKER_TRANSPORT_OPTIONS": Option({}, (dict,), "options for the kombu transport"),
@@ -95,13 +99,18 @@ OPTIONS: dict[str, Option] = {
         ["rest_framework.permissions.IsAdminUser"],
         (list, tuple),
         "import strings of the REST API's DRF permission classes",
+        items="import strings",
     ),
     "API_THROTTLE_CLASSES": Option(
         None,
         (list, tuple, type(None)),
         "import strings of the REST API's DRF throttle classes; None: DRF's defaults",
+        items="import strings",
     ),
     "API_MAX_BODY_SIZE": Option(65536, (int,), "largest request body the REST API reads, in bytes"),
+    "USER_KEYS": Option(
+        [], (list, tuple), "the project's own keys of QTASKS, kept unchecked", items="strings"
+    ),
 }
 
 
@@ -129,15 +138,46 @@ def validate(raw: Any) -> list[str]:
                 f"{SETTING_NAME}[{key!r}] must be {option.describe_types()}, {option.least} "
                 f"({option.help}), not {value!r}."
             )
-        elif isinstance(value, (list, tuple)) and not all(map(_is_import_string, value)):
+        elif (
+            isinstance(value, (list, tuple))
+            and option.items == "import strings"
+            and not all(map(_is_import_string, value))
+        ):
             problems.append(
                 f"{SETTING_NAME}[{key!r}] must be {option.describe_types()} of dotted import "
                 f"strings such as 'package.module.Class' ({option.help}), "
                 f"not {type(value).__name__} {value!r}."
             )
+        elif (
+            isinstance(value, (list, tuple))
+            and option.items == "strings"
+            and not all(isinstance(item, str) for item in value)
+        ):
+            problems.append(
+                f"{SETTING_NAME}[{key!r}] must be {option.describe_types()} of strings "
+                f"({option.help}), not {type(value).__name__} {value!r}."
+            )
     problems += _heartbeat_problems(raw)
     problems += _redelivery_problems(raw)
     return problems
+
+
+def unknown_keys(raw: Mapping[Any, Any]) -> list[tuple[Any, str | None]]:
+    """Keys of a QTASKS dict that are neither ours nor declared in ``USER_KEYS``.
+
+    Each with the known key it is likely a misspelling of, or None.
+    """
+    declared = raw.get("USER_KEYS", [])
+    if not isinstance(declared, (list, tuple)):
+        declared = []  # E001 says what it must be
+    declared = {name for name in declared if isinstance(name, str)}
+    unknown = []
+    for key in raw:
+        if key in OPTIONS or key in declared:
+            continue
+        close = difflib.get_close_matches(str(key).upper(), OPTIONS, n=1, cutoff=0.75)
+        unknown.append((key, close[0] if close else None))
+    return unknown
 
 
 def _redelivery_problems(raw: Mapping[str, Any]) -> list[str]:

@@ -56,6 +56,7 @@ QTASKS = {
     "CANCEL_GRACE": 1,
     "SHUTDOWN_TIMEOUT": 5,
     "GREETING": "hello",
+    "USER_KEYS": ["GREETING"],  # the project's own key (else the warning W001)
 }
 
 # django-redis cache for the fast-signal tests (QTASKS["REDIS_CACHE_ALIAS"] = "qtasks").

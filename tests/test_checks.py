@@ -58,7 +58,9 @@ def test_project_settings_pass_the_checks():
         {"POLL_INTERVAL": 0.01, "RETRY_BACKOFF": 0, "REDIS_CACHE_ALIAS": None},
         {"HEARTBEAT_INTERVAL": 30, "HEARTBEAT_TIMEOUT": 31, "SHUTDOWN_TIMEOUT": 0},
         {"REDIS_CACHE_ALIAS": "qtasks"},
-        {"MY_OWN_KEY": object()},  # unknown keys are the user's business
+        # The project's own keys, declared: never checked.
+        {"MY_OWN_KEY": object(), "USER_KEYS": ["MY_OWN_KEY"]},
+        {"CONCURENCY": 3, "USER_KEYS": ("CONCURENCY",)},
     ],
 )
 def test_valid_values_pass(value):
@@ -179,11 +181,12 @@ def test_e001_one_error_per_key_in_settings_order():
 
 def test_every_documented_option_is_type_checked():
     for key, option in OPTIONS.items():
-        with override_settings(QTASKS={key: ["wrong"]}):
+        # (A list of strings is right for USER_KEYS: a list of a float is wrong everywhere.)
+        with override_settings(QTASKS={key: [1.5]}):
             errors = check_settings()
         assert ids(errors) == ["django_qtasks.E001"], key
         assert errors[0].msg.startswith(f"QTASKS[{key!r}] must be {option.describe_types()} ")
-        assert errors[0].msg.endswith("not list ['wrong'].")
+        assert errors[0].msg.endswith("not list [1.5].")
 
 
 # --- E002: unknown broker URL ------------------------------------------------------------
@@ -261,6 +264,73 @@ def test_all_three_at_once():
             "django_qtasks.E002",
             "django_qtasks.E003",
         ]
+
+
+# --- W001: a key that is neither ours nor declared the project's own ---------------------
+
+
+@pytest.mark.parametrize(
+    ("key", "guess"),
+    [
+        ("CONCURENCY", "CONCURRENCY"),
+        ("concurrency", "CONCURRENCY"),
+        ("BROKER_ULR", "BROKER_URL"),
+        ("HEARTBEAT_TIMOUT", "HEARTBEAT_TIMEOUT"),
+        ("USER_KEY", "USER_KEYS"),
+    ],
+)
+def test_misspelled_key_warns_with_the_key_it_resembles(key, guess):
+    with override_settings(QTASKS={key: 3, "DEFAULT_QUEUE": "main"}):
+        warnings = check_settings()
+        assert ids(warnings) == ["django_qtasks.W001"]
+        assert warnings[0].level == checks.WARNING
+        assert warnings[0].msg == (
+            f"QTASKS[{key!r}] is not a django-qtasks setting: nothing of django-qtasks reads it."
+        )
+        assert warnings[0].hint == (
+            f"Did you mean {guess!r}? If it is a key of your own, list it in "
+            f"QTASKS['USER_KEYS'] (e.g. 'USER_KEYS': [{key!r}])."
+        )
+        # Still kept, as every unknown key: a warning, not a refusal.
+        assert qtasks_settings.as_dict()[key] == 3
+
+
+def test_undeclared_key_far_from_ours_warns_without_a_guess():
+    with override_settings(QTASKS={"REPORTS_BUCKET": "s3://x", 7: "seven"}):
+        warnings = check_settings()
+    assert ids(warnings) == ["django_qtasks.W001"] * 2
+    assert warnings[0].hint == (
+        "If it is a key of your own, list it in QTASKS['USER_KEYS'] "
+        "(e.g. 'USER_KEYS': ['REPORTS_BUCKET'])."
+    )
+    assert "QTASKS[7]" in warnings[1].msg
+
+
+def test_user_keys_declare_some_keys_only():
+    value = {"GREETING": "hi", "GRETING": "typo", "USER_KEYS": ["GREETING"]}
+    with override_settings(QTASKS=value):
+        warnings = check_settings()
+        assert [w.msg.split(" ")[0] for w in warnings] == ["QTASKS['GRETING']"]
+        assert tasks.echo.ctx.get_config()["GREETING"] == "hi"
+
+
+@pytest.mark.parametrize("value", ["GREETING", ["GREETING", 3]])
+def test_user_keys_must_be_a_list_of_strings(value):
+    with override_settings(QTASKS={"GREETING": "hi", "USER_KEYS": value}):
+        errors = check_settings()
+    assert ids(errors)[0] == "django_qtasks.E001"
+    assert "QTASKS['USER_KEYS'] must be list or tuple" in errors[0].msg
+
+
+@pytest.mark.django_db  # Django's own model checks (JSONField) ask the database
+def test_manage_py_check_shows_the_warning_and_passes():
+    out, err = io.StringIO(), io.StringIO()
+    with override_settings(QTASKS={"CONCURENCY": 4}):
+        call_command("check", stdout=out, stderr=err)  # a warning does not fail it
+    assert "?: (django_qtasks.W001) QTASKS['CONCURENCY'] is not a django-qtasks setting" in (
+        err.getvalue()
+    )
+    assert "HINT: Did you mean 'CONCURRENCY'?" in err.getvalue()
 
 
 # --- manage.py check ---------------------------------------------------------------------
@@ -362,6 +432,8 @@ def test_every_check_id_is_documented():
         "django_qtasks.E003",
         "django_qtasks.E004",
         "django_qtasks.E005",
+        "django_qtasks.E006",
+        "django_qtasks.W001",
     ]
     for check_id in check_ids:
         assert f"## {check_id}: " in docs

@@ -48,6 +48,27 @@ def _kombu_broker_for(url: str, scheme: str) -> str:
     return KOMBU_BROKER
 
 
+#: What to install for the client library of a kombu transport, by URL scheme.
+TRANSPORT_EXTRAS = {
+    "redis": "pip install 'django-qtasks[kombu,redis]'",
+    "rediss": "pip install 'django-qtasks[kombu,redis]'",
+}
+
+
+def transport_error(url: str) -> str | None:
+    """Why the kombu transport of ``url`` cannot be loaded here; None when it can (or
+    ``url`` is not a kombu URL). Connects to nothing."""
+    if urlsplit(url).scheme in BROKERS:
+        return None
+    try:
+        from django_qtasks.brokers.kombu import load_transport
+
+        load_transport(url)
+    except Exception as exc:
+        return f"{type(exc).__name__}: {exc}"
+    return None
+
+
 def get_broker() -> Broker:
     """The project's broker, created on first use and shared by the process."""
     global _broker

@@ -93,15 +93,9 @@ class KombuBroker(Broker):
         self._next_redelivery = 0.0
 
     def connection(self) -> Connection:
-        transport: type | None = None
-        if self.scheme == "redis":  # (rediss: kombu sets TLS up by that name)
-            # Here, not at the top: kombu's Redis transport needs redis-py.
-            from django_qtasks.brokers.redis_transport import RedisTransport
-
-            transport = RedisTransport
         return Connection(
             self.url,
-            transport=transport,
+            transport=transport_class(self.scheme),
             transport_options=self.transport_options,
             connect_timeout=2,
         )
@@ -432,6 +426,25 @@ class KombuBroker(Broker):
                 self._producers.force_close_all()
                 self._producers.connections.force_close_all()
                 self._producers = None
+
+
+def transport_class(scheme: str) -> type | None:
+    """Our transport for ``scheme``; None: kombu's own."""
+    if scheme == "redis":  # (rediss: kombu sets TLS up by that name)
+        # Here, not at the top: kombu's Redis transport needs redis-py.
+        from django_qtasks.brokers.redis_transport import RedisTransport
+
+        return RedisTransport
+    return None
+
+
+def load_transport(url: str) -> None:
+    """Import the transport of ``url`` and its client library, as a first publish would.
+
+    Connects to nothing. Raises what the import raises (ImportError, most
+    often: kombu imports some client libraries only when a transport is made).
+    """
+    Connection(url, transport=transport_class(urlsplit(url).scheme)).transport  # noqa: B018
 
 
 class Consumer(threading.Thread):

@@ -281,6 +281,10 @@ class TaskExecutor:
 
     async def in_thread(self, function: Callable[[], Any]) -> Any:
         future = self.run_in_thread(self.thread_main, function)
+        # A stopped run's future ends with the TaskCancel (or TaskTimeout) the
+        # thread was interrupted with, after nobody awaits it any more: retrieve
+        # it, or asyncio prints "Future exception was never retrieved".
+        future.add_done_callback(retrieve_exception)
         try:
             done, _ = await asyncio.wait({future}, timeout=self.handle.max_time)
         except asyncio.CancelledError:
@@ -347,6 +351,11 @@ class TaskExecutor:
         longest = float(qtasks_settings.RETRY_BACKOFF_MAX)
         delay = min(base * 2 ** (self.record.attempts - 1), longest)
         return timezone.now() + timedelta(seconds=delay)
+
+
+def retrieve_exception(future: asyncio.Future[Any]) -> None:
+    if not future.cancelled():
+        future.exception()
 
 
 def resolve(value: Any) -> Any:
