@@ -264,6 +264,17 @@ class WorkerHeartbeat(models.Model):
     def __str__(self) -> str:
         return self.worker_id
 
+    def running_uuids(self) -> list[str]:
+        """The uuids listed in ``running``, as text. Anything else there (a row written
+        by hand, or by another program) is left out rather than break the pages that list it."""
+        found = []
+        for entry in self.running if isinstance(self.running, list) else []:
+            try:
+                found.append(str(uuid.UUID(str(entry))))
+            except ValueError:
+                continue
+        return found
+
 
 class ScheduleSource(models.TextChoices):
     ADMIN = "admin", _("admin")
