@@ -18,6 +18,7 @@ from django_qtasks.admin.filters import (
     ScheduleFilter,
     TagFilter,
     TaskNameFilter,
+    offered_lookups,
     search_q,
 )
 from django_qtasks.admin.hierarchy import ProbedDatesQuerySet
@@ -181,6 +182,9 @@ class TaskAdmin(TaskColumns, admin.ModelAdmin):
     def get_queryset(self, request: HttpRequest) -> QuerySet[Task]:
         queryset = super().get_queryset(request)
         return ProbedDatesQuerySet(model=queryset.model, query=queryset.query, using=queryset.db)
+
+    def lookup_allowed(self, lookup: str, value: str, request: HttpRequest | None = None) -> bool:
+        return lookup in offered_lookups(self, request)
 
     def get_search_results(
         self, request: HttpRequest, queryset: QuerySet[Task], search_term: str
