@@ -205,12 +205,18 @@ class TaskExecutor:
                     f"decode={self.handle.decode!r} failed on the task's result: {exc!r}"
                 ) from exc
         try:
-            json.dumps(value, allow_nan=False)
+            size = len(json.dumps(value, allow_nan=False))
         except (TypeError, ValueError) as exc:
             raise ResultError(
                 f"The task's result is not JSON ({exc}); return plain values or pass decode= "
                 "to turn the result into JSON."
             ) from exc
+        if size > qtasks_settings.RESULT_MAX_BYTES:
+            raise ResultError(
+                f"The task's result is {size} bytes of JSON, over the limit of "
+                f"{qtasks_settings.RESULT_MAX_BYTES} bytes (QTASKS['RESULT_MAX_BYTES']); store "
+                "large data elsewhere (a file, a model) and return a reference to it."
+            )
         return value
 
     # Time limits and stops -----------------------------------------------------
