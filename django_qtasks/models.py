@@ -15,6 +15,10 @@ from django.db import models
 from django.utils import timezone
 from django.utils.translation import gettext_lazy as _
 
+#: The longest cancel reason kept, in characters: the admin and the API refuse a
+#: longer one, and ``Task.cancel()`` cuts it (a cancel should not fail for its wording).
+CANCEL_REASON_MAX_LENGTH = 1000
+
 
 class TaskStatus(models.TextChoices):
     NEW = "new", _("new")
@@ -183,6 +187,8 @@ class Task(models.Model):
     def cancel(self, reason: str = "", by: str = "") -> bool:
         """Cancel this task; return False when it had already ended.
 
+        A ``reason`` longer than CANCEL_REASON_MAX_LENGTH is kept cut, ending with "…".
+
         A waiting task ends at once with status ``cancel`` and never starts. A
         running one gets a cancel request that its worker acts on (see
         DESIGN: async tasks stop at their next await, sync ones at their next
@@ -190,6 +196,8 @@ class Task(models.Model):
         """
         from django_qtasks.notify import get_notifier
 
+        if len(reason) > CANCEL_REASON_MAX_LENGTH:
+            reason = reason[: CANCEL_REASON_MAX_LENGTH - 1] + "\u2026"
         now = timezone.now()
         rows = Task.objects.filter(pk=self.pk)
         done = rows.ready().update(

@@ -7,8 +7,8 @@ from datetime import timedelta
 import pytest
 from django.urls import reverse
 
-from django_qtasks.models import Schedule, Task, TaskStatus
-from tests.admin_helpers import CHANGELIST, make, staff, text
+from django_qtasks.models import CANCEL_REASON_MAX_LENGTH, Schedule, Task, TaskStatus
+from tests.admin_helpers import CHANGELIST, make, staff, text, url
 
 pytestmark = pytest.mark.django_db
 
@@ -94,3 +94,30 @@ def test_the_schedule_list_takes_every_filter_it_offers(admin_client):
     response = admin_client.get(reverse(SCHEDULES), query)
     assert response.status_code == 200
     assert "nightly" in text(response)
+
+
+# The cancel reason: one limit everywhere -------------------------------------------------
+
+
+def test_the_admin_refuses_a_cancel_reason_over_the_limit(admin_client):
+    task = make()
+    long = "r" * (CANCEL_REASON_MAX_LENGTH + 1)
+    page = admin_client.post(url("cancel", task.pk), {"reason": long})
+    assert page.status_code == 200
+    assert "Ensure this value has at most 1000 characters (it has 1001)." in text(page)
+    payload = {"action": "cancel_selected", "_selected_action": [str(task.pk)], "post": "yes"}
+    listed = admin_client.post(reverse(CHANGELIST), {**payload, "reason": long})
+    assert "Ensure this value has at most 1000 characters (it has 1001)." in text(listed)
+    task.refresh_from_db()
+    assert (task.status, task.cancel_reason) == (TaskStatus.NEW, "")
+    admin_client.post(url("cancel", task.pk), {"reason": long[:-1]})
+    task.refresh_from_db()
+    assert (task.status, task.cancel_reason) == (TaskStatus.CANCEL, long[:-1])
+
+
+def test_task_cancel_keeps_a_long_reason_cut_to_the_limit():
+    task = make()
+    assert task.cancel("r" * 2_000_000, by="script")
+    task.refresh_from_db()
+    assert task.status == TaskStatus.CANCEL
+    assert task.cancel_reason == "r" * (CANCEL_REASON_MAX_LENGTH - 1) + "\u2026"
