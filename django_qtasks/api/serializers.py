@@ -65,7 +65,7 @@ class TaskSerializer(serializers.ModelSerializer[Task]):
 
 
 #: Left out of the list, where they would make every page heavy; the detail has them.
-HEAVY_FIELDS = ("traceback", "logs", "attempt_log")
+HEAVY_FIELDS = ("returning", "traceback", "logs", "attempt_log")
 
 
 class TaskListSerializer(TaskSerializer):
