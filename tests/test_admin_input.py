@@ -121,3 +121,30 @@ def test_task_cancel_keeps_a_long_reason_cut_to_the_limit():
     task.refresh_from_db()
     assert task.status == TaskStatus.CANCEL
     assert task.cancel_reason == "r" * (CANCEL_REASON_MAX_LENGTH - 1) + "\u2026"
+
+
+# A big result: a preview on the task page, the whole value as a download ----------------
+
+
+def test_a_big_result_shows_a_preview_and_downloads_whole():
+    task = make(TaskStatus.SUCCESS, returning={"rows": ["x" * 100] * 10_000})
+    viewer = staff("view_task")
+    page = viewer.get(url("change", task.pk))
+    assert page.status_code == 200
+    assert len(page.content) < 200_000
+    download = url("result", task.pk)
+    assert f'href="{download}" download' in text(page)
+    assert "The first 10,000 of" in text(page)
+    whole = viewer.get(download)
+    assert whole.status_code == 200
+    assert whole["Content-Type"] == "application/json"
+    assert whole["Content-Disposition"] == f'attachment; filename="{task.pk}-result.json"'
+    assert whole.json() == {"rows": ["x" * 100] * 10_000}
+    assert staff("add_task").get(download).status_code == 403
+
+
+def test_a_small_result_is_shown_whole(admin_client):
+    task = make(TaskStatus.SUCCESS, returning={"answer": 42})
+    page = text(admin_client.get(url("change", task.pk)))
+    assert "&quot;answer&quot;: 42" in page
+    assert url("result", task.pk) not in page

@@ -214,6 +214,11 @@ class TaskAdmin(TaskColumns, admin.ModelAdmin):
                 name=f"{prefix}_cancel",
             ),
             path(
+                "<path:object_id>/result/",
+                wrap(views.ResultView.as_view(model_admin=self)),
+                name=f"{prefix}_result",
+            ),
+            path(
                 "<path:object_id>/retry/",
                 wrap(views.RetryView.as_view(model_admin=self)),
                 name=f"{prefix}_retry",
