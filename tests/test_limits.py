@@ -13,17 +13,20 @@ from tests.testapp import tasks
 
 pytestmark = pytest.mark.django_db(transaction=True)
 
+QUEUE = "limits"
+
 
 @pytest.fixture
 def limited_worker(monkeypatch, start_worker):
     limits = {"RESULT_MAX_BYTES": 1000, "LOG_LINE_MAX_CHARS": 50}
     monkeypatch.setenv("QTASKS_TEST_SETTINGS", json.dumps(limits))
-    return start_worker("--concurrency", "2")
+    # A queue of its own: the session's shared worker has the default limits.
+    return start_worker("--concurrency", "2", "--queues", QUEUE)
 
 
 def test_a_result_over_the_limit_ends_the_task_in_error_saying_so(limited_worker):
-    big = tasks.echo.add_task("x" * 2000)
-    small = tasks.echo.add_task("x" * 500)
+    big = tasks.echo.add_task("x" * 2000, queue=QUEUE)
+    small = tasks.echo.add_task("x" * 500, queue=QUEUE)
     big = wait_status(big, TaskStatus.ERROR, TaskStatus.SUCCESS, timeout=60)
     assert big.status == TaskStatus.ERROR
     assert big.returning is None
@@ -35,7 +38,7 @@ def test_a_result_over_the_limit_ends_the_task_in_error_saying_so(limited_worker
 
 
 def test_a_long_log_line_is_cut_with_a_marker(limited_worker):
-    task = tasks.log_line.add_task("a" * 30 + "b" * 100)
+    task = tasks.log_line.add_task("a" * 30 + "b" * 100, queue=QUEUE)
     task = wait_status(task, TaskStatus.SUCCESS, TaskStatus.ERROR, timeout=60)
     assert task.status == TaskStatus.SUCCESS
     [line] = [line["message"] for line in task.logs]
