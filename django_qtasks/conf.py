@@ -83,6 +83,15 @@ OPTIONS: dict[str, Option] = {
     "CANCEL_GRACE": Option(10.0, NUMBER, "seconds a sync task has to stop once cancelled"),
     "SHUTDOWN_TIMEOUT": Option(30.0, NUMBER, "seconds running tasks have to end on shutdown"),
     "LOG_LINES": Option(200, (int,), "log lines kept with each task"),
+    "LOG_LINE_MAX_CHARS": Option(
+        4000, (int,), "longest log line kept with a task, in characters", least="at least 1"
+    ),
+    "RESULT_MAX_BYTES": Option(
+        10 * 1024 * 1024,
+        (int,),
+        "largest result a task may store, in bytes of JSON",
+        least="at least 1",
+    ),
     "WORKER_SYNCHRONOUS_COMMIT": Option(
         False, (bool,), "on PostgreSQL, workers' own commits wait for the disk flush"
     ),

@@ -81,7 +81,11 @@ class RunState:
 
     def add_log_line(self, level: int, message: str) -> None:
         from django_qtasks.app import storable_text
+        from django_qtasks.conf import qtasks_settings
 
+        limit = qtasks_settings.LOG_LINE_MAX_CHARS
+        if len(message) > limit:
+            message = f"{message[:limit]} [... {len(message) - limit} more characters not kept]"
         line: dict[str, Any] = {
             "time": datetime.now(timezone.utc).isoformat(timespec="milliseconds"),
             "level": logging.getLevelName(level),

@@ -15,6 +15,10 @@ from django.db import models, router
 from django.utils import timezone
 from django.utils.translation import gettext_lazy as _
 
+#: The longest cancel reason kept, in characters: the admin and the API refuse a
+#: longer one, and ``Task.cancel()`` cuts it (a cancel should not fail for its wording).
+CANCEL_REASON_MAX_LENGTH = 1000
+
 
 class TaskStatus(models.TextChoices):
     NEW = "new", _("new")
@@ -195,6 +199,8 @@ class Task(models.Model):
     def cancel(self, reason: str = "", by: str = "") -> bool:
         """Cancel this task; return False when it had already ended.
 
+        A ``reason`` longer than CANCEL_REASON_MAX_LENGTH is kept cut, ending with "…".
+
         A waiting task ends at once with status ``cancel`` and never starts. A
         running one gets a cancel request that its worker acts on (see
         DESIGN: async tasks stop at their next await, sync ones at their next
@@ -203,6 +209,8 @@ class Task(models.Model):
         from django_qtasks.app import storable_text
         from django_qtasks.notify import get_notifier
 
+        if len(reason) > CANCEL_REASON_MAX_LENGTH:
+            reason = reason[: CANCEL_REASON_MAX_LENGTH - 1] + "\u2026"
         # A reason typed by a user keeps what it says, escaped where a
         # database would refuse it (NUL, surrogates).
         reason, by = storable_text(reason), storable_text(by)
@@ -280,6 +288,17 @@ class WorkerHeartbeat(models.Model):
 
     def __str__(self) -> str:
         return self.worker_id
+
+    def running_uuids(self) -> list[str]:
+        """The uuids listed in ``running``, as text. Anything else there (a row written
+        by hand, or by another program) is left out rather than break the pages that list it."""
+        found = []
+        for entry in self.running if isinstance(self.running, list) else []:
+            try:
+                found.append(str(uuid.UUID(str(entry))))
+            except ValueError:
+                continue
+        return found
 
 
 class ScheduleSource(models.TextChoices):

@@ -89,6 +89,26 @@ def test_dashboard_data_counts_series_queues_workers_and_failures(admin_client, 
     assert admin_client.get(url("dashboard_data"), {"period": "bogus"}).json()["period"] == "1h"
 
 
+def test_a_worker_whose_running_list_holds_no_uuid_does_not_break_the_dashboard(admin_client):
+    task = make(TaskStatus.PROCESS, task_name="sync_sleeper")
+    WorkerHeartbeat.objects.create(
+        worker_id="host:3:odd",
+        hostname="host",
+        pid=3,
+        queues=["default"],
+        concurrency=4,
+        running=["not-a-uuid", 5, None, {"a": 1}, str(task.pk)],
+    )
+    data = admin_client.get(url("dashboard_data"))
+    assert data.status_code == 200
+    [worker] = data.json()["workers"]
+    assert [entry["uuid"] for entry in worker["running"]] == [str(task.pk)]
+    assert worker["running"][0]["task_name"] == "sync_sleeper"
+    page = admin_client.get(url("dashboard"))
+    assert page.status_code == 200
+    assert "host:3:odd" in text(page)
+
+
 def test_dashboard_page_embeds_its_data_and_translated_labels(admin_client, busy):
     page = text(admin_client.get(url("dashboard"), {"period": "24h"}))
     assert 'id="qtasks-data"' in page

@@ -187,6 +187,16 @@ def test_cancel_reads_its_body_under_the_same_limit(api):
         ({"page_size": "0"}, "page_size", "Must be a whole number from 1 to 500, not '0'."),
         ({"page_size": "many"}, "page_size", "Must be a whole number from 1 to 500, not 'many'."),
         ({"page_size": "501"}, "page_size", "Must be a whole number from 1 to 500, not '501'."),
+        (
+            {"page_size": "\u00b2"},
+            "page_size",
+            "Must be a whole number from 1 to 500, not '\u00b2'.",
+        ),
+        (
+            {"page_size": "\uff15"},
+            "page_size",
+            "Must be a whole number from 1 to 500, not '\uff15'.",
+        ),
         ({"cursor": "garbage"}, "cursor", "Invalid cursor: use the 'next' or 'previous' link"),
     ],
 )
@@ -197,6 +207,14 @@ def test_a_bad_query_parameter_is_400_naming_it(api, query, field, message):
     errors = response.json()
     assert list(errors) == [field]
     assert errors[field][0].startswith(message)
+
+
+def test_every_bad_query_parameter_is_named_at_once(api):
+    make()
+    query = {"status": "bogus", "queue": "q" * 101, "page_size": "0", "cursor": "garbage"}
+    response = api.get(TASKS, query)
+    assert response.status_code == 400
+    assert sorted(response.json()) == ["cursor", "page_size", "queue", "status"]
 
 
 @pytest.mark.parametrize(

@@ -92,6 +92,20 @@ def test_workers_are_the_live_ones_with_their_running_tasks(api):
     ]
 
 
+@pytest.mark.parametrize(
+    "running", [["not-a-uuid", 5, None, {"a": 1}, "1" * 5000], {"a": 1}, "text"]
+)
+def test_a_running_list_that_holds_no_uuid_is_read_as_such(api, running):
+    task = make(TaskStatus.PROCESS, task_name="sync_sleeper", worker="host:1:live")
+    heartbeat("host:1:live", 1, [str(task.uuid).upper()])
+    heartbeat("host:2:odd", 1, running)
+    response = api.get(WORKERS)
+    assert response.status_code == 200
+    by_id = {worker["worker_id"]: worker["running"] for worker in response.json()}
+    assert [entry["uuid"] for entry in by_id["host:1:live"]] == [str(task.uuid)]
+    assert by_id["host:2:odd"] == []
+
+
 def test_stats_count_every_status_and_the_depth_of_each_queue(api, django_assert_num_queries):
     make(), make(), make(TaskStatus.RETRY, queue="other"), make(queue="other")
     make(TaskStatus.PROCESS), make(TaskStatus.SUCCESS, queue="other")

@@ -156,6 +156,21 @@ def test_qtasks_setting_may_be_absent(settings):
             "QTASKS['REDIS_CACHE_ALIAS'] must be str or None (a django-redis CACHES alias), "
             "not int 1.",
         ),
+        (
+            {"LOG_LINE_MAX_CHARS": 0},
+            "QTASKS['LOG_LINE_MAX_CHARS'] must be int, at least 1 (longest log line kept with "
+            "a task, in characters), not 0.",
+        ),
+        (
+            {"RESULT_MAX_BYTES": "10MB"},
+            "QTASKS['RESULT_MAX_BYTES'] must be int (largest result a task may store, in bytes "
+            "of JSON), not str '10MB'.",
+        ),
+        (
+            {"RESULT_MAX_BYTES": -1},
+            "QTASKS['RESULT_MAX_BYTES'] must be int, at least 1 (largest result a task may "
+            "store, in bytes of JSON), not -1.",
+        ),
     ],
 )
 def test_e001_wrong_type_or_shape(value, message):

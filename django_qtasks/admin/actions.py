@@ -19,7 +19,13 @@ from django.template.response import TemplateResponse
 from django.utils.translation import gettext as _
 from django.utils.translation import gettext_lazy, ngettext
 
-from django_qtasks.models import FINAL_STATUSES, Task, TaskStatus, task_db
+from django_qtasks.models import (
+    CANCEL_REASON_MAX_LENGTH,
+    FINAL_STATUSES,
+    Task,
+    TaskStatus,
+    task_db,
+)
 
 if TYPE_CHECKING:
     from django_qtasks.admin.task_admin import TaskAdmin
@@ -28,6 +34,7 @@ if TYPE_CHECKING:
 class CancelForm(forms.Form):
     reason = forms.CharField(
         label=gettext_lazy("Reason"),
+        max_length=CANCEL_REASON_MAX_LENGTH,
         widget=forms.Textarea(attrs={"rows": 3, "cols": 60}),
         help_text=gettext_lazy(
             "Kept with the task, with your name, and written to the worker's log."

@@ -55,10 +55,12 @@ class TaskColumns:
 
     @admin.display(description=_("result or progress"))
     def result_pretty(self, task: Task) -> SafeString | str:
+        download = reverse(f"{self.admin_site.name}:django_qtasks_task_result", args=[task.pk])
+        preview = display.json_preview(task.returning, download)
         if task.status == TaskStatus.PROCESS and isinstance(task.returning, list):
             note = _("Progress so far: %(count)d items yielded.") % {"count": len(task.returning)}
-            return format_html("<p>{}</p>{}", note, display.pretty_json(task.returning))
-        return display.pretty_json(task.returning)
+            return format_html("<p>{}</p>{}", note, preview)
+        return preview
 
     @admin.display(description=_("traceback"))
     def traceback_pretty(self, task: Task) -> SafeString | str:

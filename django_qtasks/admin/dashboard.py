@@ -85,7 +85,7 @@ def dashboard_data(period: str, task_url: str) -> dict[str, Any]:
             counts[row["status"]] += row["count"]
 
     heartbeats = list(WorkerHeartbeat.objects.order_by("worker_id"))
-    running_ids = [key for beat in heartbeats for key in beat.running or []]
+    running_ids = [key for beat in heartbeats for key in beat.running_uuids()]
     running = {
         str(task.uuid): task
         for task in Task.objects.filter(pk__in=running_ids).only("uuid", "task_name", "started_at")
@@ -127,7 +127,7 @@ def dashboard_data(period: str, task_url: str) -> dict[str, Any]:
                         "started_at": iso(running[key].started_at) if key in running else None,
                         "url": link(key),
                     }
-                    for key in beat.running or []
+                    for key in beat.running_uuids()
                 ],
             }
             for beat in heartbeats

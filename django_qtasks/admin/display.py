@@ -58,6 +58,31 @@ def pretty_json(value: Any) -> SafeString | str:
     return format_html('<pre class="qtasks-pre qtasks-json">{}</pre>', text)
 
 
+#: The most characters of a result the task page shows; the rest is a download.
+PREVIEW_CHARS = 10_000
+
+
+def json_preview(value: Any, download_url: str) -> SafeString | str:
+    """``pretty_json``, cut at PREVIEW_CHARS characters, with a link to the whole value."""
+    if value is None or value == [] or value == {}:
+        return EMPTY
+    text = json.dumps(value, indent=2, ensure_ascii=False, sort_keys=True, default=str)
+    if len(text) <= PREVIEW_CHARS:
+        return pretty_json(value)
+    note = _("The first %(shown)s of %(total)s characters.") % {
+        "shown": f"{PREVIEW_CHARS:,}",
+        "total": f"{len(text):,}",
+    }
+    return format_html(
+        '<pre class="qtasks-pre qtasks-json">{}\u2026</pre><p class="qtasks-preview-note">{} '
+        '<a href="{}" download>{}</a></p>',
+        text[:PREVIEW_CHARS],
+        note,
+        download_url,
+        _("Download it whole (JSON)"),
+    )
+
+
 def preformatted(text: str) -> SafeString | str:
     if not text:
         return EMPTY

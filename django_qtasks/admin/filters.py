@@ -15,6 +15,7 @@ from typing import Any
 
 from django.contrib import admin
 from django.contrib.admin.options import IncorrectLookupParameters
+from django.contrib.admin.utils import get_fields_from_path
 from django.db import connections
 from django.db.models import Q, QuerySet
 from django.http import HttpRequest
@@ -42,6 +43,7 @@ def tag_q(tag: str) -> Q:
 def search_q(term: str) -> Q:
     """A uuid, the first 8 characters of one (as the changelist shows), a part of a
     task name, or a tag. Uuids are looked up as ranges of the primary key index."""
+    refuse_nul(term)
     try:
         return Q(pk=uuid.UUID(term))
     except ValueError:
@@ -53,6 +55,39 @@ def search_q(term: str) -> Q:
             return Q(pk__istartswith=term)
         return Q(pk__gte=uuid.UUID(term + "0" * 24), pk__lte=uuid.UUID(term + "f" * 24))
     return Q(task_name__icontains=term) | tag_q(term)
+
+
+def refuse_nul(value: str) -> str:
+    """``value``; IncorrectLookupParameters (the admin's "?e=1") if it holds a NUL
+    character, which PostgreSQL refuses in any query."""
+    if "\x00" in value:
+        raise IncorrectLookupParameters(gettext("A filter value holds a NUL character."))
+    return value
+
+
+def offered_lookups(model_admin: admin.ModelAdmin[Any], request: HttpRequest | None) -> set[str]:
+    """The query parameters of the changelist's own filters and date hierarchy.
+
+    Django's admin filters by any lookup on a model's own fields
+    (``?worker__regex=.*``), which lets anyone who may view the list run scans
+    the page never offers. Our admins take only these; the rest is a 400.
+    """
+    found: set[str] = set()
+    for item in model_admin.get_list_filter(request):  # type: ignore[arg-type]
+        if isinstance(item, type) and issubclass(item, admin.SimpleListFilter):
+            found.add(str(item.parameter_name))
+            continue
+        path: Any
+        make: Any
+        path, make = (
+            item if isinstance(item, (list, tuple)) else (item, admin.FieldListFilter.create)
+        )
+        field = get_fields_from_path(model_admin.model, path)[-1]
+        spec = make(field, request, {}, model_admin.model, model_admin, field_path=path)
+        found.update(str(name) for name in spec.expected_parameters())
+    if model_admin.date_hierarchy:
+        found.update(f"{model_admin.date_hierarchy}__{part}" for part in ("year", "month", "day"))
+    return found
 
 
 def registered_tasks() -> Iterable[Any]:
@@ -78,7 +113,7 @@ class ChoicesFilter(admin.SimpleListFilter):
 
     def queryset(self, request: HttpRequest, queryset: QuerySet[Task]) -> QuerySet[Task]:
         value = self.value()
-        return queryset.filter(self.matching(str(value))) if value else queryset
+        return queryset.filter(self.matching(refuse_nul(str(value)))) if value else queryset
 
 
 class TaskNameFilter(ChoicesFilter):

@@ -31,7 +31,7 @@ from django.views import View
 
 from django_qtasks import beat
 from django_qtasks.admin import display
-from django_qtasks.admin.filters import TaskNameFilter
+from django_qtasks.admin.filters import TaskNameFilter, offered_lookups, refuse_nul
 from django_qtasks.admin.schedule_form import ScheduleForm, problems_of
 from django_qtasks.cron import describe_cron
 from django_qtasks.exceptions import InvalidSchedule
@@ -413,6 +413,14 @@ class ScheduleAdmin(admin.ModelAdmin):
         return [path("<path:object_id>/run/", run, name=f"{prefix}_run"), *super().get_urls()]
 
     # The changelist: one query for the page, whatever its size -----------------
+
+    def lookup_allowed(self, lookup: str, value: str, request: HttpRequest | None = None) -> bool:
+        return lookup in offered_lookups(self, request)
+
+    def get_search_results(
+        self, request: HttpRequest, queryset: QuerySet[Schedule], search_term: str
+    ) -> tuple[QuerySet[Schedule], bool]:
+        return super().get_search_results(request, queryset, refuse_nul(search_term))
 
     def get_queryset(self, request: HttpRequest) -> QuerySet[Schedule]:
         # The last task's status through the join; the task row itself is not loaded.

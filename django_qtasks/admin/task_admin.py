@@ -18,6 +18,7 @@ from django_qtasks.admin.filters import (
     ScheduleFilter,
     TagFilter,
     TaskNameFilter,
+    offered_lookups,
     search_q,
 )
 from django_qtasks.admin.hierarchy import ProbedDatesQuerySet
@@ -182,6 +183,9 @@ class TaskAdmin(TaskColumns, admin.ModelAdmin):
         queryset = super().get_queryset(request)
         return ProbedDatesQuerySet(model=queryset.model, query=queryset.query, using=queryset.db)
 
+    def lookup_allowed(self, lookup: str, value: str, request: HttpRequest | None = None) -> bool:
+        return lookup in offered_lookups(self, request)
+
     def get_search_results(
         self, request: HttpRequest, queryset: QuerySet[Task], search_term: str
     ) -> tuple[QuerySet[Task], bool]:
@@ -208,6 +212,11 @@ class TaskAdmin(TaskColumns, admin.ModelAdmin):
                 "<path:object_id>/cancel/",
                 wrap(views.CancelView.as_view(model_admin=self)),
                 name=f"{prefix}_cancel",
+            ),
+            path(
+                "<path:object_id>/result/",
+                wrap(views.ResultView.as_view(model_admin=self)),
+                name=f"{prefix}_result",
             ),
             path(
                 "<path:object_id>/retry/",

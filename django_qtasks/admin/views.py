@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import json
 from typing import TYPE_CHECKING, Any
 
 from django.contrib import messages
@@ -88,6 +89,18 @@ class CancelView(TaskView):
             "media": self.admin.media,
         }
         return TemplateResponse(request, "admin/django_qtasks/task/cancel.html", context)
+
+
+class ResultView(TaskView):
+    """The whole stored result as a JSON download: the task page shows only its start."""
+
+    permission = "view"
+
+    def get(self, request: HttpRequest, object_id: str) -> HttpResponse:
+        task = self.get_task(request, object_id)
+        response = HttpResponse(json.dumps(task.returning), content_type="application/json")
+        response["Content-Disposition"] = f'attachment; filename="{task.pk}-result.json"'
+        return response
 
 
 class RetryView(TaskView):

@@ -63,7 +63,7 @@ class WorkerSerializer(serializers.ModelSerializer[WorkerHeartbeat]):
     @extend_schema_field(RunningTaskSerializer(many=True))
     def get_running(self, worker: WorkerHeartbeat) -> list[dict[str, Any]]:
         tasks = self.context["running"]
-        return [tasks[uuid] for uuid in worker.running if uuid in tasks]
+        return [tasks[uuid] for uuid in worker.running_uuids() if uuid in tasks]
 
 
 StatusCountsSerializer = type(
@@ -105,7 +105,7 @@ class WorkerListView(QTasksAPIView):
     )
     def get(self, request: Request) -> Response:
         workers = list(live_workers())
-        uuids = {uuid for worker in workers for uuid in worker.running}
+        uuids = {uuid for worker in workers for uuid in worker.running_uuids()}
         rows = Task.objects.filter(pk__in=uuids).values("uuid", "task_name", "started_at")
         running = {str(row["uuid"]): row for row in rows}
         serializer = WorkerSerializer(workers, many=True, context={"running": running})

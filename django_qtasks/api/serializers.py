@@ -14,7 +14,7 @@ from rest_framework import serializers
 
 from django_qtasks import app
 from django_qtasks.exceptions import UnknownTask
-from django_qtasks.models import Task
+from django_qtasks.models import CANCEL_REASON_MAX_LENGTH, Task
 
 #: Longest ``delay`` (and furthest ``eta``) the API takes: a year. Later is a schedule.
 MAX_DELAY = 365 * 24 * 3600
@@ -65,7 +65,7 @@ class TaskSerializer(serializers.ModelSerializer[Task]):
 
 
 #: Left out of the list, where they would make every page heavy; the detail has them.
-HEAVY_FIELDS = ("traceback", "logs", "attempt_log")
+HEAVY_FIELDS = ("returning", "traceback", "logs", "attempt_log")
 
 
 class TaskListSerializer(TaskSerializer):
@@ -201,7 +201,7 @@ class TaskCreateSerializer(serializers.Serializer[Any]):
 class CancelSerializer(serializers.Serializer[Any]):
     reason = StrictCharField(
         min_length=1,
-        max_length=1000,
+        max_length=CANCEL_REASON_MAX_LENGTH,
         help_text="Why: kept with the task and written to the worker's log.",
     )
 

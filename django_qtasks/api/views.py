@@ -9,7 +9,7 @@ from django.db.models import QuerySet
 from drf_spectacular.utils import extend_schema_view
 from rest_framework import mixins, status
 from rest_framework.decorators import action
-from rest_framework.exceptions import NotFound
+from rest_framework.exceptions import NotFound, ValidationError
 from rest_framework.request import Request
 from rest_framework.response import Response
 from rest_framework.serializers import BaseSerializer
@@ -28,6 +28,7 @@ from django_qtasks.api.serializers import (
     TaskListSerializer,
     TaskSerializer,
 )
+from django_qtasks.exceptions import TaskArgumentsError
 from django_qtasks.models import Task, TaskStatus
 
 
@@ -55,6 +56,10 @@ class TaskViewSet(
     lookup_value_regex = "[^/]+"  # any text: a non-uuid gets the JSON 404 too
     action_permissions = {"create": CanAddTask, "cancel": CanCancelTask, "retry": CanRetryTask}
 
+    def list(self, request: Request, *args: Any, **kwargs: Any) -> Response:
+        check_list_parameters(request, self.paginator)
+        return super().list(request, *args, **kwargs)
+
     def get_queryset(self) -> QuerySet[Task]:
         if self.action == "list":
             return filter_tasks(Task.objects.defer(*HEAVY_FIELDS), self.request.query_params)
@@ -80,15 +85,20 @@ class TaskViewSet(
         body = TaskCreateSerializer(data=request.data)
         body.is_valid(raise_exception=True)
         data = body.validated_data
-        task = app.enqueue(
-            app.get_task(data["task_name"]),
-            data["args"],
-            data["kwargs"],
-            priority=data.get("priority"),
-            queue=data.get("queue"),
-            delay=data.get("delay"),
-            eta=data.get("eta"),
-        )
+        try:
+            task = app.enqueue(
+                app.get_task(data["task_name"]),
+                data["args"],
+                data["kwargs"],
+                priority=data.get("priority"),
+                queue=data.get("queue"),
+                delay=data.get("delay"),
+                eta=data.get("eta"),
+            )
+        except (TaskArgumentsError, ValueError) as exc:
+            # Input the serializer let through but the core refuses (e.g. text the
+            # database cannot store): the caller's mistake, and nothing was written.
+            raise ValidationError({"non_field_errors": [str(exc)]}) from exc
         return self.created(task)
 
     @document(
@@ -142,3 +152,20 @@ class TaskViewSet(
             status=status.HTTP_201_CREATED,
             headers={"Location": location},
         )
+
+
+def check_list_parameters(request: Request, paginator: Any) -> None:
+    """Raise one ValidationError (400) that names every bad query parameter of the list."""
+    found: dict[str, Any] = {}
+    checks = (
+        lambda: filter_tasks(Task.objects.none(), request.query_params),
+        lambda: paginator.get_page_size(request),
+        lambda: paginator.decode_cursor(request),
+    )
+    for check in checks:
+        try:
+            check()
+        except ValidationError as exc:
+            found.update(exc.detail if isinstance(exc.detail, dict) else {})
+    if found:
+        raise ValidationError(found)

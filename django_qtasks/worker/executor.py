@@ -257,6 +257,13 @@ class TaskExecutor:
                 "characters and lone surrogates alike; escape or remove them, or pass decode= "
                 "to turn the result into storable JSON."
             )
+        size = len(text.encode())
+        if size > qtasks_settings.RESULT_MAX_BYTES:
+            raise ResultError(
+                f"The task's result is {size} bytes of JSON, over the limit of "
+                f"{qtasks_settings.RESULT_MAX_BYTES} bytes (QTASKS['RESULT_MAX_BYTES']); store "
+                "large data elsewhere (a file, a model) and return a reference to it."
+            )
         return value
 
     # Time limits and stops -----------------------------------------------------

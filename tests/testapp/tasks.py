@@ -238,3 +238,9 @@ def fails_with(message: str, previous: Any = None) -> None:
 @app.task(schedule=timedelta(hours=1))
 def hourly() -> str:
     return "hourly"
+
+
+@app.task(echo=True)
+def log_line(self: SyncTask, message: str) -> int:
+    self.ctx.get_logger().info(message)
+    return len(message)

@@ -1,0 +1,45 @@
+"""What a task may store: results up to RESULT_MAX_BYTES, log lines up to
+LOG_LINE_MAX_CHARS. Run by real workers started with these settings."""
+
+from __future__ import annotations
+
+import json
+
+import pytest
+
+from django_qtasks.models import TaskStatus
+from tests.conftest import wait_status
+from tests.testapp import tasks
+
+pytestmark = pytest.mark.django_db(transaction=True)
+
+QUEUE = "limits"
+
+
+@pytest.fixture
+def limited_worker(monkeypatch, start_worker):
+    limits = {"RESULT_MAX_BYTES": 1000, "LOG_LINE_MAX_CHARS": 50}
+    monkeypatch.setenv("QTASKS_TEST_SETTINGS", json.dumps(limits))
+    # A queue of its own: the session's shared worker has the default limits.
+    return start_worker("--concurrency", "2", "--queues", QUEUE)
+
+
+def test_a_result_over_the_limit_ends_the_task_in_error_saying_so(limited_worker):
+    big = tasks.echo.add_task("x" * 2000, queue=QUEUE)
+    small = tasks.echo.add_task("x" * 500, queue=QUEUE)
+    big = wait_status(big, TaskStatus.ERROR, TaskStatus.SUCCESS, timeout=60)
+    assert big.status == TaskStatus.ERROR
+    assert big.returning is None
+    assert "result is 2002 bytes of JSON, over the limit of 1000 bytes" in big.traceback
+    assert "QTASKS['RESULT_MAX_BYTES']" in big.traceback
+    small = wait_status(small, TaskStatus.SUCCESS, TaskStatus.ERROR, timeout=60)
+    assert small.status == TaskStatus.SUCCESS
+    assert small.returning == "x" * 500
+
+
+def test_a_long_log_line_is_cut_with_a_marker(limited_worker):
+    task = tasks.log_line.add_task("a" * 30 + "b" * 100, queue=QUEUE)
+    task = wait_status(task, TaskStatus.SUCCESS, TaskStatus.ERROR, timeout=60)
+    assert task.status == TaskStatus.SUCCESS
+    [line] = [line["message"] for line in task.logs]
+    assert line == "a" * 30 + "b" * 20 + " [... 80 more characters not kept]"
