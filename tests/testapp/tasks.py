@@ -238,3 +238,11 @@ def fails_with(message: str, previous: Any = None) -> None:
 @app.task(schedule=timedelta(hours=1))
 def hourly() -> str:
     return "hourly"
+
+
+@app.task(echo=True)
+def log_config(self: SyncTask) -> dict[str, Any]:
+    """The seed example's line: task code logs its config at INFO, and returns it."""
+    config = self.ctx.get_config()
+    self.ctx.get_logger().info(config)
+    return config
