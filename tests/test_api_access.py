@@ -221,3 +221,13 @@ def test_without_the_qtasks_rate_the_scoped_throttle_says_so(throttle_rates):
         pytest.raises(ImproperlyConfigured, match=missing),
     ):
         client_for("staff", "view_task", "view_workerheartbeat").get(STATS)
+
+
+def test_the_api_cannot_delete_tasks():
+    running, ended = make(TaskStatus.PROCESS), make(TaskStatus.SUCCESS)
+    client = client_for("root", superuser=True)
+    for task in (running, ended):
+        response = client.delete(detail(task))
+        assert response.status_code == 405
+        assert response.json() == {"detail": 'Method "DELETE" not allowed.'}
+    assert Task.objects.count() == 2
