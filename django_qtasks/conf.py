@@ -105,7 +105,7 @@ OPTIONS: dict[str, Option] = {
         1.0, NUMBER, "longest pause of the beat between two looks", least=PERIOD
     ),
     "API_PERMISSION_CLASSES": Option(
-        ["rest_framework.permissions.IsAdminUser"],
+        ["rest_framework.permissions.IsAdminUser", "django_qtasks.api.permissions.CanView"],
         (list, tuple),
         "import strings of the REST API's DRF permission classes",
         items="import strings",

@@ -165,10 +165,17 @@ class BaseContext:
         return TaskLogger(logging.getLogger(name or f"django_qtasks.task.{self.task_name}"), self)
 
     def get_config(self) -> dict[str, Any]:
-        """The effective QTASKS settings: defaults plus every key the project set."""
-        from django_qtasks.conf import qtasks_settings
+        """The effective QTASKS settings: defaults plus every key the project set.
 
-        return qtasks_settings.as_dict()
+        Secrets are masked (URL passwords, keys named like PASSWORD, SECRET,
+        TOKEN or KEY), since task code logs this; ``qtasks_settings`` (the
+        "config" component) has the real values.
+        """
+        from django_qtasks.conf import qtasks_settings
+        from django_qtasks.masking import masked
+
+        config: dict[str, Any] = masked(qtasks_settings.as_dict())
+        return config
 
     def get_component(self, name: str) -> Any:
         """One of the running components: app, broker, config, storage, worker."""

@@ -71,9 +71,57 @@ def test_users_who_are_not_staff_are_refused_by_default(endpoint):
     assert snapshot() == before
 
 
+#: The permission each read needs, as the admin asks it for the same data.
+READ_PERMISSION = {
+    "list": "view_task",
+    "retrieve": "view_task",
+    "registry": "view_task",
+    "workers": "view_workerheartbeat",
+    "stats": "view_task",
+}
+READ_WHAT = {"view_task": "tasks", "view_workerheartbeat": "workers"}
+
+
 @pytest.mark.parametrize("endpoint", READS)
-def test_staff_users_can_read(endpoint):
-    assert READS[endpoint](client_for("staff"), make()).status_code == 200
+def test_staff_users_without_the_view_permission_are_refused(endpoint):
+    task = make(TaskStatus.ERROR, args=["secret-arg"], traceback="secret-traceback")
+    # Every other permission of the app, writes included: still no read.
+    others = [
+        "add_task",
+        "cancel_task",
+        "retry_task",
+        "view_schedule",
+        "change_schedule",
+        *(name for name in READ_PERMISSION.values() if name != READ_PERMISSION[endpoint]),
+    ]
+    before = snapshot()
+    response = READS[endpoint](client_for("staff", *others), task)
+    needed = READ_PERMISSION[endpoint]
+    assert response.status_code == 403
+    assert response.json() == {
+        "detail": f"You need the permission django_qtasks.{needed} to read {READ_WHAT[needed]}."
+    }
+    assert "secret" not in response.content.decode()
+    assert snapshot() == before
+
+
+@pytest.mark.parametrize("endpoint", READS)
+@pytest.mark.parametrize("kind", ["view", "change", "superuser"])
+def test_staff_users_with_the_view_or_change_permission_can_read(endpoint, kind):
+    needed = READ_PERMISSION[endpoint]
+    if kind == "superuser":
+        client = client_for("root", superuser=True)
+    else:
+        client = client_for("staff", needed.replace("view_", f"{kind}_"))
+    assert READS[endpoint](client, make()).status_code == 200
+
+
+def test_a_user_who_may_cancel_but_not_view_reads_nothing():
+    task = make(TaskStatus.ERROR, kwargs={"token": "secret-kwarg"})
+    client = client_for("canceller", "cancel_task", "retry_task", "add_task")
+    for response in (client.get(TASKS), client.get(detail(task)), client.get(STATS)):
+        assert response.status_code == 403
+        assert "secret" not in response.content.decode()
 
 
 @pytest.mark.parametrize("endpoint", WRITES)
@@ -88,6 +136,7 @@ def test_writes_need_the_model_permission_of_the_same_change_in_the_admin(endpoi
         f"{DOING[endpoint]}."
     }
     assert snapshot() == before
+    # Writes need their own permission only, as before.
     allowed = WRITES[endpoint](client_for("with", WRITE_PERMISSION[endpoint]), task)
     assert allowed.status_code in (200, 201)
 
@@ -112,7 +161,7 @@ def test_permission_classes_are_a_setting():
 
 
 def test_a_permission_class_that_cannot_be_imported_is_improperly_configured():
-    client = client_for("staff")
+    client = client_for("staff", "view_task", "view_workerheartbeat")
     setting = {"API_PERMISSION_CLASSES": ["rest_framework.permissions.IsAdmin"]}
     with override_settings(QTASKS=setting), pytest.raises(ImproperlyConfigured) as raised:
         client.get(TASKS)
@@ -129,7 +178,7 @@ def test_class_settings_are_checked(key, value):
     with override_settings(QTASKS={key: value}):
         [error] = check_settings()
         with pytest.raises(ImproperlyConfigured, match=r"dotted import strings|must be list"):
-            client_for("staff").get(TASKS)
+            client_for("staff", "view_task", "view_workerheartbeat").get(TASKS)
     assert error.id == "django_qtasks.E001"
     assert error.msg.startswith(f"QTASKS[{key!r}] must be list or tuple")
     assert error.msg.endswith(f"not {type(value).__name__} {value!r}.")
@@ -149,7 +198,7 @@ def throttle_rates(monkeypatch: pytest.MonkeyPatch) -> dict[str, str]:
 
 
 def test_throttle_classes_are_a_setting(throttle_rates):
-    client = client_for("staff")
+    client = client_for("staff", "view_task", "view_workerheartbeat")
     throttles = ["rest_framework.throttling.ScopedRateThrottle"]
     with override_settings(QTASKS={"API_THROTTLE_CLASSES": throttles}):
         assert [client.get(STATS).status_code for _ in range(2)] == [200, 200]
@@ -171,4 +220,14 @@ def test_without_the_qtasks_rate_the_scoped_throttle_says_so(throttle_rates):
         override_settings(QTASKS={"API_THROTTLE_CLASSES": throttles}),
         pytest.raises(ImproperlyConfigured, match=missing),
     ):
-        client_for("staff").get(STATS)
+        client_for("staff", "view_task", "view_workerheartbeat").get(STATS)
+
+
+def test_the_api_cannot_delete_tasks():
+    running, ended = make(TaskStatus.PROCESS), make(TaskStatus.SUCCESS)
+    client = client_for("root", superuser=True)
+    for task in (running, ended):
+        response = client.delete(detail(task))
+        assert response.status_code == 405
+        assert response.json() == {"detail": 'Method "DELETE" not allowed.'}
+    assert Task.objects.count() == 2

@@ -13,8 +13,9 @@ from typing import TYPE_CHECKING, Any
 from django import forms
 from django.contrib import admin, messages
 from django.contrib.admin import helpers
+from django.contrib.admin.actions import delete_selected as django_delete_selected
 from django.db.models import QuerySet
-from django.http import HttpRequest
+from django.http import HttpRequest, HttpResponse
 from django.template.response import TemplateResponse
 from django.utils.translation import gettext as _
 from django.utils.translation import gettext_lazy, ngettext
@@ -195,3 +196,33 @@ def cancel_selected(
 def retry_selected(model_admin: TaskAdmin, request: HttpRequest, queryset: QuerySet[Task]) -> None:
     report = retry(model_admin, request, queryset)
     model_admin.message_user(request, report.message(), report.level)
+
+
+def running_not_deleted(count: int) -> str:
+    return ngettext(
+        "%(count)d running task was not deleted: cancel it first, and delete it once it has ended.",
+        "%(count)d running tasks were not deleted: cancel them first, and delete them once "
+        "they have ended.",
+        count,
+    ) % {"count": count}
+
+
+@admin.action(
+    description=gettext_lazy("Delete selected %(verbose_name_plural)s"), permissions=["delete"]
+)
+def delete_selected(
+    model_admin: TaskAdmin, request: HttpRequest, queryset: QuerySet[Task]
+) -> HttpResponse | None:
+    """Django's delete action, for the tasks that are not running.
+
+    Deleting a running task's row would not stop it: it would run on and
+    report to a row that is gone.
+    """
+    running = queryset.filter(status=TaskStatus.PROCESS).count()
+    if running:
+        model_admin.message_user(request, running_not_deleted(running), messages.ERROR)
+    rest = queryset.exclude(status=TaskStatus.PROCESS)
+    if not rest.exists():
+        return None
+    response: HttpResponse | None = django_delete_selected(model_admin, request, rest)
+    return response

@@ -4,11 +4,13 @@ from __future__ import annotations
 
 from typing import Any
 
-from django.contrib import admin
+from django.contrib import admin, messages
+from django.contrib.admin.utils import unquote
 from django.contrib.admin.views.main import ChangeList
 from django.db.models import QuerySet
-from django.http import HttpRequest, HttpResponse
-from django.urls import URLPattern, path
+from django.http import HttpRequest, HttpResponse, HttpResponseRedirect
+from django.urls import URLPattern, path, reverse
+from django.utils.translation import gettext
 from django.utils.translation import gettext_lazy as _
 
 from django_qtasks.admin import actions, dashboard, views
@@ -23,7 +25,7 @@ from django_qtasks.admin.filters import (
 )
 from django_qtasks.admin.hierarchy import ProbedDatesQuerySet
 from django_qtasks.admin.pagination import EstimatedCountPaginator
-from django_qtasks.models import Task
+from django_qtasks.models import Task, TaskStatus
 
 #: The detail page, section by section; every field is read-only.
 SECTIONS: list[tuple[Any, Any]] = [
@@ -118,7 +120,8 @@ class TaskAdmin(TaskColumns, admin.ModelAdmin):
     list_per_page = 50
     show_full_result_count = False
     paginator = EstimatedCountPaginator
-    actions = [actions.cancel_selected, actions.retry_selected]
+    # delete_selected replaces Django's, which would delete running tasks too.
+    actions = [actions.cancel_selected, actions.retry_selected, actions.delete_selected]
     if hasattr(admin, "ShowFacets"):  # Django 5.0+: facet counts scan the table.
         show_facets = admin.ShowFacets.NEVER
     fieldsets = [(title, {"fields": fields}) for title, fields in SECTIONS]
@@ -141,6 +144,44 @@ class TaskAdmin(TaskColumns, admin.ModelAdmin):
 
     def has_retry_permission(self, request: HttpRequest, obj: Task | None = None) -> bool:
         return request.user.has_perm(f"{self.opts.app_label}.retry_task")
+
+    def has_delete_permission(self, request: HttpRequest, obj: Task | None = None) -> bool:
+        # No delete button on a running task (delete_view says why).
+        if obj is not None and obj.status == TaskStatus.PROCESS:
+            return False
+        return super().has_delete_permission(request, obj)
+
+    def delete_view(
+        self, request: HttpRequest, object_id: str, extra_context: dict[str, Any] | None = None
+    ) -> HttpResponse:
+        """Refuse a running task: its row would go, and the task would run on."""
+        obj = self.get_object(request, unquote(object_id))
+        if (
+            obj is not None
+            and obj.status == TaskStatus.PROCESS
+            and super().has_delete_permission(request, obj)
+        ):
+            self.message_user(
+                request,
+                gettext(
+                    "Task %(uuid)s is running and was not deleted: cancel it first, and "
+                    "delete it once it has ended."
+                )
+                % {"uuid": obj.uuid},
+                messages.ERROR,
+            )
+            name = f"admin:{self.opts.app_label}_{self.opts.model_name}_change"
+            return HttpResponseRedirect(
+                reverse(name, args=[obj.pk], current_app=self.admin_site.name)
+            )
+        return super().delete_view(request, object_id, extra_context)
+
+    def delete_model(self, request: HttpRequest, obj: Task) -> None:
+        # Guarded in the statement: a task that started since the check stays.
+        Task.objects.filter(pk=obj.pk).exclude(status=TaskStatus.PROCESS).delete()
+
+    def delete_queryset(self, request: HttpRequest, queryset: QuerySet[Task]) -> None:
+        queryset.exclude(status=TaskStatus.PROCESS).delete()
 
     def get_fieldsets(self, request: HttpRequest, obj: Task | None = None) -> Any:
         """Leave out what does not apply: no cancel fields on a task nobody cancelled,

@@ -44,6 +44,9 @@ class QTasksAPIView(APIView):
     schema = AutoSchema()
     #: The rate of DRF's ScopedRateThrottle: REST_FRAMEWORK["DEFAULT_THROTTLE_RATES"]["qtasks"].
     throttle_scope = "qtasks"
+    #: The model whose view permission a read needs (api.permissions.CanView).
+    view_model = "task"
+    view_what = "tasks"
     #: Model permissions an action needs on top of QTASKS['API_PERMISSION_CLASSES'].
     action_permissions: dict[str, type[BasePermission]] = {}
 

@@ -99,6 +99,9 @@ class RegistryView(QTasksAPIView):
 
 
 class WorkerListView(QTasksAPIView):
+    view_model = "workerheartbeat"
+    view_what = "workers"
+
     @document(
         summary="Live workers (heartbeat within HEARTBEAT_TIMEOUT) and what they run",
         responses={200: WorkerSerializer(many=True), **errors()},

@@ -6,10 +6,13 @@ for, so it shows what the worker, the admin and the API did to the task.
 
 from __future__ import annotations
 
+import logging
 import re
+import sys
 from datetime import datetime
 from typing import TYPE_CHECKING, Any
 
+from django.apps import apps
 from django.tasks import Task as DjangoTask  # type: ignore[import-untyped]
 from django.tasks import TaskResult, TaskResultStatus
 from django.tasks.base import (  # type: ignore[import-untyped]
@@ -24,6 +27,8 @@ from django_qtasks.exceptions import UnknownTask
 
 if TYPE_CHECKING:
     from django_qtasks.models import Task
+
+logger = logging.getLogger("django_qtasks.backends")
 
 #: Our statuses as Django's. A cancelled task reads as FAILED, with a
 #: TaskCancel error that says who cancelled it and why.
@@ -65,6 +70,19 @@ def backend_alias(record: Task) -> str | None:
 def load_task(record: Task) -> Any:
     """The row's django.tasks Task, imported by its module path, with the row's options."""
     path = record.task_name
+    if not importable(path):
+        # A row names any path it likes: importing it would run that module's code.
+        logger.warning(
+            "Task %s names the django.tasks task %r, whose module is neither imported nor "
+            "part of an installed app: refused, nothing imported.",
+            record.uuid,
+            path,
+        )
+        raise UnknownTask(
+            f"Task {record.uuid} runs the django.tasks task {path!r}, which was refused: "
+            "a django.tasks task must be defined in a module of an installed app (or one "
+            "already imported), and this module is neither. Nothing was imported."
+        )
     try:
         task = import_string(path)
     except ImportError as exc:
@@ -82,6 +100,20 @@ def load_task(record: Task) -> Any:
         queue_name=record.queue,
         run_after=record.run_after,
         backend=backend_alias(record),
+    )
+
+
+def importable(path: str) -> bool:
+    """Whether ``path`` ("package.module.task") may be imported to find a task: its
+    module is imported already, or belongs to an installed app."""
+    module = path.rpartition(".")[0]
+    if not module:
+        return False
+    if module in sys.modules:
+        return True
+    return any(
+        module == config.name or module.startswith(f"{config.name}.")
+        for config in apps.get_app_configs()
     )
 
 

@@ -9,6 +9,7 @@ from django.core.exceptions import ImproperlyConfigured
 from django.utils.module_loading import import_string
 
 from django_qtasks.brokers.base import Broker
+from django_qtasks.masking import mask_url
 
 #: URL scheme -> import path of the broker class.
 BROKERS = {
@@ -25,7 +26,8 @@ def broker_class_for(url: str) -> type[Broker]:
     scheme = urlsplit(url).scheme
     if not scheme:
         raise ImproperlyConfigured(
-            f"QTASKS['BROKER_URL'] = {url!r} has no scheme; use 'django://' for the database."
+            f"QTASKS['BROKER_URL'] = {mask_url(url)!r} has no scheme; "
+            "use 'django://' for the database."
         )
     path = BROKERS.get(scheme) or _kombu_broker_for(url, scheme)
     broker_class: type[Broker] = import_string(path)
@@ -37,13 +39,15 @@ def _kombu_broker_for(url: str, scheme: str) -> str:
         from kombu.transport import TRANSPORT_ALIASES
     except ImportError:
         raise ImproperlyConfigured(
-            f"QTASKS['BROKER_URL'] = {url!r} needs kombu: pip install 'django-qtasks[kombu]'."
+            f"QTASKS['BROKER_URL'] = {mask_url(url)!r} needs kombu: "
+            "pip install 'django-qtasks[kombu]'."
         ) from None
     base = scheme.split("+")[0]
     if base not in TRANSPORT_ALIASES:
         known = ", ".join(f"{name}://" for name in [*BROKERS, "redis", "amqp", "..."])
         raise ImproperlyConfigured(
-            f"QTASKS['BROKER_URL'] = {url!r}: no broker serves {scheme}:// (known: {known})."
+            f"QTASKS['BROKER_URL'] = {mask_url(url)!r}: no broker serves {scheme}:// "
+            f"(known: {known})."
         )
     return KOMBU_BROKER
 

@@ -244,3 +244,11 @@ def hourly() -> str:
 def log_line(self: SyncTask, message: str) -> int:
     self.ctx.get_logger().info(message)
     return len(message)
+
+
+@app.task(echo=True)
+def log_config(self: SyncTask) -> dict[str, Any]:
+    """The seed example's line: task code logs its config at INFO, and returns it."""
+    config = self.ctx.get_config()
+    self.ctx.get_logger().info(config)
+    return config
