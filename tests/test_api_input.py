@@ -41,10 +41,14 @@ def post_json(api: APIClient, body: Any) -> Any:
         (
             "args",
             ["ok", "nul\x00"],
-            "args[1] holds a NUL character (\\u0000), which cannot be stored.",
+            "args cannot be stored: it holds U+0000 at character 3 of args[1].",
         ),
         ("kwargs", [1], 'Expected a dictionary of items but got type "list".'),
-        ("kwargs", {"a": {"b\x00": 1}}, "kwargs['a']['b\\x00'] holds a NUL character"),
+        (
+            "kwargs",
+            {"a": {"b\x00": 1}},
+            "kwargs cannot be stored: it holds U+0000 at character 1 of a key of kwargs['a']",
+        ),
         ("priority", "1", "A valid integer is required."),
         ("priority", 1.5, "A valid integer is required."),
         ("priority", True, "A valid integer is required."),
@@ -74,6 +78,18 @@ def test_create_names_the_bad_field(api, field, value, message):
     errors = response.json()
     assert list(errors) == [field]
     assert errors[field][0].startswith(message)
+    assert snapshot() == before
+
+
+def test_a_lone_surrogate_in_the_arguments_is_400(api):
+    # As JSON escapes it: no client library encodes a lone surrogate raw.
+    before = snapshot()
+    body = '{"task_name": "echo", "args": ["ok"], "kwargs": {"x": "\\ud800"}}'
+    response = api.post(TASKS, body, content_type="application/json")
+    assert response.status_code == 400
+    assert response.json() == {
+        "kwargs": ["kwargs cannot be stored: it holds U+D800 at character 0 of kwargs['x']."]
+    }
     assert snapshot() == before
 
 

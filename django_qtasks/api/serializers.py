@@ -13,6 +13,7 @@ from drf_spectacular.openapi import AutoSchema
 from rest_framework import serializers
 
 from django_qtasks import app
+from django_qtasks.app import unstorable
 from django_qtasks.exceptions import UnknownTask
 from django_qtasks.models import CANCEL_REASON_MAX_LENGTH, Task
 
@@ -192,10 +193,10 @@ class TaskCreateSerializer(serializers.Serializer[Any]):
         return attrs
 
     def validate_args(self, value: list[Any]) -> list[Any]:
-        return reject_nul("args", value)
+        return reject_unstorable("args", value)
 
     def validate_kwargs(self, value: dict[str, Any]) -> dict[str, Any]:
-        return reject_nul("kwargs", value)
+        return reject_unstorable("kwargs", value)
 
 
 class CancelSerializer(serializers.Serializer[Any]):
@@ -212,23 +213,13 @@ class DetailSerializer(serializers.Serializer[Any]):
     detail = serializers.CharField()
 
 
-def reject_nul(field: str, value: Any) -> Any:
-    """``value``, unless a string or key in it holds a NUL character.
+def reject_unstorable(field: str, value: Any) -> Any:
+    """``value``, unless it holds a character no database stores (NUL, a surrogate).
 
-    PostgreSQL cannot store "\\u0000" in JSON, so no database gets one: the
-    same request means the same thing everywhere.
+    The same check as ``add_task``'s (``app.unstorable``), made here so that
+    the field is named in a 400: the same request means the same everywhere.
     """
-    stack: list[tuple[str, Any]] = [(field, value)]
-    while stack:
-        path, item = stack.pop()
-        if isinstance(item, str) and "\x00" in item:
-            raise serializers.ValidationError(
-                f"{path} holds a NUL character (\\u0000), which cannot be stored."
-            )
-        if isinstance(item, dict):
-            for key, child in item.items():
-                stack.append((f"{path}[{key!r}]", key))
-                stack.append((f"{path}[{key!r}]", child))
-        elif isinstance(item, list):
-            stack.extend((f"{path}[{index}]", child) for index, child in enumerate(item))
+    problem = unstorable(value, field)
+    if problem:
+        raise serializers.ValidationError(f"{field} cannot be stored: it holds {problem}.")
     return value
