@@ -6,11 +6,13 @@ Real ``qtasks_worker`` processes on queues of their own, as in test_worker.py.
 from __future__ import annotations
 
 import itertools
+import json
 import signal
 import subprocess
 import time
 import uuid
 from datetime import datetime
+from pathlib import Path
 
 import pytest
 from django.conf import settings
@@ -191,73 +193,98 @@ def start_warmed_worker(start_worker, queue: str, worker_id: str) -> None:
         assert wait_status(tasks.echo.add_task(number, queue=queue)).status == "success"
 
 
-def enqueue_behind_a_long_run(queue: str, numbers: range) -> tuple[Task, list[Task]]:
-    """In one commit, a 4 s task first, then short ones (echo each of ``numbers``)."""
+def enqueue_behind_a_long_run(queue: str, numbers: range, release: Path) -> tuple[Task, list[Task]]:
+    """In one commit, a run that lasts until ``release`` exists, then short ones (echo each)."""
     with transaction.atomic():
-        slow = tasks.sync_sleeper.add_task(4, queue=queue, priority=0)
+        slow = tasks.wait_for_file.add_task(str(release), queue=queue, priority=0)
         quick = [tasks.echo.add_task(number, queue=queue, priority=1) for number in numbers]
     return slow, quick
 
 
-def test_auto_prefetch_hands_tasks_held_behind_a_long_run_to_an_idle_worker(start_worker):
+def test_auto_prefetch_hands_tasks_held_behind_a_long_run_to_an_idle_worker(
+    monkeypatch, start_worker, tmp_path
+):
     queue, busy_id, idle_id = unique("auto"), unique("busy"), unique("idle")
+    # No outbox sweep during the test: held tasks are published again by the
+    # hand-back itself, or not at all.
+    monkeypatch.setenv("QTASKS_TEST_SETTINGS", json.dumps({"OUTBOX_INTERVAL": 3600}))
     start_warmed_worker(start_worker, queue, busy_id)
 
     # Then, in one commit: a long run first, short ones behind it. The worker
-    # claims them together, expecting them all to start soon.
-    slow, quick = enqueue_behind_a_long_run(queue, range(3))
+    # claims them together, expecting them all to start soon. The long run
+    # lasts until the test creates ``release``.
+    release = tmp_path / "release"
+    slow, quick = enqueue_behind_a_long_run(queue, range(3), release)
     wait_status(slow, TaskStatus.PROCESS)
     # None of them starts within 0.1 s: they go back to the queue, unattempted.
     for task in quick:
         wait_until(
             lambda task=task: Task.objects.get(pk=task.pk).status == TaskStatus.NEW,
-            timeout=5,
             message="a held task back in the queue",
         )
     if settings.QTASKS["BROKER_URL"] != "django://":
-        # In the broker again at once, not at an outbox sweep seconds later.
+        # In the broker again by the hand-back, not by an outbox sweep (none runs).
         unpublished = Task.objects.filter(pk__in=[task.pk for task in quick], published_at=None)
-        wait_until(lambda: not unpublished.exists(), timeout=1, message="held tasks published")
+        wait_until(lambda: not unpublished.exists(), message="held tasks published")
 
     # An idle worker runs them while the long one still runs on the first.
+    # On a message broker, the busy worker may receive one of them again (it
+    # takes up to --concurrency messages ahead of its claims): that one waits
+    # for the long run.
     start_worker("--queues", queue, "--worker-id", idle_id)
-    ran = [wait_status(task, timeout=10) for task in quick]
+    by_idle = Task.objects.filter(
+        pk__in=[task.pk for task in quick], status=TaskStatus.SUCCESS, worker=idle_id
+    )
+    wanted = len(quick) if settings.QTASKS["BROKER_URL"] == "django://" else len(quick) - 1
+    wait_until(
+        lambda: by_idle.count() >= wanted, timeout=60, message=f"{wanted} run by the idle worker"
+    )
+    assert Task.objects.get(pk=slow.pk).status == TaskStatus.PROCESS
+
+    release.touch()
+    ran = [wait_status(task, timeout=60) for task in quick]
     assert [(task.status, task.returning, task.attempts) for task in ran] == [
         (TaskStatus.SUCCESS, number, 1) for number in range(3)
     ]
-    if settings.QTASKS["BROKER_URL"] == "django://":
-        # (On a message broker, the busy worker may receive one of them again:
-        # it takes up to --concurrency messages ahead of its claims.)
-        assert [task.worker for task in ran] == [idle_id] * 3
-        assert Task.objects.get(pk=slow.pk).status == TaskStatus.PROCESS
-    done = wait_status(slow, timeout=10)
-    assert (done.status, done.worker) == (TaskStatus.SUCCESS, busy_id)
+    assert sum(task.worker == busy_id for task in ran) <= len(quick) - wanted
+    done = wait_status(slow, timeout=60)
+    assert (done.status, done.worker, done.returning) == (TaskStatus.SUCCESS, busy_id, "released")
 
 
 @pytest.mark.skipif(
     settings.QTASKS["BROKER_URL"] == "django://",
     reason="messages received ahead of claims are a message broker's",
 )
-def test_auto_prefetch_gives_back_messages_held_behind_a_long_run(start_worker):
+def test_auto_prefetch_gives_back_messages_held_behind_a_long_run(start_worker, tmp_path):
     queue, busy_id, idle_id = unique("auto-msg"), unique("busy"), unique("idle")
     start_warmed_worker(start_worker, queue, busy_id)
 
     # The worker claims the first commit's tasks ahead; the second's come in
     # while its reserve is full, and wait among its received messages (on
     # Redis; RabbitMQ sends no more than a message a slot).
-    slow, quick = enqueue_behind_a_long_run(queue, range(10))
+    release = tmp_path / "release"
+    slow, quick = enqueue_behind_a_long_run(queue, range(10), release)
     with transaction.atomic():
         quick += [tasks.echo.add_task(number, queue=queue, priority=1) for number in range(10, 20)]
 
     # Both go back once nothing has started for 0.1 s; the busy worker then
-    # takes at most one message a slot, and an idle worker runs the rest.
+    # takes at most one message a slot, and an idle worker runs the rest
+    # while the long run lasts.
+    wait_status(slow, TaskStatus.PROCESS)
     start_worker("--queues", queue, "--worker-id", idle_id)
-    ran = [wait_status(task, timeout=15) for task in quick]
+    by_idle = Task.objects.filter(
+        pk__in=[task.pk for task in quick], status=TaskStatus.SUCCESS, worker=idle_id
+    )
+    wait_until(lambda: by_idle.count() >= 19, timeout=60, message="19 run by the idle worker")
+    assert Task.objects.get(pk=slow.pk).status == TaskStatus.PROCESS
+
+    release.touch()
+    ran = [wait_status(task, timeout=60) for task in quick]
     assert [(task.status, task.returning, task.attempts) for task in ran] == [
         (TaskStatus.SUCCESS, number, 1) for number in range(20)
     ]
     assert sum(task.worker == busy_id for task in ran) <= 1, [task.worker for task in ran]
-    done = wait_status(slow, timeout=10)
+    done = wait_status(slow, timeout=60)
     assert (done.status, done.worker) == (TaskStatus.SUCCESS, busy_id)
 
 
