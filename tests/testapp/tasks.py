@@ -93,6 +93,15 @@ def wait_for_file(self: SyncTask, path: str) -> str:
     return "released"
 
 
+@app.task(echo=True)
+async def async_wait_for_file(self: AsyncTask, path: str) -> str:
+    """``wait_for_file``, as a coroutine."""
+    self.ctx.get_logger().info("waiting for %s", path)
+    while not os.path.exists(path):
+        await self.ctx.sleep(0.02)
+    return "released"
+
+
 @task
 def sync_busy(seconds: float) -> str:
     """Ignores cancel requests: never calls ctx.sleep (pure Python loop)."""
