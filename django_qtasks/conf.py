@@ -102,6 +102,9 @@ OPTIONS: dict[str, Option] = {
         "import strings of the REST API's DRF throttle classes; None: DRF's defaults",
     ),
     "API_MAX_BODY_SIZE": Option(65536, (int,), "largest request body the REST API reads, in bytes"),
+    "WAIT_TIMEOUT_RAISES": Option(
+        False, (bool,), "an expired add_task(timeout=...) raises WaitTimeout instead of giving None"
+    ),
 }
 
 
