@@ -27,7 +27,6 @@ if TYPE_CHECKING:
     from django_qtasks.chains import Step
     from django_qtasks.context import RunState
     from django_qtasks.models import Task
-    from django_qtasks.worker.executor import TaskExecutor
 
 Middleware = Callable[..., Any]
 
@@ -64,7 +63,7 @@ class BaseTask:
         tags: Sequence[str] | None = None,
         description: str | None = None,
         generate_handler: Callable[[Any], Any] | None = None,
-        executor: type[TaskExecutor] | None = None,
+        executor: type[Any] | None = None,
         middlewares_before: Sequence[Middleware] | None = None,
         middlewares_after: Sequence[Middleware] | None = None,
         queue: str | None = None,
