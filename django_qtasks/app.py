@@ -18,6 +18,7 @@ from uuid import UUID, uuid4
 
 from asgiref.sync import sync_to_async
 
+from django_qtasks.config import QueueConfig
 from django_qtasks.exceptions import (
     DuplicateTask,
     QTasksError,
@@ -34,6 +35,8 @@ if TYPE_CHECKING:
     from django_qtasks.routers import Router
 
 logger = logging.getLogger("django_qtasks.broker")
+
+logger = logging.getLogger("django_qtasks.app")
 
 #: Key of ``Task.extra`` that marks a row written by the django.tasks backend
 #: (``django_qtasks.backends``); its value is ``{"backend": <TASKS alias>}``.
@@ -62,10 +65,16 @@ TASK_OPTIONS = frozenset(
 
 
 class QTasksApp:
-    def __init__(self) -> None:
+    #: Whether ``add_task`` and ``get`` are coroutines (``django_qtasks.asyncio``).
+    is_async = False
+
+    def __init__(self, registry: dict[str, BaseTask] | None = None) -> None:
         from django_qtasks.plugins import Plugins
 
-        self._tasks: dict[str, BaseTask] = {}
+        # The async app shares the default app's registry: one set of tasks,
+        # whichever app registered them, for one worker.
+        self._tasks: dict[str, BaseTask] = {} if registry is None else registry
+        self._config: QueueConfig | None = None
         self.plugins = Plugins()
 
     # Registry ---------------------------------------------------------------
@@ -74,21 +83,39 @@ class QTasksApp:
     def task(self, func: Callable[..., Any], /) -> BaseTask: ...
 
     @overload
-    def task(self, func: None = None, /, **options: Any) -> Callable[[Callable[..., Any]], Any]: ...
+    def task(
+        self, name: str | None = None, /, **options: Any
+    ) -> Callable[[Callable[..., Any]], Any]: ...
 
-    def task(self, func: Callable[..., Any] | None = None, /, **options: Any) -> Any:
-        """Register a function as a task: ``@app.task`` or ``@app.task(echo=True, ...)``."""
+    def task(self, func: Callable[..., Any] | str | None = None, /, **options: Any) -> Any:
+        """Register a function as a task: ``@app.task``, ``@app.task(echo=True, ...)``,
+        or with its name first, as in QTasks: ``@app.task("name", ...)``."""
+        if isinstance(func, str):
+            if "name" in options:
+                raise TypeError("@app.task: give the name once, first or as name=, not both.")
+            options["name"], func = func, None
 
         def decorator(function: Callable[..., Any]) -> BaseTask:
             known = {key: value for key, value in options.items() if key in TASK_OPTIONS}
             extra = {key: value for key, value in options.items() if key not in TASK_OPTIONS}
-            handle = handle_class_for(function)(self, function, extra=extra, **known)
+            handle = self.handle_class(function)(self, function, extra=extra, **known)
             self.register(handle)
             return handle
 
         if func is not None:
             return decorator(func)
         return decorator
+
+    def handle_class(self, func: Callable[..., Any]) -> type[BaseTask]:
+        """SyncTask or AsyncTask, after the function (the async app makes AsyncTasks only)."""
+        return handle_class_for(func)
+
+    @property
+    def config(self) -> QueueConfig:
+        """QTasks' ``app.config``: its names, read from QTASKS where they have a meaning here."""
+        if self._config is None:
+            self._config = QueueConfig()
+        return self._config
 
     def register(self, handle: BaseTask) -> None:
         existing = self._tasks.get(handle.task_name)
@@ -166,7 +193,7 @@ class QTasksApp:
         delay: float | None = None,
         eta: datetime | None = None,
         **kwargs: Any,
-    ) -> Task:
+    ) -> Task | None:
         """Enqueue the registered task ``task_name``; see ``SyncTask.add_task``."""
         handle = self.get_task(task_name)
         return self.enqueue(
@@ -190,7 +217,7 @@ class QTasksApp:
         delay: float | None = None,
         eta: datetime | None = None,
         **kwargs: Any,
-    ) -> Task:
+    ) -> Task | None:
         handle = self.get_task(task_name)
         return await self.aenqueue(
             handle,
@@ -202,6 +229,38 @@ class QTasksApp:
             delay=delay,
             eta=eta,
         )
+
+    @overload
+    def enqueue(
+        self,
+        handle: BaseTask,
+        args: tuple[Any, ...] | list[Any],
+        kwargs: dict[str, Any],
+        *,
+        priority: int | None = None,
+        queue: str | None = None,
+        timeout: None = None,
+        delay: float | None = None,
+        eta: datetime | None = None,
+        schedule: Schedule | None = None,
+        chain_steps: list[dict[str, Any]] | None = None,
+    ) -> Task: ...
+
+    @overload
+    def enqueue(
+        self,
+        handle: BaseTask,
+        args: tuple[Any, ...] | list[Any],
+        kwargs: dict[str, Any],
+        *,
+        priority: int | None = None,
+        queue: str | None = None,
+        timeout: float | None = None,
+        delay: float | None = None,
+        eta: datetime | None = None,
+        schedule: Schedule | None = None,
+        chain_steps: list[dict[str, Any]] | None = None,
+    ) -> Task | None: ...
 
     def enqueue(
         self,
@@ -216,7 +275,7 @@ class QTasksApp:
         eta: datetime | None = None,
         schedule: Schedule | None = None,
         chain_steps: list[dict[str, Any]] | None = None,
-    ) -> Task:
+    ) -> Task | None:
         """Write a Task row for ``handle`` and deliver it on commit.
 
         With ``delay`` (seconds) or ``eta`` (an aware datetime), no worker
@@ -290,7 +349,13 @@ class QTasksApp:
             list(steps), priority=priority, queue=queue, delay=delay, eta=eta
         )
 
-    def submit(self, record: Task, timeout: float | None = None) -> Task:
+    @overload
+    def submit(self, record: Task, timeout: None = None) -> Task: ...
+
+    @overload
+    def submit(self, record: Task, timeout: float | None = None) -> Task | None: ...
+
+    def submit(self, record: Task, timeout: float | None = None) -> Task | None:
         """Save a new Task row and deliver it to the broker once it is committed."""
         from django.db import transaction
 
@@ -303,8 +368,20 @@ class QTasksApp:
             )
         self.deliver([record])
         if timeout is not None:
-            return self.wait(record.uuid, timeout)
+            return self.wait_or_none(record.uuid, timeout)
         return record
+
+    def wait_or_none(self, uuid: UUID, timeout: float) -> Task | None:
+        """``wait``, but None when it expires, as in QTasks (``WAIT_TIMEOUT_RAISES`` raises)."""
+        from django_qtasks.conf import qtasks_settings
+
+        try:
+            return self.wait(uuid, timeout)
+        except WaitTimeout:
+            if qtasks_settings.WAIT_TIMEOUT_RAISES:
+                raise
+            logger.warning("Task %s did not end within %gs; it goes on.", uuid, timeout)
+            return None
 
     def deliver(self, records: list[Task]) -> None:
         """Insert new Task rows, all or none; the broker gets them once committed.
@@ -334,17 +411,20 @@ class QTasksApp:
         timeout: float | None = None,
         delay: float | None = None,
         eta: datetime | None = None,
-    ) -> Task:
-        return await sync_to_async(self.enqueue)(
-            handle,
-            args,
-            kwargs,
-            priority=priority,
-            queue=queue,
-            timeout=timeout,
-            delay=delay,
-            eta=eta,
-        )
+    ) -> Task | None:
+        def enqueue() -> Task | None:
+            return self.enqueue(
+                handle,
+                args,
+                kwargs,
+                priority=priority,
+                queue=queue,
+                timeout=timeout,
+                delay=delay,
+                eta=eta,
+            )
+
+        return await sync_to_async(enqueue)()
 
     # Lookups ----------------------------------------------------------------
 

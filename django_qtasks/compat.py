@@ -19,10 +19,15 @@ logger = logging.getLogger("django_qtasks")
 def QueueTasks(*args: Any, **kwargs: Any) -> QTasksApp:
     from django_qtasks import app
 
+    note_ignored(args, kwargs)
+    return app
+
+
+def note_ignored(args: tuple[Any, ...], kwargs: dict[str, Any]) -> None:
+    """Say, once per ``QueueTasks(...)``, that its arguments are settings here."""
     if args or kwargs:
         logger.info(
             "QueueTasks(%s): the broker, storage and worker come from settings.QTASKS here; "
             "the arguments are ignored.",
             ", ".join([*map(repr, args), *(f"{key}={value!r}" for key, value in kwargs.items())]),
         )
-    return app

@@ -120,6 +120,9 @@ OPTIONS: dict[str, Option] = {
     "USER_KEYS": Option(
         [], (list, tuple), "the project's own keys of QTASKS, kept unchecked", items="strings"
     ),
+    "WAIT_TIMEOUT_RAISES": Option(
+        False, (bool,), "an expired add_task(timeout=...) raises WaitTimeout instead of giving None"
+    ),
 }
 
 

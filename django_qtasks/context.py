@@ -147,6 +147,7 @@ class BaseContext:
     def __init__(self, task: BaseTask, run: RunState | None = None) -> None:
         self.task = task
         self.run = run
+        self._metadata: Task | None = None
 
     @property
     def task_uuid(self) -> UUID | None:
@@ -161,8 +162,16 @@ class BaseContext:
         return self.task.generate_handler
 
     def get_logger(self, name: str | None = None) -> TaskLogger:
-        """A logger under Django's LOGGING, ``django_qtasks.task.<task name>`` by default."""
-        return TaskLogger(logging.getLogger(name or f"django_qtasks.task.{self.task_name}"), self)
+        """A logger under Django's LOGGING, ``django_qtasks.task.<task name>`` by default.
+
+        A plain name (QTasks' subname, ``"mailer"``) is a child of the task's
+        logger, so its lines go where the task's go; a dotted name
+        (``"myapp.mail"``) is that logger.
+        """
+        base = f"django_qtasks.task.{self.task_name}"
+        if name and "." not in name:
+            name = f"{base}.{name}"
+        return TaskLogger(logging.getLogger(name or base), self)
 
     def get_config(self) -> dict[str, Any]:
         """The effective QTASKS settings: defaults plus every key the project set.
@@ -178,7 +187,8 @@ class BaseContext:
         return config
 
     def get_component(self, name: str) -> Any:
-        """One of the running components: app, broker, config, storage, worker."""
+        """One of the running components: app, broker, config, storage, worker; another
+        name is the app's attribute of that name (``tasks``, ...), or None."""
         from django_qtasks.brokers import get_broker
         from django_qtasks.conf import qtasks_settings
 
@@ -194,8 +204,8 @@ class BaseContext:
             return Task.objects.db_manager(task_db())
         if name == "worker":
             return self.run.worker if self.run else None
-        known = ", ".join(COMPONENTS)
-        raise QTasksError(f"Unknown component {name!r}; the components are {known}.")
+        # As in QTasks: any other attribute of the app, else None.
+        return getattr(self.task.app, name, None) if not name.startswith("_") else None
 
     def cancel(self, reason: str = "") -> NoReturn:
         """End this task now with status ``cancel`` and this reason."""
@@ -222,13 +232,19 @@ class BaseContext:
         return self.run
 
     def _get_task(self, uuid: UUID | str) -> Task | None:
-        return self.task.app.get(uuid)
+        from django_qtasks.app import QTasksApp
 
-    def _get_metadata(self) -> Task:
+        # The sync lookup, also when the task's app is the async one.
+        return QTasksApp.get(self.task.app, uuid)
+
+    def _get_metadata(self, cache: bool) -> Task:
         run = self._require_run("get_metadata")
+        if cache and self._metadata is not None:
+            return self._metadata
         from django_qtasks.models import Task, task_db
 
-        return Task.objects.using(task_db()).get(pk=run.task_uuid)
+        self._metadata = Task.objects.using(task_db()).get(pk=run.task_uuid)
+        return self._metadata
 
 
 class SyncContext(BaseContext):
@@ -244,9 +260,10 @@ class SyncContext(BaseContext):
         """The stored record of any task, or None."""
         return self._get_task(uuid)
 
-    def get_metadata(self) -> Task:
-        """The stored record of this run, fresh from the database."""
-        return self._get_metadata()
+    def get_metadata(self, cache: bool = True) -> Task:
+        """The stored record of this run: read once and kept, as in QTasks;
+        ``cache=False`` reads it fresh from the database."""
+        return self._get_metadata(cache)
 
 
 class AsyncContext(BaseContext):
@@ -258,5 +275,5 @@ class AsyncContext(BaseContext):
     async def get_task(self, uuid: UUID | str) -> Task | None:
         return await sync_to_async(self._get_task)(uuid)
 
-    async def get_metadata(self) -> Task:
-        return await sync_to_async(self._get_metadata)()
+    async def get_metadata(self, cache: bool = True) -> Task:
+        return await sync_to_async(self._get_metadata)(cache)

@@ -196,6 +196,18 @@ class Task(models.Model):
             return self.finished_at - self.started_at
         return None
 
+    def wait_result(self, timeout: float = 100.0) -> Task | None:
+        """This task once it has ended, fresh from the database; None if it does not end
+        within ``timeout`` seconds (QTasks' ``Task.wait_result``)."""
+        from django_qtasks.results import SyncResult
+
+        return SyncResult(uuid=self.uuid).result(timeout=timeout)
+
+    async def wait_result_async(self, timeout: float = 100.0) -> Task | None:
+        from django_qtasks.results import AsyncResult
+
+        return await AsyncResult(uuid=self.uuid).result(timeout=timeout)
+
     def cancel(self, reason: str = "", by: str = "") -> bool:
         """Cancel this task; return False when it had already ended.
 

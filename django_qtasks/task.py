@@ -20,12 +20,13 @@ from typing import TYPE_CHECKING, Any
 from django_qtasks.context import AsyncContext, BaseContext, SyncContext
 from django_qtasks.exceptions import TaskArgumentsError
 from django_qtasks.scheduling import parse_timing
+from django_qtasks.task_cls import AsyncTaskCls, BaseTaskCls, SyncTaskCls
 
 if TYPE_CHECKING:
     from django_qtasks.app import QTasksApp
     from django_qtasks.chains import Step
+    from django_qtasks.context import RunState
     from django_qtasks.models import Task
-    from django_qtasks.worker.executor import TaskExecutor
 
 Middleware = Callable[..., Any]
 
@@ -62,7 +63,7 @@ class BaseTask:
         tags: Sequence[str] | None = None,
         description: str | None = None,
         generate_handler: Callable[[Any], Any] | None = None,
-        executor: type[TaskExecutor] | None = None,
+        executor: type[Any] | None = None,
         middlewares_before: Sequence[Middleware] | None = None,
         middlewares_after: Sequence[Middleware] | None = None,
         queue: str | None = None,
@@ -152,11 +153,40 @@ class BaseTask:
         bound.ctx = ctx
         return bound
 
-    def __call__(self, *args: Any, **kwargs: Any) -> Any:
-        """Call the function in this process, without a record or a worker."""
-        if self.echo:
-            return self.func(self, *args, **kwargs)
-        return self.func(*args, **kwargs)
+    def for_run(self, run: RunState) -> BaseTask:
+        """``self`` of one run: a copy of this handle with a fresh context.
+
+        A sync function's is a SyncTask, even in the async app, as in QTasks:
+        it runs in a thread, where nothing could await its ``ctx``.
+        """
+        bound = copy.copy(self)
+        if isinstance(self, AsyncTask) and not self.is_async:
+            bound.__class__ = SyncTask
+        bound.ctx = bound.context_class(bound, run)
+        return bound
+
+    def __call__(
+        self,
+        *args: Any,
+        priority: int | None = None,
+        timeout: float | None = None,
+        task_name: str | None = None,
+        **kwargs: Any,
+    ) -> BaseTaskCls:
+        """A pre-built task, as in QTasks: ``.add_task()`` on it enqueues it.
+
+        Nothing runs here; ``handle.func(...)`` calls the function itself.
+        """
+        cls = AsyncTaskCls if isinstance(self, AsyncTask) else SyncTaskCls
+        prebuilt = cls(
+            task_name=task_name or self.task_name,
+            priority=priority,
+            timeout=timeout,
+            args=args,
+            kwargs=kwargs,
+        )
+        prebuilt.bind(self)
+        return prebuilt
 
     def __repr__(self) -> str:
         return f"<{type(self).__name__} {self.task_name!r}>"
@@ -173,7 +203,7 @@ class BaseTask:
         delay: float | None = None,
         eta: datetime | None = None,
         **kwargs: Any,
-    ) -> Task:
+    ) -> Task | None:
         """Enqueue a run of this task (or of ``task_name``) and return its record.
 
         With ``timeout``, wait up to that many seconds for it to end and
@@ -201,7 +231,7 @@ class BaseTask:
         delay: float | None = None,
         eta: datetime | None = None,
         **kwargs: Any,
-    ) -> Task:
+    ) -> Task | None:
         """Async twin of :meth:`add_task`."""
         return await self.app.aenqueue(
             self.target(task_name),
@@ -251,12 +281,15 @@ class AsyncTask(BaseTask):
     ) -> Any:
         """Enqueue a run of this task (or of ``task_name``).
 
-        Called from a coroutine (an event loop is running: inside an async
-        task, an async view) this returns an awaitable, as in QTasks; called
-        from sync code it enqueues at once and returns the Task record.
+        In the async app (``django_qtasks.asyncio``) this is always a
+        coroutine, as in ``qtasks.asyncio``. In the default app, called from
+        a coroutine (an event loop is running: inside an async task, an async
+        view) it returns an awaitable, as in QTasks; called from sync code it
+        enqueues at once and returns the Task record.
         """
-        enqueue = self.aadd_task if _loop_is_running() else super().add_task
-        result: Task | Awaitable[Task] = enqueue(
+        asynchronous = self.app.is_async or _loop_is_running()
+        enqueue = self.aadd_task if asynchronous else super().add_task
+        result: Task | Awaitable[Task | None] | None = enqueue(
             *args,
             priority=priority,
             timeout=timeout,

@@ -20,6 +20,7 @@ from collections.abc import Iterator
 
 import pytest
 from asgiref.sync import async_to_sync
+from django.conf import settings
 from django.core.exceptions import ImproperlyConfigured
 from django.core.management import call_command
 from django.db import connections, transaction
@@ -81,18 +82,18 @@ def test_handle_class_follows_the_function_kind():
     assert repr(tasks.async_gen) == "<AsyncTask 'async_gen'>"
 
 
-def test_calling_a_handle_runs_the_function_in_process():
-    assert tasks.echo({"a": [1]}) == {"a": [1]}
-    assert tasks.shared(21) == 42
-    assert tasks.record_order("label") == "label"  # echo=True: self is passed for you
-    assert asyncio.run(tasks.async_echo("hi")) == "hi"
-    assert list(tasks.sync_gen(3)) == [0, 1, 2]  # the raw generator, no generate_handler
+def test_handle_func_is_the_plain_function():
+    assert tasks.echo.func({"a": [1]}) == {"a": [1]}
+    assert tasks.shared.func(21) == 42
+    assert tasks.record_order.func(tasks.record_order, "label") == "label"  # echo: self first
+    assert asyncio.run(tasks.async_echo.func("hi")) == "hi"
+    assert list(tasks.sync_gen.func(3)) == [0, 1, 2]  # the raw generator, no generate_handler
     assert tasks.echo.__name__ == "echo"
     assert tasks.sync_busy.__doc__.startswith("Ignores cancel requests")
 
 
 def test_calling_an_echo_handle_passes_the_handle_as_self():
-    report = tasks.options_report()
+    report = tasks.options_report.func(tasks.options_report)
     assert report == {
         "task_name": "options_report",
         "priority": 3,
@@ -163,8 +164,9 @@ def test_ctx_outside_a_worker():
         QTasksError, match=r"ctx\.get_metadata\(\) only works while the task runs in a worker"
     ):
         asyncio.run(actx.get_metadata())
-    with pytest.raises(QTasksError, match="Unknown component 'nope'"):
-        actx.get_component("nope")
+    # As in QTasks: an unknown component is None; another app attribute is that attribute.
+    assert actx.get_component("nope") is None
+    assert actx.get_component("tasks")["ctx_report"] is tasks.ctx_report
     assert actx.get_component("app") is app
 
 
@@ -284,8 +286,9 @@ def test_import_and_decorate_before_django_setup():
         import asyncio
         from django.conf import settings
         assert type(add) is SyncTask and type(hello) is AsyncTask
-        assert add(1, 2) == 3
-        assert asyncio.run(hello("you")) == "hello you from hello"
+        assert add.func(1, 2) == 3
+        assert asyncio.run(hello.func(hello, "you")) == "hello you from hello"
+        assert add(1, 2).args == (1, 2)  # a pre-built task; nothing runs or is written
         assert hello.extra == {"color": "red"} and hello.priority == 2
         assert sorted(app.tasks) == ["add", "hello", "other"]
         try:
@@ -556,8 +559,22 @@ def test_broken_setting_refuses_enqueue_and_writes_nothing():
 
 
 @pytest.mark.django_db(transaction=True)
+def test_an_expired_wait_returns_none_and_keeps_the_task():
+    # As in QTasks: add_task(timeout=...) gives None when the task has not ended.
+    assert tasks.echo.add_task("nobody", queue="tests.unserved", timeout=0.2) is None
+    assert app.add_task("echo", "nobody either", queue="tests.unserved", timeout=0.2) is None
+    records = Task.objects.filter(queue="tests.unserved")
+    assert sorted(record.args[0] for record in records) == ["nobody", "nobody either"]
+    assert {record.status for record in records} == {TaskStatus.NEW}
+
+
+@pytest.mark.django_db(transaction=True)
 def test_wait_timeout_names_the_task_and_keeps_it():
-    with pytest.raises(WaitTimeout) as raised:
+    # WAIT_TIMEOUT_RAISES opts in to the exception.
+    with (
+        override_settings(QTASKS={**settings.QTASKS, "WAIT_TIMEOUT_RAISES": True}),
+        pytest.raises(WaitTimeout) as raised,
+    ):
         tasks.echo.add_task("nobody", queue="tests.unserved", timeout=0.2)
     record = Task.objects.get(queue="tests.unserved")
     message = str(raised.value)

@@ -105,6 +105,13 @@ class ThreadGuard:
 
 
 class TaskExecutor:
+    #: False when the pipeline applies ``decode`` itself (QTasks-shaped executors).
+    applies_decode = True
+    # Set for QTasks-shaped middlewares, which read and change them.
+    _args: list[Any]
+    _kwargs: dict[str, Any]
+    _result: Any
+
     def __init__(
         self, handle: BaseTask, record: Task, run: RunState, run_in_thread: RunInThread
     ) -> None:
@@ -112,7 +119,7 @@ class TaskExecutor:
         self.record = record
         self.run = run
         self.run_in_thread = run_in_thread
-        self.task = handle.bind(handle.context_class(handle, run))
+        self.task = handle.for_run(run)
         self.guard = ThreadGuard()
 
     async def execute(self) -> Outcome:
@@ -123,7 +130,7 @@ class TaskExecutor:
         """
         try:
             try:
-                if self.handle.is_async:
+                if self.runs_on_loop():
                     value = await self.with_deadline(self.pipeline_async())
                 else:
                     value = await self.in_thread(self.pipeline_sync)
@@ -159,6 +166,10 @@ class TaskExecutor:
         if answer is None or "result" not in answer:
             raise exc
         return answer["result"]
+
+    def runs_on_loop(self) -> bool:
+        """Whether the pipeline runs on the event loop (else in a worker thread)."""
+        return self.handle.is_async
 
     def interrupted(self) -> Outcome:
         return Outcome(TaskStatus.ERROR, traceback=self.run.interrupted or "", interrupted=True)
@@ -203,7 +214,7 @@ class TaskExecutor:
         else:
             value = await value
         for middleware in self.handle.middlewares_after:
-            value = await aresolve(middleware(self.task, value))
+            value = await self.amiddleware_after(middleware, value)
         return value
 
     def handle_item(self, item: Any) -> Any:
@@ -213,6 +224,11 @@ class TaskExecutor:
     def before(self, resolver: Callable[[Any], Any]) -> tuple[list[Any], dict[str, Any]]:
         args, kwargs = list(self.record.args), dict(self.record.kwargs)
         for middleware in self.handle.middlewares_before:
+            if isinstance(middleware, type):  # QTasks' TaskMiddleware: built with the executor
+                self._args, self._kwargs = args, kwargs
+                used = resolver(middleware(self)()) or self
+                args, kwargs = list(used._args), dict(used._kwargs)
+                continue
             changed = resolver(middleware(self.task, args, kwargs))
             if changed is not None:
                 args, kwargs = list(changed[0]), dict(changed[1])
@@ -221,6 +237,11 @@ class TaskExecutor:
     async def abefore(self) -> tuple[list[Any], dict[str, Any]]:
         args, kwargs = list(self.record.args), dict(self.record.kwargs)
         for middleware in self.handle.middlewares_before:
+            if isinstance(middleware, type):  # QTasks' TaskMiddleware: built with the executor
+                self._args, self._kwargs = args, kwargs
+                used = await aresolve(middleware(self)()) or self
+                args, kwargs = list(used._args), dict(used._kwargs)
+                continue
             changed = await aresolve(middleware(self.task, args, kwargs))
             if changed is not None:
                 args, kwargs = list(changed[0]), dict(changed[1])
@@ -228,19 +249,49 @@ class TaskExecutor:
 
     def after(self, value: Any, resolver: Callable[[Any], Any]) -> Any:
         for middleware in self.handle.middlewares_after:
-            value = resolver(middleware(self.task, value))
+            if isinstance(middleware, type):
+                self._result = value
+                value = (resolver(middleware(self)()) or self)._result
+            else:
+                value = resolver(middleware(self.task, value))
         return value
 
+    async def amiddleware_after(self, middleware: Any, value: Any) -> Any:
+        if isinstance(middleware, type):
+            self._result = value
+            return (await aresolve(middleware(self)()) or self)._result
+        return await aresolve(middleware(self.task, value))
+
+    # What QTasks' middlewares read from the executor they are built with.
+
+    @property
+    def task_func(self) -> Any:
+        from django_qtasks.executors import task_exec_schema
+
+        return task_exec_schema(self.handle, self.task)
+
+    @property
+    def task_broker(self) -> Any:
+        from django_qtasks.executors import task_priority_schema
+
+        return task_priority_schema(self.record)
+
     def store(self, value: Any) -> Any:
-        """Apply ``decode`` and make sure the result can be stored as JSON."""
+        """Apply ``decode`` and make sure the result can be stored as JSON.
+
+        A decode that gives JSON text (``decode=json.dumps``) stores the value
+        that text encodes: QTasks reads results back with ``json.loads``.
+        """
         value = dump_model(value)
         if self.handle.decode is not None:
-            try:
-                value = self.handle.decode(value)
-            except Exception as exc:
-                raise ResultError(
-                    f"decode={self.handle.decode!r} failed on the task's result: {exc!r}"
-                ) from exc
+            if self.applies_decode:
+                try:
+                    value = self.handle.decode(value)
+                except Exception as exc:
+                    raise ResultError(
+                        f"decode={self.handle.decode!r} failed on the task's result: {exc!r}"
+                    ) from exc
+            value = parsed_json_text(value)
         try:
             text = json.dumps(value, allow_nan=False, ensure_ascii=False)
         except (TypeError, ValueError) as exc:
@@ -363,6 +414,63 @@ class TaskExecutor:
 def retrieve_exception(future: asyncio.Future[Any]) -> None:
     if not future.cancelled():
         future.exception()
+
+
+class QTasksExecutorRun(TaskExecutor):
+    """Runs a QTasks-shaped ``executor=`` class (``django_qtasks.executors``) in a run.
+
+    The class is built inside the run, so that a constructor that raises
+    fails the task with its own traceback; its ``execute()`` replaces the
+    pipeline, and this keeps max_time, cancel, retry and storing.
+    """
+
+    applies_decode = False
+
+    def __init__(
+        self,
+        handle: BaseTask,
+        record: Task,
+        run: RunState,
+        run_in_thread: RunInThread,
+        executor_class: type[Any],
+    ) -> None:
+        super().__init__(handle, record, run, run_in_thread)
+        self.executor_class = executor_class
+
+    def runs_on_loop(self) -> bool:
+        return inspect.iscoroutinefunction(self.executor_class.execute)
+
+    def build(self) -> Any:
+        return self.executor_class(
+            self.task_func, self.task_broker, logging.getLogger("django_qtasks.executor"), {}
+        )
+
+    def pipeline_sync(self) -> Any:
+        return resolve(self.build().execute())
+
+    async def pipeline_async(self) -> Any:
+        return await aresolve(self.build().execute())
+
+
+def executor_for(
+    handle: BaseTask, record: Task, run: RunState, run_in_thread: RunInThread
+) -> TaskExecutor:
+    """The executor of one run: ours (or a subclass), or a QTasks-shaped class run by
+    ``QTasksExecutorRun``."""
+    executor_class = handle.executor or TaskExecutor
+    if isinstance(executor_class, type) and issubclass(executor_class, TaskExecutor):
+        return executor_class(handle, record, run, run_in_thread)
+    return QTasksExecutorRun(handle, record, run, run_in_thread, executor_class)
+
+
+def parsed_json_text(value: Any) -> Any:
+    """The value that ``value`` encodes when it is JSON text, else ``value``."""
+    if isinstance(value, (str, bytes)):
+        try:
+            return json.loads(value)
+        except ValueError:
+            return value
+    return value
 
 
 def resolve(value: Any) -> Any:

@@ -43,7 +43,7 @@ from django_qtasks.context import RunState
 from django_qtasks.models import Task, TaskStatus, WorkerHeartbeat, task_db
 from django_qtasks.notify import get_notifier
 from django_qtasks.rows import Carried, update_statement, update_task, update_tasks
-from django_qtasks.worker.executor import Outcome, TaskExecutor, ThreadStuck
+from django_qtasks.worker.executor import Outcome, TaskExecutor, ThreadStuck, executor_for
 from django_qtasks.worker.liveness import DatabaseNow, Heartbeat, write_heartbeat
 from django_qtasks.worker.shutdown import install_signal_handlers, remove_signal_handlers
 
@@ -538,8 +538,14 @@ class Worker:
                     record.max_attempts,
                     extra={"task_uuid": str(record.uuid), "task_name": record.task_name},
                 )
-                executor_class = handle.executor or TaskExecutor
-                executor = executor_class(handle, record, run, self.run_in_thread)
+                try:
+                    executor = executor_for(handle, record, run, self.run_in_thread)
+                except Exception:
+                    # A custom executor that cannot be built fails its task,
+                    # saying why, like any error of the task.
+                    executor = None
+                    outcome = Outcome(TaskStatus.ERROR, traceback=traceback.format_exc())
+            if executor is not None:
                 entry.future = asyncio.ensure_future(executor.execute())
                 # Asked for before the future existed: a cancel, a take-over,
                 # or the stop that returns running tasks (this one was started
@@ -574,7 +580,7 @@ class Worker:
                     return
                 except Exception:
                     outcome = Outcome(TaskStatus.ERROR, traceback=traceback.format_exc())
-                if handle.is_async:
+                if executor.handle.is_async:
                     await sync_to_async(close_old_connections)()
             if outcome.interrupted:
                 if not entry.taken:

@@ -240,7 +240,12 @@ def returns_nan() -> float:
 
 # Autodiscovery imports this module only: bring in the other test task modules.
 import tests.testapp.tasks_backend  # noqa: E402, F401  (django.tasks tasks, Django 6+)
-from tests.testapp import tasks_lifecycle, tasks_params, tasks_unstorable  # noqa: E402, F401
+from tests.testapp import (  # noqa: E402, F401
+    tasks_lifecycle,
+    tasks_params,
+    tasks_qtcore,
+    tasks_unstorable,
+)
 
 
 @task
