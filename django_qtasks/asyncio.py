@@ -70,7 +70,7 @@ task = app.task
 shared_task = app.task
 
 
-def QueueTasks(*args: Any, **kwargs: Any) -> AsyncQTasksApp:  # noqa: N802 (QTasks' name)
+def QueueTasks(*args: Any, **kwargs: Any) -> AsyncQTasksApp:
     """``qtasks.asyncio.QueueTasks()`` for ported programs: this async app.
 
     As ``django_qtasks.compat.QueueTasks``: the arguments are settings here.
