@@ -3,9 +3,7 @@
 
 A program is a tasks module (what the worker imports) and a client (run as
 ``__main__``) per usage; ``checks`` are the documented outcome, evaluated in
-the client's namespace. ``needs`` names the piece of the other half of this
-work (branch qtcore) a usage depends on: until it lands the usage is an
-expected failure. Sources are paths in txello/qtasks at version 1.7.3.
+the client's namespace. Sources are paths in txello/qtasks at version 1.7.3.
 """
 
 from __future__ import annotations
@@ -28,7 +26,6 @@ class Usage:
     what: str
     client: str
     checks: tuple[str, ...]
-    needs: str | None = None
 
 
 README = Program(
@@ -347,11 +344,6 @@ async def counter(n: int):
 """,
 )
 
-ASYNC = "needs the async app (django_qtasks.asyncio.QueueTasks)"
-CONFIG = "needs app.config"
-PREBUILT = "needs calling a handle to return a pre-built task"
-EXPIRED = "needs an expired wait to return None"
-
 USAGES = [
     Usage(
         "readme-echo",
@@ -378,7 +370,6 @@ USAGES = [
         "async def main():\n    return await counter.add_task(5, timeout=50)\n"
         "task = asyncio.run(main())",
         ("task.returning == [7, 8, 9, 10, 11]",),
-        ASYNC,
     ),
     Usage(
         "gs-app-add-task",
@@ -422,7 +413,6 @@ USAGES = [
         'async def main():\n    return await mytest_async.add_task("Hi", timeout=50)\n'
         "task = asyncio.run(main())",
         ('task.returning == "Hi"',),
-        ASYNC,
     ),
     Usage(
         "gs-async-app",
@@ -434,7 +424,6 @@ USAGES = [
         "    return await app.get(uuid=task.uuid)\n"
         "task = asyncio.run(main())",
         ("task is not None",),
-        ASYNC,
     ),
     Usage(
         "sync-example-config",
@@ -443,7 +432,6 @@ USAGES = [
         "the example app (with app.config) runs app.add_task",
         'from based_sync_app import app\ntask = app.add_task("test_num", 5, timeout=50)',
         ("task.returning == 5",),
-        CONFIG,
     ),
     Usage(
         "sync-test-num",
@@ -530,7 +518,6 @@ USAGES = [
         "async def main():\n    return await test_task.add_task(timeout=50)\n"
         "task = asyncio.run(main())",
         ('task.status == "error"', '"TaskPluginTriggerError" in task.traceback'),
-        ASYNC,
     ),
     Usage(
         "pydantic-positional",
@@ -541,7 +528,6 @@ USAGES = [
         'async def main():\n    return await example_pydantic.add_task("Test", 42, timeout=50)\n'
         "task = asyncio.run(main())",
         ('task.returning == "Hello, Test!"',),
-        ASYNC,
     ),
     Usage(
         "pydantic-mixed",
@@ -553,7 +539,6 @@ USAGES = [
         '    return await example_pydantic.add_task("Test", value=42, timeout=50)\n'
         "task = asyncio.run(main())",
         ('task.returning == "Hello, Test!"',),
-        ASYNC,
     ),
     Usage(
         "pydantic-result",
@@ -564,7 +549,6 @@ USAGES = [
         "async def main():\n    return await create_item.add_task(timeout=50)\n"
         "task = asyncio.run(main())",
         ('task.returning == {"name": "Generated", "value": 10}',),
-        ASYNC,
     ),
     Usage(
         "stats-tasks",
@@ -676,7 +660,6 @@ USAGES = [
         "from task_doc_app import task_func\ncls = task_func(21, priority=0, timeout=50)\n"
         "task = cls.add_task()",
         ("task.returning == 42",),
-        PREBUILT,
     ),
     Usage(
         "task-add-task",
@@ -695,7 +678,6 @@ USAGES = [
         "async def main():\n    return await task_func(21, timeout=50).add_task()\n"
         "task = asyncio.run(main())",
         ("task.returning == 42",),
-        f"{ASYNC}; {PREBUILT}",
     ),
     Usage(
         "task-async-plain-def",
@@ -706,7 +688,6 @@ USAGES = [
         "async def main():\n    return await plain_func.add_task(1, timeout=50)\n"
         "task = asyncio.run(main())",
         ("task.returning == 2",),
-        ASYNC,
     ),
     Usage(
         "task-expired-wait",
@@ -716,6 +697,5 @@ USAGES = [
         "from task_doc_app import app\nimport time\n"
         "task = app.add_task('task_func', 1, timeout=0.000001)",
         ("task is None",),
-        EXPIRED,
     ),
 ]

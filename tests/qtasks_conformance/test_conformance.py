@@ -108,15 +108,7 @@ def run_client(usage: Usage, worker: ProgramWorker) -> dict[str, object]:
     )
 
 
-def params() -> list[object]:
-    marked = []
-    for usage in USAGES:
-        marks = [pytest.mark.xfail(strict=False, reason=usage.needs)] if usage.needs else []
-        marked.append(pytest.param(usage, id=usage.id, marks=marks))
-    return marked
-
-
-@pytest.mark.parametrize("usage", params())
+@pytest.mark.parametrize("usage", [pytest.param(usage, id=usage.id) for usage in USAGES])
 def test_usage(usage: Usage, workers: dict[str, object], transactional_db: None) -> None:
     worker = program_worker(workers, usage.program)
     results = run_client(usage, worker)
