@@ -84,7 +84,9 @@ class Heartbeat(threading.Thread):
 
     def stop(self) -> None:
         self.stopping.set()
-        self.join()
+        # A beat stuck on an unreachable database does not hold up the exit
+        # (the thread is a daemon).
+        self.join(timeout=5)
 
     def beat(self) -> None:
         """Write the heartbeat, then report the rows taken from this worker."""
