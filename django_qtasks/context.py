@@ -208,8 +208,9 @@ class BaseContext:
         return getattr(self.task.app, name, None) if not name.startswith("_") else None
 
     def cancel(self, reason: str = "") -> NoReturn:
-        """End this task now with status ``cancel`` and this reason."""
-        raise TaskCancel(reason)
+        """End this task now with status ``cancel`` and this reason
+        (``"<task_name>.cancel"`` when none is given, as in QTasks)."""
+        raise TaskCancel(reason or f"{self.task_name}.cancel")
 
     def plugin_error(self, *args: Any, **kwargs: Any) -> NoReturn:
         """Hand the task to the plugins (``task_executor_run_task_trigger_error``).

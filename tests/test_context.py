@@ -209,8 +209,10 @@ def test_ctx_cancel_ends_the_task_with_that_reason_and_no_retry(worker):
         worker.wait_for_log(f"Task {record.uuid} was canceled due to: reason of {kind}")
     for kind, record in without_reason.items():
         record = wait_status(record)
-        assert (record.status, record.cancel_reason) == (TaskStatus.CANCEL, ""), kind
-        worker.wait_for_log(f"Task {record.uuid} was canceled due to: \n")
+        # As in QTasks: no reason given is "<task_name>.cancel".
+        reason = f"{record.task_name}.cancel"
+        assert (record.status, record.cancel_reason) == (TaskStatus.CANCEL, reason), kind
+        worker.wait_for_log(f"Task {record.uuid} was canceled due to: {reason}")
 
 
 # add_task: nested tasks -------------------------------------------------------------------------

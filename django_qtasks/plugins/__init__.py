@@ -15,6 +15,10 @@ from collections.abc import Iterable
 from typing import Any
 
 from django_qtasks.exceptions import QTasksError
+from django_qtasks.plugins.depends import Depends as Depends
+from django_qtasks.plugins.depends import ScopeEnum as ScopeEnum
+from django_qtasks.plugins.states import AsyncState as AsyncState
+from django_qtasks.plugins.states import SyncState as SyncState
 
 logger = logging.getLogger("django_qtasks.plugins")
 

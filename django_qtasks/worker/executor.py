@@ -9,6 +9,7 @@ event loop. Pass ``executor=`` to the decorator to use a subclass.
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import ctypes
 import inspect
 import json
@@ -29,6 +30,7 @@ from django_qtasks.context import RunState
 from django_qtasks.exceptions import ResultError, TaskCancel, TaskInterrupted, TaskTimeout
 from django_qtasks.models import Task, TaskStatus
 from django_qtasks.plugins import TaskPluginTriggerError
+from django_qtasks.plugins.depends import ainject, inject
 from django_qtasks.plugins.pydantic import build_models, dump_model
 from django_qtasks.task import BaseTask
 
@@ -190,29 +192,33 @@ class TaskExecutor:
 
     def pipeline_sync(self) -> Any:
         args, kwargs = self.before(resolve)
-        call_args = (self.task, *args) if self.handle.echo else tuple(args)
-        value = self.handle.func(*call_args, **kwargs)
-        if inspect.isgenerator(value):
-            items = []
-            for item in value:
-                items.append(resolve(self.handle_item(item)))
-                self.run.set_progress(list(items))
-                self.run.raise_if_stopped()
-            value = items
+        with contextlib.ExitStack() as stack:  # the task's Depends, left when it ends
+            kwargs = inject(self.handle.func, self.handle.echo, args, kwargs, stack)
+            call_args = (self.task, *args) if self.handle.echo else tuple(args)
+            value = self.handle.func(*call_args, **kwargs)
+            if inspect.isgenerator(value):
+                items = []
+                for item in value:
+                    items.append(resolve(self.handle_item(item)))
+                    self.run.set_progress(list(items))
+                    self.run.raise_if_stopped()
+                value = items
         return self.after(value, resolve)
 
     async def pipeline_async(self) -> Any:
         args, kwargs = await self.abefore()
-        call_args = (self.task, *args) if self.handle.echo else tuple(args)
-        value = self.handle.func(*call_args, **kwargs)
-        if inspect.isasyncgen(value):
-            items = []
-            async for item in value:
-                items.append(await aresolve(self.handle_item(item)))
-                self.run.set_progress(list(items))
-            value = items
-        else:
-            value = await value
+        async with contextlib.AsyncExitStack() as stack:  # the task's Depends
+            kwargs = await ainject(self.handle.func, self.handle.echo, args, kwargs, stack)
+            call_args = (self.task, *args) if self.handle.echo else tuple(args)
+            value = self.handle.func(*call_args, **kwargs)
+            if inspect.isasyncgen(value):
+                items = []
+                async for item in value:
+                    items.append(await aresolve(self.handle_item(item)))
+                    self.run.set_progress(list(items))
+                value = items
+            else:
+                value = await value
         for middleware in self.handle.middlewares_after:
             value = await self.amiddleware_after(middleware, value)
         return value

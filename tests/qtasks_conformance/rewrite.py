@@ -13,6 +13,8 @@ import re
 NAMES: dict[tuple[str, str], tuple[str, str]] = {
     ("qtasks", "QueueTasks"): ("django_qtasks.compat", "QueueTasks"),
     ("qtasks.asyncio", "QueueTasks"): ("django_qtasks.asyncio", "QueueTasks"),
+    ("qtasks.qtasks", "QueueTasks"): ("django_qtasks.compat", "QueueTasks"),
+    ("qtasks.asyncio.qtasks", "QueueTasks"): ("django_qtasks.asyncio", "QueueTasks"),
     ("qtasks", "shared_task"): ("django_qtasks", "shared_task"),
     ("qtasks", "SyncRouter"): ("django_qtasks.routers", "SyncRouter"),
     ("qtasks", "AsyncRouter"): ("django_qtasks.routers", "AsyncRouter"),
@@ -26,6 +28,8 @@ NAMES: dict[tuple[str, str], tuple[str, str]] = {
     ("qtasks.plugins.base", "BasePlugin"): ("django_qtasks.plugins", "BasePlugin"),
     ("qtasks.stats", "SyncStats"): ("django_qtasks.stats", "SyncStats"),
     ("qtasks.stats", "AsyncStats"): ("django_qtasks.stats", "AsyncStats"),
+    ("qtasks.stats.sync_stats", "SyncStats"): ("django_qtasks.stats", "SyncStats"),
+    ("qtasks.stats.async_stats", "AsyncStats"): ("django_qtasks.stats", "AsyncStats"),
     ("qtasks.tests", "SyncTestCase"): ("django_qtasks.testing", "SyncTestCase"),
     ("qtasks.tests", "AsyncTestCase"): ("django_qtasks.testing", "AsyncTestCase"),
     ("qtasks.schemas.test", "TestConfig"): ("django_qtasks.testing", "TestConfig"),
@@ -34,6 +38,22 @@ NAMES: dict[tuple[str, str], tuple[str, str]] = {
     ("qtasks.executors.base", "BaseTaskExecutor"): ("django_qtasks.executors", "BaseTaskExecutor"),
     ("qtasks.results", "SyncResult"): ("django_qtasks.results", "SyncResult"),
     ("qtasks.results", "AsyncResult"): ("django_qtasks.results", "AsyncResult"),
+    ("qtasks.plugins", "Depends"): ("django_qtasks.plugins", "Depends"),
+    ("qtasks.plugins", "AsyncState"): ("django_qtasks.plugins", "AsyncState"),
+    ("qtasks.plugins", "SyncState"): ("django_qtasks.plugins", "SyncState"),
+    ("qtasks.plugins.depends", "Depends"): ("django_qtasks.plugins", "Depends"),
+    ("qtasks.plugins.depends", "ScopeEnum"): ("django_qtasks.plugins", "ScopeEnum"),
+    ("qtasks.plugins.states", "AsyncState"): ("django_qtasks.plugins", "AsyncState"),
+    ("qtasks.plugins.states", "SyncState"): ("django_qtasks.plugins", "SyncState"),
+    ("qtasks.utils.tasks.async_task_utils", "AsyncTaskUtils"): (
+        "django_qtasks.task_utils",
+        "AsyncTaskUtils",
+    ),
+    ("qtasks.utils.tasks.sync_task_utils", "SyncTaskUtils"): (
+        "django_qtasks.task_utils",
+        "SyncTaskUtils",
+    ),
+    ("qtasks.middlewares.task", "TaskMiddleware"): ("django_qtasks.middlewares", "TaskMiddleware"),
 }
 
 IMPORT = re.compile(r"^(\s*)from (qtasks[\w.]*) import (.+)$")
