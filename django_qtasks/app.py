@@ -452,20 +452,26 @@ class QTasksApp:
         # With Redis the "ended" message wakes us; the pause is only a safety net.
         pause = 1.0 if notifier.fast else 0.01
         # Listen before the first look, so that an end in between is not missed.
+        status = "not looked at"
         with notifier.listen_ended(uuid) as listener:
-            while True:
+            # A timeout already past when the wait starts looks no more
+            # (``timeout=0.000001`` gives None, as in QTasks, however fast a
+            # worker is).
+            while time.monotonic() < deadline:
                 record = Task.objects.using(task_db()).get(pk=uuid)
                 if record.status in FINAL_STATUSES:
                     return record
+                status = record.status
                 remaining = deadline - time.monotonic()
                 if remaining <= 0:
-                    raise WaitTimeout(
-                        f"Task {uuid} did not end within {timeout:g}s (status "
-                        f"{record.status!r}); it goes on, and app.get(uuid) shows how it ends."
-                    )
+                    break
                 listener.wait(min(pause, remaining))
                 if not notifier.fast:
                     pause = min(pause * 1.5, 0.25)
+        raise WaitTimeout(
+            f"Task {uuid} did not end within {timeout:g}s (status {status!r}); it goes on, "
+            "and app.get(uuid) shows how it ends."
+        )
 
 
 def publish_committed(broker: Broker, records: list[Task]) -> None:

@@ -59,7 +59,11 @@ class WorkerProcess:
             stdout=self.log_file,
             stderr=subprocess.STDOUT,
         )
-        self.wait_for_log(ready)
+        try:
+            self.wait_for_log(ready)
+        except AssertionError:
+            self.stop()  # closes the log file: the caller never gets this object
+            raise
 
     @property
     def log(self) -> str:

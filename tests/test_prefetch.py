@@ -218,7 +218,9 @@ def test_auto_prefetch_hands_tasks_held_behind_a_long_run_to_an_idle_worker(
     queue, busy_id, idle_id = unique("auto"), unique("busy"), unique("idle")
     # No outbox sweep during the test: held tasks are published again by the
     # hand-back itself, or not at all.
-    monkeypatch.setenv("QTASKS_TEST_SETTINGS", json.dumps({"OUTBOX_INTERVAL": 3600}))
+    monkeypatch.setenv(
+        "QTASKS_TEST_SETTINGS", json.dumps({"OUTBOX_INTERVAL": 3600, "REDELIVER_AFTER": 7200})
+    )
     start_warmed_worker(start_worker, queue, busy_id)
 
     # Then, in one commit: a long run first, short ones behind it. The worker

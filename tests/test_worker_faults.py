@@ -173,12 +173,14 @@ def test_a_thread_that_cannot_be_stopped_keeps_its_row_until_its_worker_is_gone(
 
     # The process is gone: once its heartbeat is out of date, fail-over ends
     # the task (no retry left), once.
-    rescuer = start_worker("--queues", queue)
+    start_worker("--queues", queue)
     done = wait_status(task, timeout=HEARTBEAT_TIMEOUT + 30)
     assert done.status == TaskStatus.ERROR
     assert f"Worker {worker_id} stopped sending heartbeats" in done.traceback
     assert done.returning is None
-    rescuer.wait_for_log(f"Task {task.uuid}: Worker {worker_id} stopped sending heartbeats")
+    assert [(entry["worker"], entry["status"]) for entry in done.attempt_log] == [
+        (worker_id, TaskStatus.ERROR)
+    ]
     # Its heartbeat goes once its tasks are dealt with, in the same pass.
     wait_until(
         lambda: not WorkerHeartbeat.objects.filter(worker_id=worker_id).exists(),

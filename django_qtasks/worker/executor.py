@@ -24,7 +24,7 @@ from typing import Any
 from django.db import close_old_connections
 from django.utils import timezone
 
-from django_qtasks.app import storable_text, unstorable
+from django_qtasks.app import is_storable, storable_text, unstorable
 from django_qtasks.conf import qtasks_settings
 from django_qtasks.context import RunState
 from django_qtasks.exceptions import ResultError, TaskCancel, TaskInterrupted, TaskTimeout
@@ -470,12 +470,17 @@ def executor_for(
 
 
 def parsed_json_text(value: Any) -> Any:
-    """The value that ``value`` encodes when it is JSON text, else ``value``."""
+    """The value that ``value`` encodes when it is JSON text, else ``value``.
+
+    Text whose value no database stores (``json.dumps("a\\x00b")`` escapes the
+    NUL) is kept as text: that is what such a decode is for.
+    """
     if isinstance(value, (str, bytes)):
         try:
-            return json.loads(value)
+            parsed = json.loads(value)
         except ValueError:
             return value
+        return parsed if is_storable(parsed) else value
     return value
 
 
