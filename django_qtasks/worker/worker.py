@@ -247,9 +247,21 @@ class Worker:
             self.broker.stop_consuming()
             heartbeat.stop()
             if self.stuck:
-                # Its heartbeat stays, and stops: the rows of the runs that
-                # could not be stopped are taken over once it is out of date,
-                # after this process is gone.
+                # Its heartbeat stays, listing them, and stops: the rows of
+                # the runs that could not be stopped are taken over (retried
+                # or failed, not handed back as never started) once it is out
+                # of date, after this process is gone.
+                try:
+                    await self.db(
+                        functools.partial(
+                            write_heartbeat,
+                            self.worker_id,
+                            list(self.stuck),
+                            **self.heartbeat_fields(),
+                        )
+                    )
+                except Exception:
+                    logger.exception("Worker %s could not write its last heartbeat", self.worker_id)
                 logger.error(
                     "Worker %s leaves %s tasks whose threads could not be stopped to be "
                     "taken over after HEARTBEAT_TIMEOUT: %s",
