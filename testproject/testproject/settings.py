@@ -8,6 +8,8 @@ database).
 import os
 from pathlib import Path
 
+import django
+
 BASE_DIR = Path(__file__).resolve().parent.parent
 
 SECRET_KEY = "demo-only-not-secret"
@@ -84,6 +86,11 @@ else:
             "OPTIONS": {"timeout": 30},
         }
     }
+    if django.VERSION >= (5, 1):
+        # Transactions take the write lock when they begin, so that one that
+        # reads, then writes (the admin's delete) waits for it instead of
+        # failing at once with "database is locked".
+        DATABASES["default"]["OPTIONS"]["transaction_mode"] = "IMMEDIATE"
 
 DEFAULT_AUTO_FIELD = "django.db.models.BigAutoField"
 USE_TZ = True
