@@ -47,6 +47,9 @@ QTASKS = {
     "BROKER_URL": os.environ.get("QTASKS_BROKER_URL", "django://"),
     "QUEUE_PREFIX": f"qtasks-test-{TEST_RUN}",
     "OUTBOX_INTERVAL": 0.2,
+    # A message lost by the broker (a restart) is sent again from its row
+    # this long after it was sent, within a test's wait.
+    "REDELIVER_AFTER": 2,
     "POLL_INTERVAL": 0.05,
     "CANCEL_POLL_INTERVAL": 0.05,
     "PROGRESS_INTERVAL": 0.1,

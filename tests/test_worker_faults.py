@@ -401,7 +401,11 @@ def test_killed_worker_tasks_are_retried_or_failed_by_a_live_worker(start_worker
     assert f"Task {retried.uuid} (worker_slow_first_attempt) started, attempt 2 of 2" in rescuer.log
 
     assert not Task.objects.filter(queue=queue, status=TaskStatus.PROCESS).exists()
-    assert not WorkerHeartbeat.objects.filter(worker_id=doomed_id).exists()
+    # Its heartbeat goes once its tasks are dealt with, in the same pass.
+    wait_until(
+        lambda: not WorkerHeartbeat.objects.filter(worker_id=doomed_id).exists(),
+        message="the dead worker's heartbeat to go",
+    )
     assert WorkerHeartbeat.objects.filter(worker_id=rescuer_id).exists()
 
 
