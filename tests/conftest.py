@@ -45,6 +45,10 @@ def run_worker(*args: str, timeout: float = 60) -> subprocess.CompletedProcess[s
     )
 
 
+#: Seconds a worker process may take to say it started.
+STARTUP_TIMEOUT = 120
+
+
 class WorkerProcess:
     """A ``manage.py qtasks_worker`` (or other command) subprocess with its log in a file."""
 
@@ -60,7 +64,9 @@ class WorkerProcess:
             stderr=subprocess.STDOUT,
         )
         try:
-            self.wait_for_log(ready)
+            # Starting is importing Django and every app, and the system
+            # checks: on a busy machine that alone can take tens of seconds.
+            self.wait_for_log(ready, timeout=STARTUP_TIMEOUT)
         except AssertionError:
             self.stop()  # closes the log file: the caller never gets this object
             raise
