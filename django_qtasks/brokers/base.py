@@ -6,8 +6,9 @@ from __future__ import annotations
 from abc import ABC, abstractmethod
 from collections.abc import Callable
 from typing import TYPE_CHECKING, ClassVar
-from urllib.parse import urlsplit, urlunsplit
 from uuid import UUID
+
+from django_qtasks.masking import mask_url
 
 if TYPE_CHECKING:
     from django_qtasks.models import Task
@@ -27,11 +28,7 @@ class Broker(ABC):
     @property
     def safe_url(self) -> str:
         """The URL with its password masked, for logs."""
-        parts = urlsplit(self.url)
-        if not parts.password:
-            return self.url
-        netloc = parts.netloc.replace(f":{parts.password}@", ":***@", 1)
-        return urlunsplit(parts._replace(netloc=netloc))
+        return mask_url(self.url)
 
     @abstractmethod
     def publish(self, task: Task) -> None:
