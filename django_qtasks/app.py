@@ -67,6 +67,10 @@ TASK_OPTIONS = frozenset(
 class QTasksApp:
     #: Whether ``add_task`` and ``get`` are coroutines (``django_qtasks.asyncio``).
     is_async = False
+    #: Seconds between a waiting client's looks at the row when Redis messages
+    #: wake it (a safety net only), and the longest pause when it polls alone.
+    wait_pause_with_messages = 1.0
+    wait_pause_polling = 0.25
 
     def __init__(self, registry: dict[str, BaseTask] | None = None) -> None:
         from django_qtasks.plugins import Plugins
@@ -450,7 +454,7 @@ class QTasksApp:
         notifier = get_notifier()
         deadline = time.monotonic() + timeout
         # With Redis the "ended" message wakes us; the pause is only a safety net.
-        pause = 1.0 if notifier.fast else 0.01
+        pause = self.wait_pause_with_messages if notifier.fast else 0.01
         # Listen before the first look, so that an end in between is not missed.
         status = "not looked at"
         with notifier.listen_ended(uuid) as listener:
@@ -467,7 +471,7 @@ class QTasksApp:
                     break
                 listener.wait(min(pause, remaining))
                 if not notifier.fast:
-                    pause = min(pause * 1.5, 0.25)
+                    pause = min(pause * 1.5, self.wait_pause_polling)
         raise WaitTimeout(
             f"Task {uuid} did not end within {timeout:g}s (status {status!r}); it goes on, "
             "and app.get(uuid) shows how it ends."

@@ -140,12 +140,17 @@ def worker(shared_worker: WorkerProcess, transactional_db: None) -> WorkerProces
 
 
 def wait_until(
-    predicate: Callable[[], object], timeout: float = 20, message: str = "condition"
+    predicate: Callable[[], object],
+    timeout: float = 20,
+    message: str | Callable[[], str] = "condition",
 ) -> None:
+    """Poll until ``predicate()`` is true; ``message`` (or what it returns, at the
+    timeout) says what was awaited and what was seen instead."""
     deadline = time.monotonic() + timeout
     while not predicate():
         if time.monotonic() > deadline:
-            raise AssertionError(f"timed out waiting for {message}")
+            said = message() if callable(message) else message
+            raise AssertionError(f"timed out after {timeout:g}s waiting for {said}")
         time.sleep(0.02)
 
 
@@ -157,5 +162,7 @@ def wait_status(task: Task, *statuses: str, timeout: float = 20) -> Task:
         task.refresh_from_db()
         return task.status in wanted
 
-    wait_until(reached, timeout, f"task {task.task_name} to reach {wanted} (is {task.status})")
+    wait_until(
+        reached, timeout, lambda: f"task {task.task_name} to reach {wanted} (is {task.status})"
+    )
     return task

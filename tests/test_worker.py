@@ -94,10 +94,17 @@ def test_two_workers_never_run_the_same_task_twice(start_worker, tmp_path):
             for number in range(200)
         ]
 
+    def seen() -> str:
+        statuses = Counter(Task.objects.filter(queue=queue).values_list("status", flat=True))
+        return (
+            f"all 200 tasks to end; statuses: {dict(statuses)}\n"
+            f"first worker:\n{first.log[-3000:]}\nsecond worker:\n{second.log[-3000:]}"
+        )
+
     wait_until(
         lambda: Task.objects.filter(queue=queue).finished().count() == 200,
-        timeout=60,
-        message="all 200 tasks to end",
+        timeout=180,
+        message=seen,
     )
     done = list(Task.objects.filter(queue=queue))
     assert len(done) == 200

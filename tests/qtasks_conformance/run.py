@@ -20,3 +20,13 @@ for check in json.loads(sys.argv[2]):
     except Exception as exc:
         results[check] = f"error: {exc!r}"
 print("CONFORMANCE " + json.dumps(results))
+# What the client saw, for a failure's message.
+task = namespace.get("task")
+if task is not None and hasattr(task, "status"):
+    seen = {
+        "uuid": str(getattr(task, "uuid", "")),
+        "status": task.status,
+        "returning": repr(getattr(task, "returning", None)),
+        "traceback": getattr(task, "traceback", None),
+    }
+    print("CONFORMANCE-TASK " + json.dumps(seen, default=str))

@@ -101,7 +101,12 @@ def run_client(usage: Usage, worker: ProgramWorker) -> dict[str, object]:
     )
     for line in done.stdout.splitlines():
         if line.startswith("CONFORMANCE "):
-            return dict(json.loads(line.removeprefix("CONFORMANCE ")))
+            results = dict(json.loads(line.removeprefix("CONFORMANCE ")))
+            if not all(result is True for result in results.values()):
+                # The assertion that follows shows what the client saw and what the worker did.
+                results["client output"] = done.stdout + done.stderr
+                results["worker log"] = worker.log
+            return results
     raise AssertionError(
         f"{usage.id}: the client did not finish ({done.returncode}):\n{done.stdout}\n"
         f"{done.stderr}\nworker log:\n{worker.log}"
@@ -122,7 +127,9 @@ def test_usage(usage: Usage, workers: dict[str, object], transactional_db: None)
     worker = program_worker(workers, usage.program)
     results = run_client(usage, worker)
     failed = {check: result for check, result in results.items() if result is not True}
-    assert not failed, f"{usage.id} ({usage.source}): {failed}"
+    assert not failed, f"{usage.id} ({usage.source}): " + "\n".join(
+        f"{check}: {result}" for check, result in failed.items()
+    )
     assert set(results) == set(usage.checks)
 
 
