@@ -387,15 +387,21 @@ def runs_started(task_uuid: Any, *workers: WorkerProcess) -> int:
 # Counting -----------------------------------------------------------------------------------
 
 
-def wait_all_final(uuids: list[Any], timeout: float) -> dict[str, int]:
-    """Wait until every task is in a final status (or the time is up); count statuses."""
-    deadline = time.monotonic() + timeout
+def wait_all_final(uuids: list[Any], stalled_for: float) -> dict[str, int]:
+    """Wait until every task is in a final status, or until none has ended for
+    ``stalled_for`` seconds (a busy machine is slow, a lost task never ends);
+    count statuses."""
+    deadline = time.monotonic() + stalled_for
+    ended = 0
     while True:
         counts = collections.Counter(
             Task.objects.filter(pk__in=uuids).values_list("status", flat=True)
         )
-        if sum(counts[status] for status in FINAL_STATUSES) == len(uuids):
+        ended_now = sum(counts[status] for status in FINAL_STATUSES)
+        if ended_now == len(uuids):
             return dict(counts)
+        if ended_now > ended:
+            ended, deadline = ended_now, time.monotonic() + stalled_for
         if time.monotonic() > deadline:
             return dict(counts)
         time.sleep(0.1)
@@ -415,6 +421,12 @@ def append_tasks(path: Path, prefix: str, count: int, queue: str) -> dict[str, T
         )
         for index in range(count)
     }
+
+
+def warnings_of(worker: WorkerProcess) -> str:
+    """A worker's last warnings and errors, for a failure's message."""
+    lines = [line for line in worker.log.splitlines() if "WARNING" in line or "ERROR" in line]
+    return f"worker {worker.process.pid}, last warnings:\n" + "\n".join(lines[-30:])
 
 
 def stuck_report(uuids: list[Any]) -> str:
@@ -487,7 +499,7 @@ def test_broker_restart_mid_run_loses_and_duplicates_nothing(
 
         everything = {**before, **during}
         uuids = [task.uuid for task in everything.values()]
-        statuses = wait_all_final(uuids, timeout=60)
+        statuses = wait_all_final(uuids, stalled_for=60)
         resumed_seconds = time.monotonic() - restarted_at
 
     runs = line_counts(path)
@@ -511,7 +523,10 @@ def test_broker_restart_mid_run_loses_and_duplicates_nothing(
     )
     FIGURES.append(timing)
     print(timing)
-    context = f"{figures}\nstatuses={statuses}\nnot ended: {stuck_report(uuids)}"
+    context = (
+        f"{figures}\nstatuses={statuses}\nnot ended: {stuck_report(uuids)}\n"
+        + "\n".join(warnings_of(worker) for worker in workers)
+    )
     assert ended_when_down < len(before), f"the broker went down after the run: {context}"
     assert ended == len(everything), context
     assert statuses == {TaskStatus.SUCCESS: len(everything)}, context
@@ -575,7 +590,7 @@ def test_sigkilled_worker_tasks_are_retried_or_failed_and_nothing_else_runs_twic
 
         everything = [*killed, *slow, *quick.values()]
         uuids = [task.uuid for task in everything]
-        statuses = wait_all_final(uuids, timeout=40)
+        statuses = wait_all_final(uuids, stalled_for=40)
 
     records = {row.uuid: row for row in Task.objects.filter(pk__in=uuids)}
     runs = {task.uuid: runs_started(task.uuid, doomed, rescuer) for task in everything}
@@ -674,7 +689,7 @@ def test_redis_visibility_timeout_never_runs_a_long_task_twice(
             for index in range(8)
         ]
         uuids = [task.uuid for task in long_tasks]
-        statuses = wait_all_final(uuids, timeout=40)
+        statuses = wait_all_final(uuids, stalled_for=40)
         # kombu's Redis transport reads a message back from its "unacked" hash
         # (HGET) only to restore it to the queue once its visibility timeout
         # passed. Workers take messages without acks: nothing is ever restored.
@@ -728,7 +743,7 @@ def test_redis_worker_takes_messages_in_batches_in_priority_order_under_a_key_pr
             client.close()
         pops_before = sum(redis_calls(redis_server.url, pop) for pop in ("brpop", "blmpop"))
         start_worker("--queues", queue, "--concurrency", "1")
-        statuses = wait_all_final([task.uuid for task in queued], timeout=30)
+        statuses = wait_all_final([task.uuid for task in queued], stalled_for=30)
         pops = sum(redis_calls(redis_server.url, pop) for pop in ("brpop", "blmpop")) - pops_before
 
     assert statuses == {TaskStatus.SUCCESS: 100}
@@ -789,7 +804,7 @@ def test_redis_add_tasks_while_down_keeps_them_all_in_the_outbox_then_runs_them(
         assert "stays in the outbox" in client_log[0]
 
         start_worker("--queues", queue)
-        statuses = wait_all_final(uuids, timeout=30)
+        statuses = wait_all_final(uuids, stalled_for=30)
     assert statuses == {TaskStatus.SUCCESS: 50}
 
 

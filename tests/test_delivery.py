@@ -20,7 +20,7 @@ from django_qtasks.brokers import get_broker
 from django_qtasks.brokers.kombu import KombuBroker
 from django_qtasks.models import Task, TaskStatus
 from django_qtasks.rows import mark_published
-from tests.conftest import wait_status
+from tests.conftest import wait_status, wait_until
 from tests.testapp import tasks
 
 pytestmark = [
@@ -90,14 +90,23 @@ def test_rows_behind_their_messages_are_not_sent_again_and_lost_ones_once(qtasks
     Task.objects.filter(pk__in=[task.pk for task in waiting]).update(published_at=long_ago)
     # Two workers' brokers, as in two processes.
     first, second, third = (KombuBroker(settings.QTASKS["BROKER_URL"]) for _ in range(3))
+
+    def wait_for_five_messages() -> None:
+        # RabbitMQ counts a message a moment after it is sent.
+        wait_until(
+            lambda: first.message_counts([queue]) == {queue: 5},
+            timeout=30,
+            message=lambda: f"5 messages in {queue}: {first.message_counts([queue])}",
+        )
+
     try:
-        assert first.message_counts([queue]) == {queue: 5}
+        wait_for_five_messages()
         assert first.redeliver([queue]) == 0, "their messages wait in the queue"
         assert first.message_counts([queue]) == {queue: 5}
 
         assert purge(queue) == 5  # lost
         assert second.redeliver([queue]) == 5
-        assert first.message_counts([queue]) == {queue: 5}
+        wait_for_five_messages()
         sent_again = Task.objects.filter(pk__in=[task.pk for task in waiting])
         assert all(row.published_at > long_ago for row in sent_again)
         # A third worker looking now finds them just sent: no second copy.
