@@ -18,7 +18,7 @@ from django.conf import settings
 from django.db import connection, transaction
 from django.utils import timezone
 
-from django_qtasks.models import Task, TaskStatus, WorkerHeartbeat
+from django_qtasks.models import FINAL_STATUSES, Task, TaskStatus, WorkerHeartbeat
 from tests.conftest import run_worker, wait_status, wait_until
 from tests.testapp import tasks, tasks_lifecycle
 
@@ -465,6 +465,25 @@ def test_a_result_write_held_by_a_row_lock_does_not_stop_the_heartbeat(start_wor
     for process in (slow, other):
         assert "stopped sending heartbeats" not in process.log
         assert "was taken from worker" not in process.log
+
+
+def test_a_worker_whose_own_heartbeat_is_late_never_fails_over_its_own_tasks(start_worker):
+    # Its heartbeat thread starved, or its heartbeat row deleted (a test's
+    # flush, an operator): the worker that sees it is alive, and goes on.
+    queue, worker_id = unique("self"), unique("late")
+    worker = start_worker("--queues", queue, "--worker-id", worker_id)
+    task = tasks.sync_sleeper.add_task(2 * HEARTBEAT_TIMEOUT, queue=queue)
+    wait_logged(task, "going to sleep")
+    long_ago = timezone.now() - timedelta(hours=1)
+    while not Task.objects.filter(pk=task.pk, status__in=FINAL_STATUSES).exists():
+        WorkerHeartbeat.objects.filter(worker_id=worker_id).update(last_heartbeat=long_ago)
+        time.sleep(0.02)
+
+    done = wait_status(task)
+    assert done.status == TaskStatus.SUCCESS, done.traceback
+    assert (done.attempts, done.worker) == (1, worker_id)
+    assert "stopped sending heartbeats" not in worker.log
+    assert "was taken from worker" not in worker.log
 
 
 def test_a_run_whose_row_was_taken_from_its_worker_stops_and_writes_nothing(worker):

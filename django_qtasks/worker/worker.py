@@ -985,7 +985,12 @@ class Worker:
         """
         # By the database's clock, which every worker's heartbeat is written with.
         cutoff = heartbeat_cutoff()
-        beats = WorkerHeartbeat.objects.using(task_db(WorkerHeartbeat))
+        # Never this worker, alive as it runs this, whatever its heartbeat
+        # says (a starved heartbeat thread, a row deleted under it):
+        # recover_lost_rows deals with rows of its own that it does not run.
+        beats = WorkerHeartbeat.objects.using(task_db(WorkerHeartbeat)).exclude(
+            worker_id=self.worker_id
+        )
         dead = list(beats.filter(last_heartbeat__lt=cutoff))
         last_beats = {beat.worker_id: beat for beat in dead}
         live = beats.filter(last_heartbeat__gte=cutoff).values_list("worker_id", flat=True)
@@ -993,6 +998,7 @@ class Worker:
             Task.objects.using(task_db())
             .running()
             .exclude(worker__in=live)
+            .exclude(worker=self.worker_id)
             .filter(started_at__lt=cutoff)
         )
         for orphan in orphans:
