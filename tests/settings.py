@@ -54,7 +54,8 @@ QTASKS = {
     "CANCEL_POLL_INTERVAL": 0.05,
     "PROGRESS_INTERVAL": 0.1,
     "HEARTBEAT_INTERVAL": 0.5,
-    "HEARTBEAT_TIMEOUT": 3,
+    # Ten beats: a heartbeat thread slowed by a busy machine is not taken for dead.
+    "HEARTBEAT_TIMEOUT": 5,
     "RETRY_BACKOFF": 0,
     "CANCEL_GRACE": 1,
     "SHUTDOWN_TIMEOUT": 5,

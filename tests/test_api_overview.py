@@ -74,7 +74,7 @@ def heartbeat(worker_id: str, age: float, running: list[str]) -> WorkerHeartbeat
 def test_workers_are_the_live_ones_with_their_running_tasks(api):
     task = make(TaskStatus.PROCESS, task_name="sync_sleeper", worker="host:1:live")
     heartbeat("host:1:live", 1, [str(task.uuid), "00000000-0000-0000-0000-000000000000"])
-    heartbeat("host:2:dead", 60, [])  # tests.settings: HEARTBEAT_TIMEOUT = 3
+    heartbeat("host:2:dead", 60, [])  # tests.settings: HEARTBEAT_TIMEOUT = 5
     response = api.get(WORKERS)
     assert response.status_code == 200
     [worker] = response.json()

@@ -1,7 +1,7 @@
 """End-to-end: a worker stopped by a signal, tasks cancelled from outside, a worker that dies.
 
 Real ``qtasks_worker`` subprocesses; the fast intervals of tests/settings.py
-(HEARTBEAT_TIMEOUT=3, CANCEL_GRACE=1, SHUTDOWN_TIMEOUT=5) keep these quick.
+(HEARTBEAT_TIMEOUT=5, CANCEL_GRACE=1, SHUTDOWN_TIMEOUT=5) keep these quick.
 """
 
 from __future__ import annotations
