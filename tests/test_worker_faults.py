@@ -18,7 +18,9 @@ from django.conf import settings
 from django.db import connection, transaction
 from django.utils import timezone
 
-from django_qtasks.models import FINAL_STATUSES, Task, TaskStatus, WorkerHeartbeat
+from django_qtasks.models import Task, TaskStatus, WorkerHeartbeat
+from django_qtasks.worker.liveness import write_heartbeat
+from django_qtasks.worker.worker import Worker
 from tests.conftest import run_worker, wait_status, wait_until
 from tests.testapp import tasks, tasks_lifecycle
 
@@ -467,23 +469,30 @@ def test_a_result_write_held_by_a_row_lock_does_not_stop_the_heartbeat(start_wor
         assert "was taken from worker" not in process.log
 
 
-def test_a_worker_whose_own_heartbeat_is_late_never_fails_over_its_own_tasks(start_worker):
-    # Its heartbeat thread starved, or its heartbeat row deleted (a test's
-    # flush, an operator): the worker that sees it is alive, and goes on.
-    queue, worker_id = unique("self"), unique("late")
-    worker = start_worker("--queues", queue, "--worker-id", worker_id)
-    task = tasks.sync_sleeper.add_task(2 * HEARTBEAT_TIMEOUT, queue=queue)
-    wait_logged(task, "going to sleep")
+@pytest.mark.django_db(transaction=False)
+def test_a_worker_never_fails_over_its_own_tasks_whatever_its_heartbeat_says():
+    # Its heartbeat an hour old, as when its heartbeat thread was starved or
+    # its heartbeat row deleted: the worker reaping is alive, and goes on. The
+    # rows are in this test's transaction, which no worker process sees.
+    worker = Worker(queues=[unique("self")], worker_id=unique("late"))
+    dead_id = unique("dead")
     long_ago = timezone.now() - timedelta(hours=1)
-    while not Task.objects.filter(pk=task.pk, status__in=FINAL_STATUSES).exists():
-        WorkerHeartbeat.objects.filter(worker_id=worker_id).update(last_heartbeat=long_ago)
-        time.sleep(0.02)
+    for worker_id in (worker.worker_id, dead_id):
+        write_heartbeat(worker_id, [], queues=worker.queues, concurrency=1)
+    WorkerHeartbeat.objects.update(last_heartbeat=long_ago)
+    row = {"task_name": "echo", "status": TaskStatus.PROCESS, "started_at": long_ago, "attempts": 1}
+    own = Task.objects.create(**row, worker=worker.worker_id)
+    orphan = Task.objects.create(**row, worker=dead_id)
 
-    done = wait_status(task)
-    assert done.status == TaskStatus.SUCCESS, done.traceback
-    assert (done.attempts, done.worker) == (1, worker_id)
-    assert "stopped sending heartbeats" not in worker.log
-    assert "was taken from worker" not in worker.log
+    worker.fail_over_dead_workers()
+
+    own.refresh_from_db()
+    assert (own.status, own.worker, own.traceback) == (TaskStatus.PROCESS, worker.worker_id, "")
+    assert WorkerHeartbeat.objects.filter(worker_id=worker.worker_id).exists()
+    orphan.refresh_from_db()  # control: a dead worker's task is taken over
+    assert orphan.status == TaskStatus.ERROR
+    assert f"Worker {dead_id} stopped sending heartbeats" in orphan.traceback
+    assert not WorkerHeartbeat.objects.filter(worker_id=dead_id).exists()
 
 
 def test_a_run_whose_row_was_taken_from_its_worker_stops_and_writes_nothing(worker):
