@@ -10,6 +10,7 @@ from django.core.management.base import BaseCommand, CommandParser
 from django_qtasks.beat import Beat
 from django_qtasks.conf import qtasks_settings
 from django_qtasks.management.commands.qtasks_worker import (
+    PROCESS_CHECKS,
     add_loglevel_argument,
     configure_logging,
 )
@@ -20,6 +21,7 @@ class Command(BaseCommand):
         "Enqueue periodic tasks (Schedule rows, @app.task(schedule=...), QTASKS['SCHEDULES']) "
         "when they fall due. Several beats may run: each run is enqueued once."
     )
+    requires_system_checks = PROCESS_CHECKS
 
     def add_arguments(self, parser: CommandParser) -> None:
         add_loglevel_argument(parser)

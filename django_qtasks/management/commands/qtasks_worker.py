@@ -8,12 +8,19 @@ import os
 import sys
 from typing import Any
 
+from django.core.checks import Tags
 from django.core.management.base import BaseCommand, CommandError, CommandParser
 
 from django_qtasks.conf import qtasks_settings
 from django_qtasks.worker import Worker
 
 LEVELS = ("DEBUG", "INFO", "WARNING", "ERROR", "CRITICAL")
+
+#: The system checks run before a worker or a beat starts: settings (ours are
+#: tagged compatibility), models, caches, signals. Not those of templates,
+#: URLs or the admin: they import the project's web side, half of a worker's
+#: start-up, for nothing it uses (``manage.py check`` runs them all).
+PROCESS_CHECKS = [Tags.compatibility, Tags.models, Tags.caches, Tags.signals, Tags.async_support]
 
 
 def add_loglevel_argument(parser: CommandParser) -> None:
@@ -64,6 +71,7 @@ def prefetch_value(value: str) -> int | str:
 
 class Command(BaseCommand):
     help = "Run django-qtasks tasks: async ones on an event loop, sync ones in threads."
+    requires_system_checks = PROCESS_CHECKS
 
     def add_arguments(self, parser: CommandParser) -> None:
         parser.add_argument(
