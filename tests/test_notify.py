@@ -67,7 +67,7 @@ def test_waiting_client_wakes_when_the_task_ends(qtasks_config, start_worker, mo
     # it before the wait expires.
     monkeypatch.setattr(app, "wait_pause_with_messages", 3600)
     start_worker("--queues", "notify")
-    done = tasks.sync_sleeper.add_task(1, queue="notify", timeout=120)
+    done = tasks.sync_sleeper.add_task(1, queue="notify", timeout=60)
     assert done is not None, "the wait expired: no message woke it"
     assert done.status == TaskStatus.SUCCESS
 
@@ -87,7 +87,7 @@ def test_waiting_for_a_task_cancelled_in_the_queue_wakes_at_once(qtasks_config, 
 
     canceller = threading.Thread(target=cancel_when_waited_on)
     canceller.start()
-    done = app.wait(queued.uuid, timeout=120)
+    done = app.wait(queued.uuid, timeout=60)
     canceller.join()
     assert cancelled.is_set()
     assert done.status == TaskStatus.CANCEL
