@@ -213,6 +213,8 @@ def test_second_signal_stops_at_once_and_requeues_running_tasks(start_worker, si
             f"Task {task.uuid} ({task.task_name}) was stopped and returned to the queue"
             in process.log
         )
+    # Its own release is not taken for a take-over by its heartbeat's fencing.
+    assert "was taken from worker" not in process.log
     assert not WorkerHeartbeat.objects.filter(worker_id=worker_id).exists()
 
 

@@ -568,7 +568,9 @@ class Worker:
                     outcome = await entry.future
                 except asyncio.CancelledError:
                     if run.cancel_reason is None:
-                        # Stopped before its first step: it never ran.
+                        # Stopped before its first step: it never ran. (Ended
+                        # first, as for a release below.)
+                        entry.ended_at = timezone.now()
                         await self.db(self.requeue, record)
                         logger.warning(
                             "Task %s returned to the queue: worker stopping", record.uuid
@@ -595,6 +597,10 @@ class Worker:
                 if executor.handle.is_async:
                     await sync_to_async(close_old_connections)()
             if outcome.interrupted:
+                # Ended before its row goes back: the heartbeat's fencing, which
+                # may read the row meanwhile, must not take the release for a
+                # take-over.
+                entry.ended_at = timezone.now()
                 if not entry.taken:
                     await self.db(self.release, entry)
                 logger.warning(
