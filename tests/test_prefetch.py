@@ -425,7 +425,9 @@ def test_a_worker_killed_while_reaping_leaves_the_dead_workers_prefetched_tasks_
     assert (failed.status, failed.attempts) == (TaskStatus.ERROR, 1)
     for number, task in enumerate(prefetched):
         ran = wait_status(task, timeout=20)
-        assert (ran.status, ran.returning, ran.attempts) == (TaskStatus.SUCCESS, number, 1)
+        assert (ran.status, ran.returning, ran.attempts) == (TaskStatus.SUCCESS, number, 1), (
+            f"{ran.traceback}\nattempts: {ran.attempt_log}"
+        )
         assert [entry["worker"] for entry in ran.attempt_log] == [rescuer_id]
 
 
