@@ -377,6 +377,10 @@ class Worker:
                 await self.sleep(pause)
                 continue
             self.reserved.extend(records)
+            if self._stopping:
+                # A claim that was under way when the stop came: its tasks
+                # never start here (main hands the reserve back).
+                break
             self.fill_free_slots()
             # Short: nothing more to claim until the broker says so, or the
             # next poll. A slot that frees up meanwhile needs no claim.
