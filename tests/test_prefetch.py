@@ -62,11 +62,14 @@ def test_prefetched_tasks_run_in_priority_order_each_with_its_own_start_time():
 def test_a_stopping_worker_returns_its_prefetched_tasks_unattempted(start_worker):
     queue = unique("prefetch-stop")
     process = start_worker("--queues", queue, "--concurrency", "1", "--prefetch", "2")
-    queued = [tasks.sync_sleeper.add_task(1, queue=queue) for _ in range(4)]
+    queued = [tasks.sync_sleeper.add_task(3, queue=queue) for _ in range(4)]
     wait_until(
         lambda: Task.objects.filter(queue=queue, status=TaskStatus.PROCESS).count() == 3,
         message="one task running and two prefetched",
     )
+    # One of the three has started (a claim's tasks that have not started
+    # when the stop comes all go back).
+    wait_until(lambda: "started, attempt 1 of" in process.log, message="the first task to start")
     process.signal(signal.SIGTERM)
     assert process.wait(20) == 0
 

@@ -88,8 +88,10 @@ def test_sigterm_lets_running_tasks_end_and_takes_no_new_task(start_worker):
     )
     sync_task = tasks.sync_sleeper.add_task(1.5, queue=queue)
     async_task = tasks.async_sleeper.add_task(1.5, queue=queue)
-    wait_status(sync_task, TaskStatus.PROCESS)
-    wait_status(async_task, TaskStatus.PROCESS)
+    # Started, not only claimed (a claim's tasks that have not started when
+    # the stop comes go back to the queue).
+    for task in (sync_task, async_task):
+        process.wait_for_log(f"Task {task.uuid} ({task.task_name}) started", timeout=60)
 
     process.signal(signal.SIGTERM)
     process.wait_for_log("Received SIGTERM: taking no new tasks")
