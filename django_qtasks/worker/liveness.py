@@ -103,9 +103,9 @@ def write_heartbeat(
 ) -> None:
     """Record that ``worker_id`` is alive now, by the database's clock, and what it runs.
 
-    ``running`` must be read before this is called: every task started
-    before the heartbeat's time is then in it, which ``fail_over`` relies on
-    to tell tasks that were only prefetched apart.
+    ``running`` is read just before: ``fail_over`` takes a row claimed
+    before the heartbeat's time and not in it for one that was only
+    prefetched (one that started since the read cannot be told apart).
     """
     fields: dict[str, Any] = {
         "last_heartbeat": DatabaseNow(),

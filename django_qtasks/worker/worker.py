@@ -30,7 +30,7 @@ from typing import Any, TypeVar
 
 from asgiref.sync import sync_to_async
 from django.db import DataError, IntegrityError, close_old_connections, connections, transaction
-from django.db.models import DateTimeField, Exists, ExpressionWrapper, F, OuterRef
+from django.db.models import DateTimeField, Exists, ExpressionWrapper, F, OuterRef, Q
 from django.utils import timezone
 
 from django_qtasks.app import is_storable
@@ -40,7 +40,7 @@ from django_qtasks.brokers.base import Broker
 from django_qtasks.chains import next_step
 from django_qtasks.conf import qtasks_settings
 from django_qtasks.context import RunState
-from django_qtasks.models import Task, TaskStatus, WorkerHeartbeat, task_db
+from django_qtasks.models import Task, TaskQuerySet, TaskStatus, WorkerHeartbeat, task_db
 from django_qtasks.notify import get_notifier
 from django_qtasks.rows import Carried, update_statement, update_task, update_tasks
 from django_qtasks.worker.executor import Outcome, TaskExecutor, ThreadStuck, executor_for
@@ -1003,11 +1003,14 @@ class Worker:
         )
         dead = list(beats.filter(last_heartbeat__lt=cutoff))
         last_beats = {beat.worker_id: beat for beat in dead}
-        live = beats.filter(last_heartbeat__gte=cutoff).values_list("worker_id", flat=True)
+        # The rows of the workers found dead above, and of workers with no
+        # heartbeat at all. Not "every worker not live now": the cutoff moves
+        # with the clock, and a heartbeat that went out of date since the read
+        # above would have its prefetched rows taken for running ones.
         orphans = (
             Task.objects.using(task_db())
             .running()
-            .exclude(worker__in=live)
+            .filter(Q(worker__in=list(last_beats)) | ~Q(worker__in=beats.values("worker_id")))
             .exclude(worker=self.worker_id)
             .filter(started_at__lt=cutoff)
         )
@@ -1019,7 +1022,7 @@ class Worker:
                 and orphan.started_at < beat.last_heartbeat
                 and str(orphan.pk) not in beat.running
             ):
-                if hand_back([orphan.pk], orphan.worker):
+                if hand_back([orphan.pk], orphan.worker, unless_alive=True):
                     logger.warning(
                         "Task %s: worker %s stopped sending heartbeats before it started this "
                         "prefetched task; it is back in the queue, its attempt not counted.",
@@ -1081,25 +1084,17 @@ class Worker:
         now = timezone.now()
         attempt = attempt_entry(orphan, TaskStatus.ERROR, message, now)
         retry = orphan.attempts < orphan.max_attempts
-        # Never from a worker whose heartbeat is fresh when the statement
-        # runs, whatever it was when the row was read.
-        owner_alive = WorkerHeartbeat.objects.filter(
-            worker_id=OuterRef("worker"), last_heartbeat__gte=heartbeat_cutoff()
-        )
-        if orphan.worker == self.worker_id:
-            owner_alive = owner_alive.none()  # recover_lost_rows: its own, not running
-        taken = (
-            Task.objects.filter(pk=orphan.pk, status=TaskStatus.PROCESS, worker=orphan.worker)
-            .exclude(Exists(owner_alive))
-            .update(
-                status=TaskStatus.RETRY if retry else TaskStatus.ERROR,
-                traceback=message,
-                attempt_log=[*orphan.attempt_log, attempt],
-                run_after=now if retry else orphan.run_after,
-                published_at=None,
-                finished_at=None if retry else now,
-                updated_at=now,
-            )
+        rows = Task.objects.filter(pk=orphan.pk, status=TaskStatus.PROCESS, worker=orphan.worker)
+        if orphan.worker != self.worker_id:  # recover_lost_rows: its own, not running
+            rows = unless_owner_alive(rows)
+        taken = rows.update(
+            status=TaskStatus.RETRY if retry else TaskStatus.ERROR,
+            traceback=message,
+            attempt_log=[*orphan.attempt_log, attempt],
+            run_after=now if retry else orphan.run_after,
+            published_at=None,
+            finished_at=None if retry else now,
+            updated_at=now,
         )
         if taken and not retry:
             self.notifier.task_ended(orphan.pk)
@@ -1183,9 +1178,25 @@ def heartbeat_cutoff() -> Any:
     )
 
 
-def hand_back(pks: list[uuid.UUID], worker_id: str) -> int:
-    """Put tasks claimed by ``worker_id`` but never started back in the queue, unattempted."""
-    return Task.objects.filter(pk__in=pks, status=TaskStatus.PROCESS, worker=worker_id).update(
+def unless_owner_alive(rows: TaskQuerySet) -> TaskQuerySet:
+    """Leave out the rows of a worker whose heartbeat is fresh when the statement
+    runs, whatever it was when they were read."""
+    owner_alive = WorkerHeartbeat.objects.filter(
+        worker_id=OuterRef("worker"), last_heartbeat__gte=heartbeat_cutoff()
+    )
+    return rows.exclude(Exists(owner_alive))
+
+
+def hand_back(pks: list[uuid.UUID], worker_id: str, *, unless_alive: bool = False) -> int:
+    """Put tasks claimed by ``worker_id`` but never started back in the queue, unattempted.
+
+    ``unless_alive``: only if ``worker_id`` is dead when the statement runs
+    (a fail-over, not the worker itself).
+    """
+    rows = Task.objects.filter(pk__in=pks, status=TaskStatus.PROCESS, worker=worker_id)
+    if unless_alive:
+        rows = unless_owner_alive(rows)
+    return rows.update(
         status=TaskStatus.NEW,
         worker="",
         started_at=None,
