@@ -234,6 +234,10 @@ class Worker:
         self.watch_cancels(loop)
         try:
             await self.consume()
+            # It takes no new task: what it holds or would still receive is
+            # for the other workers (their messages go back first, so that it
+            # does not receive them again while its runs end).
+            await asyncio.to_thread(self.broker.stop_consuming)
             if self.reserved:
                 # Never started: back to the queue, as never claimed.
                 await self.db(self.requeue, *self.reserved)
