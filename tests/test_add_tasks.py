@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+from collections import Counter
 from datetime import timedelta
 
 import pytest
@@ -16,7 +17,7 @@ from django_qtasks.chains import Step
 from django_qtasks.exceptions import TaskArgumentsError, UnknownTask
 from django_qtasks.models import Task, TaskStatus
 from django_qtasks.rows import INSERT_BATCH
-from tests.conftest import wait_status
+from tests.conftest import wait_status, wait_until
 from tests.testapp import tasks
 
 pytestmark = pytest.mark.django_db(transaction=True)
@@ -95,8 +96,16 @@ def test_many_rows_go_in_few_statements_and_send_save_signals(worker):
     else:  # SQLite takes fewer parameters per statement
         assert len(inserts) < count // 10
     assert Task.objects.count() == count
+
+    def seen() -> str:
+        statuses = Counter(Task.objects.values_list("status", flat=True))
+        return f"every task to end; rows by status: {dict(statuses)}; log:\n{worker.log[-4000:]}"
+
+    done = Task.objects.filter(status=TaskStatus.SUCCESS)
+    wait_until(lambda: done.count() == count, timeout=100, message=seen)
     for record in (records[0], records[-1]):
-        assert wait_status(record, timeout=60).returning == record.args[0]
+        record.refresh_from_db()
+        assert record.returning == record.args[0]
 
 
 def test_the_async_twin(worker):
