@@ -157,7 +157,7 @@ def test_a_killed_worker_prefetched_tasks_go_back_unattempted_its_running_one_fa
         "--queues", queue, "--concurrency", "1", "--prefetch", "2", "--worker-id", doomed_id
     )
     running = tasks.sync_sleeper.add_task(60, queue=queue)  # no retry
-    wait_status(running, TaskStatus.PROCESS)
+    doomed.wait_for_log(f"Task {running.uuid} (sync_sleeper) started", timeout=60)
     prefetched = [tasks.echo.add_task(number, queue=queue) for number in (1, 2)]
     for task in prefetched:
         wait_status(task, TaskStatus.PROCESS)
