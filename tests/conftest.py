@@ -8,6 +8,8 @@ import subprocess
 import sys
 import tempfile
 import time
+import uuid
+from collections import Counter
 from collections.abc import Callable, Iterator
 from pathlib import Path
 
@@ -166,3 +168,21 @@ def wait_status(task: Task, *statuses: str, timeout: float = 20) -> Task:
         reached, timeout, lambda: f"task {task.task_name} to reach {wanted} (is {task.status})"
     )
     return task
+
+
+def wait_all_final(uuids: list[uuid.UUID], stalled_for: float) -> dict[str, int]:
+    """Wait until every task is in a final status, or until none has ended for
+    ``stalled_for`` seconds (a busy machine is slow, a lost task never ends);
+    count statuses."""
+    deadline = time.monotonic() + stalled_for
+    ended = 0
+    while True:
+        counts = Counter(Task.objects.filter(pk__in=uuids).values_list("status", flat=True))
+        ended_now = sum(counts[status] for status in FINAL_STATUSES)
+        if ended_now == len(uuids):
+            return dict(counts)
+        if ended_now > ended:
+            ended, deadline = ended_now, time.monotonic() + stalled_for
+        if time.monotonic() > deadline:
+            return dict(counts)
+        time.sleep(0.1)

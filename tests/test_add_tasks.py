@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-from collections import Counter
 from datetime import timedelta
 
 import pytest
@@ -17,7 +16,7 @@ from django_qtasks.chains import Step
 from django_qtasks.exceptions import TaskArgumentsError, UnknownTask
 from django_qtasks.models import Task, TaskStatus
 from django_qtasks.rows import INSERT_BATCH
-from tests.conftest import wait_status, wait_until
+from tests.conftest import wait_all_final, wait_status
 from tests.testapp import tasks
 
 pytestmark = pytest.mark.django_db(transaction=True)
@@ -76,6 +75,7 @@ def test_a_rolled_back_transaction_leaves_no_task_and_runs_none(worker):
     assert Task.objects.count() == 1
 
 
+@pytest.mark.timeout(900)  # wait_all_final fails it once no task ends for 60 s
 def test_many_rows_go_in_few_statements_and_send_save_signals(worker):
     count = INSERT_BATCH * 2 + 7
     saved: list[bool] = []
@@ -97,12 +97,8 @@ def test_many_rows_go_in_few_statements_and_send_save_signals(worker):
         assert len(inserts) < count // 10
     assert Task.objects.count() == count
 
-    def seen() -> str:
-        statuses = Counter(Task.objects.values_list("status", flat=True))
-        return f"every task to end; rows by status: {dict(statuses)}; log:\n{worker.log[-4000:]}"
-
-    done = Task.objects.filter(status=TaskStatus.SUCCESS)
-    wait_until(lambda: done.count() == count, timeout=100, message=seen)
+    statuses = wait_all_final([record.uuid for record in records], stalled_for=60)
+    assert statuses.get(TaskStatus.SUCCESS) == count, f"{statuses}; log:\n{worker.log[-4000:]}"
     for record in (records[0], records[-1]):
         record.refresh_from_db()
         assert record.returning == record.args[0]

@@ -42,7 +42,7 @@ from django.utils import timezone
 from django_qtasks import app
 from django_qtasks.brokers import reset_broker
 from django_qtasks.models import FINAL_STATUSES, Task, TaskStatus, WorkerHeartbeat
-from tests.conftest import WorkerProcess, wait_status
+from tests.conftest import WorkerProcess, wait_all_final, wait_status
 from tests.testapp import tasks, tasks_lifecycle
 
 pytestmark = pytest.mark.django_db(transaction=True)
@@ -385,26 +385,6 @@ def runs_started(task_uuid: Any, *workers: WorkerProcess) -> int:
 
 
 # Counting -----------------------------------------------------------------------------------
-
-
-def wait_all_final(uuids: list[Any], stalled_for: float) -> dict[str, int]:
-    """Wait until every task is in a final status, or until none has ended for
-    ``stalled_for`` seconds (a busy machine is slow, a lost task never ends);
-    count statuses."""
-    deadline = time.monotonic() + stalled_for
-    ended = 0
-    while True:
-        counts = collections.Counter(
-            Task.objects.filter(pk__in=uuids).values_list("status", flat=True)
-        )
-        ended_now = sum(counts[status] for status in FINAL_STATUSES)
-        if ended_now == len(uuids):
-            return dict(counts)
-        if ended_now > ended:
-            ended, deadline = ended_now, time.monotonic() + stalled_for
-        if time.monotonic() > deadline:
-            return dict(counts)
-        time.sleep(0.1)
 
 
 def line_counts(path: Path) -> collections.Counter[str]:

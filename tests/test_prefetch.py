@@ -178,6 +178,7 @@ def test_a_killed_worker_prefetched_tasks_go_back_unattempted_its_running_one_fa
         assert f"Task {ran.uuid} (echo) started, attempt 1 of 1" in rescuer.log
 
 
+@pytest.mark.timeout(660)  # the run's own bound is 600 s
 def test_a_busy_worker_with_prefetch_runs_every_task_once():
     queue = unique("prefetch-many")
     queued = [tasks.echo.add_task(number, queue=queue) for number in range(300)]
