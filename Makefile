@@ -6,7 +6,7 @@ BIN := $(VENV)/bin
 MANAGE := $(BIN)/python testproject/manage.py
 
 .DEFAULT_GOAL := help
-.PHONY: help venv demo run docs test test-sqlite test-postgres test-postgres-db test-independent \
+.PHONY: help venv demo run docs test test-quick test-sqlite test-postgres test-postgres-db test-independent \
 	test-mysql test-brokers test-redis test-amqp lint format screenshots clean bench faults FORCE
 
 help:  ## List the targets
@@ -52,24 +52,24 @@ format: venv  ## Apply ruff's fixes and formatting
 	$(BIN)/ruff check --fix .
 	$(BIN)/ruff format .
 
-# Broker outages, the docs' examples, the admin in a browser, the API's
-# schema and the QTasks conformance suite do not depend on the database: they
-# run once, with PostgreSQL, to keep `make test` within 15 minutes.
-DB_INDEPENDENT_FILES := tests/test_broker_faults.py tests/test_docs.py \
-	tests/test_admin_browser.py tests/test_api_schema.py tests/qtasks_conformance
-DB_INDEPENDENT := $(addprefix --ignore=,$(DB_INDEPENDENT_FILES))
+# Which tests run where is said by pytest markers (pyproject.toml): broker
+# outages, the docs' examples, the admin in a browser, the API's schema and the
+# QTasks conformance suite are `db_independent` and run once, with PostgreSQL,
+# to keep `make test` within 15 minutes.
+test-quick: venv  ## The tests that start no worker process (`-m "not e2e"`), on SQLite
+	QTASKS_DB=sqlite $(BIN)/pytest -m "not e2e"
 
-test-sqlite: venv  ## The test suite on SQLite (less the database-independent files)
-	QTASKS_DB=sqlite $(BIN)/coverage run -m pytest $(DB_INDEPENDENT)
+test-sqlite: venv  ## The test suite on SQLite (less the database-independent tests)
+	QTASKS_DB=sqlite $(BIN)/coverage run -m pytest -m "not db_independent"
 
 test-postgres: test-postgres-db test-independent  ## The test suite on PostgreSQL (127.0.0.1:5432)
 
 # The two halves of test-postgres, apart so that `make test` can run them side by side.
 test-postgres-db: venv
-	QTASKS_DB=postgres $(BIN)/coverage run -m pytest $(DB_INDEPENDENT)
+	QTASKS_DB=postgres $(BIN)/coverage run -m pytest -m "not db_independent"
 
-test-independent: venv  ## The database-independent files alone (on PostgreSQL)
-	QTASKS_DB=postgres $(BIN)/coverage run -m pytest $(DB_INDEPENDENT_FILES)
+test-independent: venv  ## The database-independent tests alone (on PostgreSQL)
+	QTASKS_DB=postgres $(BIN)/coverage run -m pytest -m db_independent
 
 # mysqlclient builds against libmariadb-dev (or libmysqlclient-dev): only this
 # suite needs it, so that the demo does not.
@@ -77,25 +77,21 @@ $(VENV)/mysqlclient-installed: $(BIN)/activate
 	$(BIN)/pip install --quiet "mysqlclient>=2.2.1"
 	touch $@
 
-test-mysql: $(VENV)/mysqlclient-installed  ## The test suite on MySQL/MariaDB (127.0.0.1:3306, root; less the database-independent files)
-	QTASKS_DB=mysql $(BIN)/coverage run -m pytest $(DB_INDEPENDENT)
+test-mysql: $(VENV)/mysqlclient-installed  ## The test suite on MySQL/MariaDB (127.0.0.1:3306, root; less the database-independent tests)
+	QTASKS_DB=mysql $(BIN)/coverage run -m pytest -m "not db_independent"
 
-BROKER_SUITES := tests/test_lifecycle.py tests/test_worker.py tests/test_worker_faults.py \
-	tests/test_delays_and_chains.py tests/test_wakeup.py tests/test_add_tasks.py tests/test_delivery.py
-
-# RabbitMQ runs the suites where the broker's part differs (acks, wake-ups,
-# hand-backs, prefetch); the rest of the worker is the same code on both.
-AMQP_SUITES := tests/test_lifecycle.py tests/test_worker_faults.py tests/test_wakeup.py \
-	tests/test_add_tasks.py tests/test_prefetch.py tests/test_delivery.py
-# Two targets, so that a failure on one broker does not keep the other from running.
+# The worker suites run again on each message broker: on Redis those marked
+# `broker`; on RabbitMQ those marked `amqp`, where the broker's part differs
+# (acks, wake-ups, hand-backs, prefetch); the rest of the worker is the same
+# code on both. Two targets, so that a failure on one broker does not keep
+# the other from running.
 test-brokers: test-redis test-amqp  ## The worker suites again on Redis and RabbitMQ (127.0.0.1:6379, :5672)
 
 test-redis: venv
-	QTASKS_BROKER_URL=redis://127.0.0.1:6379/0 $(BIN)/coverage run -m pytest $(BROKER_SUITES) \
-		tests/test_prefetch.py
+	QTASKS_BROKER_URL=redis://127.0.0.1:6379/0 $(BIN)/coverage run -m pytest -m broker
 
 test-amqp: venv
-	QTASKS_BROKER_URL=amqp://guest:guest@127.0.0.1:5672// $(BIN)/coverage run -m pytest $(AMQP_SUITES)
+	QTASKS_BROKER_URL=amqp://guest:guest@127.0.0.1:5672// $(BIN)/coverage run -m pytest -m amqp
 
 # The suites mostly wait on worker processes, so three run side by side (each
 # has its own database and queue names), longest first; make prints each

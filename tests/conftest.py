@@ -20,8 +20,34 @@ from django_qtasks.models import FINAL_STATUSES, Task
 
 ROOT = Path(__file__).resolve().parent.parent
 
+#: Fixtures that run a worker process: a test that uses one is marked ``e2e``.
+WORKER_FIXTURES = {"start_worker", "shared_worker", "worker"}
+
+#: The test being run, so that starting a worker can check it is marked ``e2e``.
+_running: pytest.Item | None = None
+
+
+def pytest_collection_modifyitems(items: list[pytest.Item]) -> None:
+    for item in items:
+        if WORKER_FIXTURES & set(getattr(item, "fixturenames", ())):
+            item.add_marker(pytest.mark.e2e)
+
+
+@pytest.hookimpl(wrapper=True)
+def pytest_runtest_protocol(item: pytest.Item, nextitem: pytest.Item | None) -> object:
+    global _running
+    _running = item
+    try:
+        return (yield)
+    finally:
+        _running = None
+
 
 def worker_env() -> dict[str, str]:
+    """The environment of a worker process of the test database (for ``e2e`` tests only)."""
+    if _running is not None and _running.get_closest_marker("e2e") is None:
+        # Keeps `pytest -m "not e2e"` (the quick run) free of worker processes.
+        raise AssertionError(f"{_running.nodeid} starts a worker: mark it @pytest.mark.e2e")
     env = dict(os.environ)
     env.update(
         DJANGO_SETTINGS_MODULE="tests.settings",

@@ -19,7 +19,7 @@ from django_qtasks.rows import INSERT_BATCH
 from tests.conftest import wait_all_final, wait_status
 from tests.testapp import tasks
 
-pytestmark = pytest.mark.django_db(transaction=True)
+pytestmark = [pytest.mark.broker, pytest.mark.amqp, pytest.mark.django_db(transaction=True)]
 
 
 def test_every_step_runs_with_its_own_arguments(worker):

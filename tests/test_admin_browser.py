@@ -30,6 +30,8 @@ from tests.testapp import tasks
 CHROMIUM = shutil.which("chromium") or shutil.which("chromium-browser")
 
 pytestmark = [
+    pytest.mark.e2e,
+    pytest.mark.db_independent,
     pytest.mark.skipif(
         CHROMIUM is None, reason="Chromium is not installed (apt-get install chromium)"
     ),

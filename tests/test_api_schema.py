@@ -18,6 +18,8 @@ from django_qtasks import app
 from django_qtasks.models import TaskStatus, WorkerHeartbeat
 from tests.api_helpers import make
 
+pytestmark = pytest.mark.db_independent
+
 OPERATIONS = {
     ("GET", "/api/qtasks/tasks/"),
     ("POST", "/api/qtasks/tasks/"),

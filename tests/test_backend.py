@@ -165,6 +165,7 @@ def test_run_after_must_be_timezone_aware():
         django_tasks.add.using(run_after=datetime(2030, 1, 1))
 
 
+@pytest.mark.e2e
 @pytest.mark.django_db(transaction=True)
 def test_higher_django_priority_runs_first():
     queue = unique("django-prio")

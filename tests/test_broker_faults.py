@@ -45,7 +45,7 @@ from django_qtasks.models import FINAL_STATUSES, Task, TaskStatus, WorkerHeartbe
 from tests.conftest import WorkerProcess, wait_all_final, wait_status
 from tests.testapp import tasks, tasks_lifecycle
 
-pytestmark = pytest.mark.django_db(transaction=True)
+pytestmark = [pytest.mark.e2e, pytest.mark.db_independent, pytest.mark.django_db(transaction=True)]
 
 HEARTBEAT_TIMEOUT = settings.QTASKS["HEARTBEAT_TIMEOUT"]
 #: How long a broker stays down in the restart scenarios.

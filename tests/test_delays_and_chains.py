@@ -15,7 +15,7 @@ from django_qtasks.models import Task, TaskStatus
 from tests.conftest import wait_status
 from tests.testapp import tasks
 
-pytestmark = pytest.mark.django_db(transaction=True)
+pytestmark = [pytest.mark.broker, pytest.mark.django_db(transaction=True)]
 
 
 # Delays -----------------------------------------------------------------------

@@ -24,6 +24,8 @@ from tests.conftest import wait_status, wait_until
 from tests.testapp import tasks
 
 pytestmark = [
+    pytest.mark.broker,
+    pytest.mark.amqp,
     pytest.mark.django_db(transaction=True),
     pytest.mark.skipif(
         settings.QTASKS["BROKER_URL"] == "django://",

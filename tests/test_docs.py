@@ -57,6 +57,8 @@ from django.test import override_settings
 from django_qtasks import app
 from django_qtasks.conf import OPTIONS
 
+pytestmark = pytest.mark.db_independent
+
 ROOT = Path(__file__).resolve().parent.parent
 DOCS = ROOT / "docs"
 PAGES = [ROOT / "README.md", *sorted(DOCS.glob("*.md"))]
@@ -254,6 +256,7 @@ def test_pending_pages_examples_compile(path: Path) -> None:
         block.compile()
 
 
+@pytest.mark.e2e  # a worker in a thread of this process
 @pytest.mark.django_db(transaction=True)
 @pytest.mark.parametrize(
     "path",

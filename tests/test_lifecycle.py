@@ -9,7 +9,7 @@ from django_qtasks.models import Task, TaskStatus
 from tests.conftest import wait_status
 from tests.testapp import tasks
 
-pytestmark = pytest.mark.django_db(transaction=True)
+pytestmark = [pytest.mark.broker, pytest.mark.amqp, pytest.mark.django_db(transaction=True)]
 
 
 def test_sync_task_runs_and_stores_result(worker):

@@ -25,7 +25,7 @@ from django_qtasks.rows import update_tasks
 from tests.conftest import WorkerProcess, run_worker, wait_status, wait_until
 from tests.testapp import tasks
 
-pytestmark = pytest.mark.django_db(transaction=True)
+pytestmark = [pytest.mark.broker, pytest.mark.amqp, pytest.mark.django_db(transaction=True)]
 
 
 def unique(prefix: str) -> str:
@@ -36,6 +36,7 @@ def run_burst(*args: str) -> subprocess.CompletedProcess[str]:
     return run_worker("--burst", *args)
 
 
+@pytest.mark.e2e
 def test_prefetched_tasks_run_in_priority_order_each_with_its_own_start_time():
     queue = unique("prefetch")
     plan = [("p5", 5), ("p1", 1), ("p9", 9), ("p0", 0), ("p2", 2)]
@@ -178,6 +179,7 @@ def test_a_killed_worker_prefetched_tasks_go_back_unattempted_its_running_one_fa
         assert f"Task {ran.uuid} (echo) started, attempt 1 of 1" in rescuer.log
 
 
+@pytest.mark.e2e
 @pytest.mark.timeout(660)  # the run's own bound is 600 s
 def test_a_busy_worker_with_prefetch_runs_every_task_once():
     queue = unique("prefetch-many")

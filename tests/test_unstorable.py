@@ -179,6 +179,7 @@ def database_refuses(value: str) -> Iterator[None]:
             cursor.execute(undo)
 
 
+@pytest.mark.e2e
 def test_a_refused_row_fails_alone_and_the_others_end_in_success():
     queue = f"refuse-{uuid.uuid4().hex[:8]}"
     # They all return at the same moment, so that their results are written

@@ -16,7 +16,7 @@ from django_qtasks.models import Task
 from tests.conftest import wait_status
 from tests.testapp import tasks
 
-pytestmark = pytest.mark.django_db(transaction=True)
+pytestmark = [pytest.mark.broker, pytest.mark.amqp, pytest.mark.django_db(transaction=True)]
 
 NOTIFIES = connection.vendor == "postgresql" or settings.QTASKS["BROKER_URL"] != "django://"
 

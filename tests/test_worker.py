@@ -24,7 +24,7 @@ from django_qtasks.models import Task, TaskStatus, WorkerHeartbeat
 from tests.conftest import run_worker, wait_all_final, wait_status, wait_until
 from tests.testapp import tasks, tasks_lifecycle
 
-pytestmark = pytest.mark.django_db(transaction=True)
+pytestmark = [pytest.mark.broker, pytest.mark.django_db(transaction=True)]
 
 
 def unique(prefix: str) -> str:
@@ -34,6 +34,7 @@ def unique(prefix: str) -> str:
 # Priority ------------------------------------------------------------------------
 
 
+@pytest.mark.e2e
 def test_lower_priority_number_runs_first():
     queue = unique("prio")
     # Enqueued out of order, with no worker on the queue; two share priority 1.
@@ -55,6 +56,7 @@ def test_lower_priority_number_runs_first():
     assert "stopped after 7 tasks" in result.stderr
 
 
+@pytest.mark.e2e
 def test_priority_given_per_call_overrides_the_decorator_default():
     queue = unique("prio")
     # options_report is declared with priority=3.
@@ -189,6 +191,7 @@ def test_add_task_with_timeout_inside_atomic_is_refused_and_writes_nothing(worke
 # The command -----------------------------------------------------------------------
 
 
+@pytest.mark.e2e
 def test_burst_runs_what_is_due_then_exits_0_with_start_and_end_lines():
     queue = unique("burst")
     queued = [tasks.echo.add_task(number, queue=queue) for number in range(3)]
@@ -206,6 +209,7 @@ def test_burst_runs_what_is_due_then_exits_0_with_start_and_end_lines():
     assert "stopped after 4 tasks" in log
 
 
+@pytest.mark.e2e
 def test_burst_with_nothing_due_exits_0_at_once():
     queue = unique("empty")
     # Due later only: not waited for.
@@ -260,6 +264,7 @@ def test_max_tasks_exits_0_after_that_many(start_worker):
         (("--shutdown-timeout", "-1"), "--shutdown-timeout must not be negative"),
     ],
 )
+@pytest.mark.e2e
 def test_bad_options_are_refused_with_a_clear_message(args, message):
     result = run_worker(*args, "--burst", timeout=30)
     assert result.returncode != 0
@@ -268,6 +273,7 @@ def test_bad_options_are_refused_with_a_clear_message(args, message):
     assert "started:" not in result.stderr
 
 
+@pytest.mark.e2e
 def test_loglevel_is_case_insensitive_and_warning_hides_task_lines():
     queue = unique("quiet")
     queued = tasks.echo.add_task(1, queue=queue)
@@ -312,6 +318,7 @@ def test_running_worker_has_a_heartbeat_row_removed_on_clean_stop(start_worker):
     assert f"Worker {worker_id} stopped after 1 tasks" in process.log
 
 
+@pytest.mark.e2e
 def test_burst_worker_leaves_no_heartbeat_row():
     worker_id = unique("hb-burst")
     result = run_worker("--queues", unique("none"), "--burst", "--worker-id", worker_id)

@@ -24,7 +24,7 @@ from django_qtasks.worker.worker import Worker
 from tests.conftest import run_worker, wait_status, wait_until
 from tests.testapp import tasks, tasks_lifecycle
 
-pytestmark = pytest.mark.django_db(transaction=True)
+pytestmark = [pytest.mark.broker, pytest.mark.amqp, pytest.mark.django_db(transaction=True)]
 
 CANCEL_GRACE = timedelta(seconds=settings.QTASKS["CANCEL_GRACE"])
 HEARTBEAT_TIMEOUT = settings.QTASKS["HEARTBEAT_TIMEOUT"]
@@ -257,6 +257,7 @@ def test_a_task_handed_back_with_a_cancel_request_ends_cancelled_without_running
 # Cancel from outside ---------------------------------------------------------------------
 
 
+@pytest.mark.e2e
 def test_cancel_of_a_queued_task_means_it_never_starts():
     queue = unique("cancel-queued")
     queued = tasks.echo.add_task("never", queue=queue)

@@ -99,6 +99,7 @@ def burst_statements(monkeypatch, tmp_path, queue: str, *args: str) -> dict[str,
     connection.vendor != "postgresql",
     reason="counted on PostgreSQL, where a claim and a write are one statement each",
 )
+@pytest.mark.e2e
 @pytest.mark.parametrize("prefetch", ["auto", "0"])
 def test_at_full_load_at_most_one_claim_and_one_write_per_task(monkeypatch, tmp_path, prefetch):
     statements = burst_statements(monkeypatch, tmp_path, f"full-{prefetch}", "--prefetch", prefetch)

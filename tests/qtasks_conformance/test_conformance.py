@@ -22,6 +22,8 @@ from tests.conftest import ROOT, WorkerProcess, worker_env
 from tests.qtasks_conformance.catalogue import USAGES, Program, Usage
 from tests.qtasks_conformance.rewrite import port
 
+pytestmark = [pytest.mark.e2e, pytest.mark.db_independent]
+
 SETTINGS = "tests.qtasks_conformance.settings"
 
 

@@ -13,6 +13,8 @@ import pytest
 from tests.qtasks_conformance.catalogue import Program, Usage
 from tests.qtasks_conformance.test_conformance import program_worker, run_client
 
+pytestmark = [pytest.mark.e2e, pytest.mark.db_independent]
+
 PLUGINS = Program(
     "sync_plugins_app",
     "tests",
