@@ -106,6 +106,7 @@ def test_manage_py_check_fails(without_packaging):
     assert f"HINT: {EXTRA}" in str(raised.value)
 
 
+@pytest.mark.e2e
 def test_the_worker_refuses_to_start(redis_broker, tmp_path: Path):
     """It used to start, and log "Broker ... is unreachable" for ever."""
     fake = tmp_path / "packaging"
