@@ -21,6 +21,7 @@ from django_qtasks.context import AsyncContext, BaseContext, SyncContext
 from django_qtasks.exceptions import TaskArgumentsError
 from django_qtasks.scheduling import parse_timing
 from django_qtasks.task_cls import AsyncTaskCls, BaseTaskCls, SyncTaskCls
+from django_qtasks.validation import is_max_time, is_retry
 
 if TYPE_CHECKING:
     from django_qtasks.app import QTasksApp
@@ -103,12 +104,13 @@ class BaseTask:
             raise TypeError(f"{where}: name must be a non-empty string.")
         if isinstance(self.priority, bool) or not isinstance(self.priority, int):
             raise TypeError(f"{where}: priority must be an int, not {self.priority!r}.")
-        if isinstance(self.retry, bool) or not isinstance(self.retry, int) or self.retry < 0:
+        if not is_retry(self.retry):
             raise TypeError(f"{where}: retry must be an int >= 0, not {self.retry!r}.")
-        if self.max_time is not None and (
-            not isinstance(self.max_time, (int, float)) or self.max_time <= 0
-        ):
-            raise TypeError(f"{where}: max_time must be a positive number, not {self.max_time!r}.")
+        if not is_max_time(self.max_time):
+            raise TypeError(
+                f"{where}: max_time must be a positive, finite number of seconds, "
+                f"not {self.max_time!r}."
+            )
         for exc in self.retry_on_exc:
             if not (isinstance(exc, type) and issubclass(exc, BaseException)):
                 raise TypeError(f"{where}: retry_on_exc must list exception classes, not {exc!r}.")

@@ -211,6 +211,9 @@ def test_registering_the_same_function_again_is_not_a_duplicate(registry):
     assert registry.tasks["tests.same"] is handle
 
 
+MAX_TIME_MUST = "max_time must be a positive, finite number of seconds"
+
+
 @pytest.mark.parametrize(
     ("options", "error", "message"),
     [
@@ -232,9 +235,14 @@ def test_registering_the_same_function_again_is_not_a_duplicate(registry):
         ({"generate_handler": 3}, TypeError, "generate_handler must be callable, not 3"),
         ({"middlewares_before": [None]}, TypeError, "middlewares must be callables, not None"),
         ({"tags": ["ok", 1]}, TypeError, "tags must be strings"),
-        ({"max_time": 0}, TypeError, "max_time must be a positive number, not 0"),
-        ({"max_time": -2.5}, TypeError, "max_time must be a positive number, not -2.5"),
-        ({"max_time": "1"}, TypeError, "max_time must be a positive number, not '1'"),
+        ({"max_time": 0}, TypeError, f"{MAX_TIME_MUST}, not 0"),
+        ({"max_time": -2.5}, TypeError, f"{MAX_TIME_MUST}, not -2.5"),
+        ({"max_time": "1"}, TypeError, f"{MAX_TIME_MUST}, not '1'"),
+        # As the django.tasks backend's OPTIONS refuse them.
+        ({"max_time": True}, TypeError, f"{MAX_TIME_MUST}, not True"),
+        ({"max_time": float("inf")}, TypeError, f"{MAX_TIME_MUST}, not inf"),
+        ({"max_time": float("nan")}, TypeError, f"{MAX_TIME_MUST}, not nan"),
+        ({"retry": True}, TypeError, "retry must be an int >= 0, not True"),
         ({"color": object()}, TaskArgumentsError, "extra option color=<object object at"),
         ({"ratio": float("nan")}, TaskArgumentsError, "extra option ratio=nan must be JSON"),
     ],

@@ -471,7 +471,11 @@ def test_backend_options_must_be_valid_on_the_task():
 
     for option, value, message in [
         ("retry", -1, "retry must be an int >= 0"),
-        ("max_time", 0, "max_time must be a positive number"),
+        ("max_time", 0, "max_time must be a positive, finite number of seconds"),
+        # As @app.task and the OPTIONS refuse them.
+        ("max_time", True, "max_time must be a positive, finite number of seconds"),
+        ("max_time", float("inf"), "max_time must be a positive, finite number of seconds"),
+        ("retry", True, "retry must be an int >= 0"),
         ("tags", "one", "tags must be a list of strings"),
         ("retry_on_exc", [42], "retry_on_exc must list exception classes"),
         ("retry_on_exc", KeyError, "retry_on_exc must list exception classes"),

@@ -12,6 +12,8 @@ from collections.abc import Mapping
 from dataclasses import dataclass
 from typing import Any
 
+from django_qtasks.validation import is_max_time, is_retry
+
 #: Django's default queue, ``django.tasks.DEFAULT_TASK_QUEUE_NAME``.
 DEFAULT_QUEUES = ("default",)
 
@@ -116,17 +118,9 @@ def unknown_option(where: str, key: Any) -> Problem:
 def option_problem(key: str, value: Any) -> bool:
     """True when ``value`` is not valid for ``OPTIONS[key]`` (bool is never a number)."""
     if key == "RETRY":
-        return not is_int(value) or value < 0
+        return not is_retry(value)
     if key == "MAX_TIME":
-        return value is not None and (not is_number(value) or not 0 < value < float("inf"))
+        return not is_max_time(value)
     if key == "TAGS":
         return not isinstance(value, (list, tuple)) or not all(isinstance(t, str) for t in value)
     raise KeyError(key)
-
-
-def is_int(value: Any) -> bool:
-    return isinstance(value, int) and not isinstance(value, bool)
-
-
-def is_number(value: Any) -> bool:
-    return isinstance(value, (int, float)) and not isinstance(value, bool)

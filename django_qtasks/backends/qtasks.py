@@ -33,6 +33,7 @@ from django_qtasks.backends.results import (
     qtasks_priority,
     to_result,
 )
+from django_qtasks.validation import is_max_time, is_retry
 
 
 @dataclass(frozen=True, slots=True, kw_only=True)
@@ -91,7 +92,7 @@ class QTasksBackend(BaseTaskBackend):
         """The task's retry, retry_on_exc, max_time and tags, with OPTIONS as defaults."""
         where = f"Task {task.module_path!r}"
         retry = _own(task, "retry", self.config.retry)
-        if not isinstance(retry, int) or isinstance(retry, bool) or retry < 0:
+        if not is_retry(retry):
             raise InvalidTask(f"{where}: retry must be an int >= 0, not {retry!r}.")
         retry_on_exc = _own(task, "retry_on_exc", ())
         if not isinstance(retry_on_exc, (list, tuple)) or not all(
@@ -101,10 +102,10 @@ class QTasksBackend(BaseTaskBackend):
                 f"{where}: retry_on_exc must list exception classes, not {retry_on_exc!r}."
             )
         max_time = _own(task, "max_time", self.config.max_time)
-        if max_time is not None and (
-            not isinstance(max_time, (int, float)) or isinstance(max_time, bool) or max_time <= 0
-        ):
-            raise InvalidTask(f"{where}: max_time must be a positive number, not {max_time!r}.")
+        if not is_max_time(max_time):
+            raise InvalidTask(
+                f"{where}: max_time must be a positive, finite number of seconds, not {max_time!r}."
+            )
         tags = _own(task, "tags", self.config.tags)
         if isinstance(tags, str) or not all(isinstance(tag, str) for tag in tags):
             raise InvalidTask(f"{where}: tags must be a list of strings, not {tags!r}.")
