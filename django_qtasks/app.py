@@ -34,13 +34,23 @@ if TYPE_CHECKING:
     from django_qtasks.models import Schedule, Task
     from django_qtasks.routers import Router
 
-logger = logging.getLogger("django_qtasks.broker")
-
 logger = logging.getLogger("django_qtasks.app")
 
 #: Key of ``Task.extra`` that marks a row written by the django.tasks backend
 #: (``django_qtasks.backends``); its value is ``{"backend": <TASKS alias>}``.
 DJANGO_TASK_KEY = "django_task"
+
+#: How to run a row marked with one of these ``Task.extra`` keys: a function
+#: of the app and the row that returns a handle. Optional parts register
+#: theirs (``register_row_runner``) from the app config's ``ready()``, so that
+#: the core never imports them.
+ROW_RUNNERS: dict[str, Callable[[QTasksApp, Task], BaseTask]] = {}
+
+
+def register_row_runner(key: str, runner: Callable[[QTasksApp, Task], BaseTask]) -> None:
+    """Run the rows whose ``extra`` has ``key`` with ``runner(app, row)``."""
+    ROW_RUNNERS[key] = runner
+
 
 #: Decorator keywords with a meaning of their own; any other goes to ``extra``.
 TASK_OPTIONS = frozenset(
@@ -168,15 +178,15 @@ class QTasksApp:
         """The handle that runs ``record`` in a worker; None when no task has its name.
 
         A row written by the django.tasks backend (``extra["django_task"]``)
-        names a ``django.tasks.Task`` by its module path: the backend imports
-        it and wraps it in a handle, so it runs even if no tasks module
-        imported it. Only that backend writes the key, so this import happens
-        on Django 6+ alone. Raises when such a row's function cannot be loaded.
+        names a ``django.tasks.Task`` by its module path: the runner that the
+        backend registered (``ROW_RUNNERS``) imports it and wraps it in a
+        handle, so it runs even if no tasks module imported it. Raises when
+        such a row's function cannot be loaded.
         """
-        if isinstance(record.extra, dict) and DJANGO_TASK_KEY in record.extra:
-            from django_qtasks.backends.runner import django_task_handle
-
-            return django_task_handle(self, record)
+        if isinstance(record.extra, dict):
+            for key, runner in ROW_RUNNERS.items():
+                if key in record.extra:
+                    return runner(self, record)
         return self._tasks.get(record.task_name)
 
     def autodiscover(self) -> None:

@@ -1,3 +1,4 @@
+import django
 from django.apps import AppConfig
 from django.utils.translation import gettext_lazy as _
 
@@ -10,4 +11,10 @@ class QTasksConfig(AppConfig):
     def ready(self) -> None:
         from django_qtasks import app, checks  # noqa: F401  (registers the checks)
 
+        if django.VERSION >= (6, 0):
+            # The django.tasks backend's rows run through its own runner.
+            from django_qtasks.app import DJANGO_TASK_KEY, register_row_runner
+            from django_qtasks.backends.runner import django_task_handle
+
+            register_row_runner(DJANGO_TASK_KEY, django_task_handle)
         app.autodiscover()
