@@ -18,7 +18,7 @@ from dataclasses import dataclass, field
 from typing import Any
 from uuid import UUID
 
-from django_qtasks.worker.executor import aresolve, resolve
+from django_qtasks.awaitables import aresolve, resolve
 
 
 @dataclass

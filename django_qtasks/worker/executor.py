@@ -25,9 +25,11 @@ from django.db import close_old_connections
 from django.utils import timezone
 
 from django_qtasks.app import is_storable, storable_text, unstorable
+from django_qtasks.awaitables import aresolve, resolve
 from django_qtasks.conf import qtasks_settings
 from django_qtasks.context import RunState
 from django_qtasks.exceptions import ResultError, TaskCancel, TaskInterrupted, TaskTimeout
+from django_qtasks.executors import task_exec_schema, task_priority_schema
 from django_qtasks.models import Task, TaskStatus
 from django_qtasks.plugins import TaskPluginTriggerError
 from django_qtasks.plugins.depends import ainject, inject
@@ -272,14 +274,10 @@ class TaskExecutor:
 
     @property
     def task_func(self) -> Any:
-        from django_qtasks.executors import task_exec_schema
-
         return task_exec_schema(self.handle, self.task)
 
     @property
     def task_broker(self) -> Any:
-        from django_qtasks.executors import task_priority_schema
-
         return task_priority_schema(self.record)
 
     def store(self, value: Any) -> Any:
@@ -481,21 +479,4 @@ def parsed_json_text(value: Any) -> Any:
         except ValueError:
             return value
         return parsed if is_storable(parsed) else value
-    return value
-
-
-def resolve(value: Any) -> Any:
-    """A middleware or handler of a sync task may still be async: run it here."""
-    if inspect.isawaitable(value):
-
-        async def wait() -> Any:
-            return await value
-
-        return asyncio.run(wait())
-    return value
-
-
-async def aresolve(value: Any) -> Any:
-    if inspect.isawaitable(value):
-        return await value
     return value
