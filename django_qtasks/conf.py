@@ -263,10 +263,6 @@ qtasks_settings = QTasksSettings()
 
 @receiver(setting_changed)
 def _reload_on_change(*, setting: str, **kwargs: Any) -> None:
+    # The broker and the notifier forget theirs too (their own receivers).
     if setting == SETTING_NAME:
         qtasks_settings.reload()
-        from django_qtasks.brokers import reset_broker
-        from django_qtasks.notify import reset_notifier
-
-        reset_broker()
-        reset_notifier()

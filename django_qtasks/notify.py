@@ -18,6 +18,11 @@ from contextlib import contextmanager
 from typing import Any
 from uuid import UUID
 
+from django.core.signals import setting_changed
+from django.dispatch import receiver
+
+from django_qtasks.conf import SETTING_NAME, qtasks_settings
+
 logger = logging.getLogger("django_qtasks.notify")
 
 
@@ -128,8 +133,6 @@ def get_notifier() -> Notifier:
     global _notifier
     with _lock:
         if _notifier is None:
-            from django_qtasks.conf import qtasks_settings
-
             alias = qtasks_settings.REDIS_CACHE_ALIAS
             _notifier = RedisNotifier(alias, qtasks_settings.QUEUE_PREFIX) if alias else Notifier()
         return _notifier
@@ -139,3 +142,9 @@ def reset_notifier() -> None:
     global _notifier
     with _lock:
         _notifier = None
+
+
+@receiver(setting_changed)
+def _reset_on_change(*, setting: str, **kwargs: Any) -> None:
+    if setting == SETTING_NAME:
+        reset_notifier()

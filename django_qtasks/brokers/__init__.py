@@ -3,12 +3,16 @@
 from __future__ import annotations
 
 import threading
+from typing import Any
 from urllib.parse import urlsplit
 
 from django.core.exceptions import ImproperlyConfigured
+from django.core.signals import setting_changed
+from django.dispatch import receiver
 from django.utils.module_loading import import_string
 
 from django_qtasks.brokers.base import Broker
+from django_qtasks.conf import SETTING_NAME, qtasks_settings
 from django_qtasks.masking import mask_url
 
 #: URL scheme -> import path of the broker class.
@@ -78,8 +82,6 @@ def get_broker() -> Broker:
     global _broker
     with _lock:
         if _broker is None:
-            from django_qtasks.conf import qtasks_settings
-
             url = qtasks_settings.BROKER_URL
             _broker = broker_class_for(url)(url)
         return _broker
@@ -92,3 +94,9 @@ def reset_broker() -> None:
         if _broker is not None:
             _broker.close()
         _broker = None
+
+
+@receiver(setting_changed)
+def _reset_on_change(*, setting: str, **kwargs: Any) -> None:
+    if setting == SETTING_NAME:
+        reset_broker()
