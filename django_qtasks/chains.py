@@ -17,7 +17,9 @@ from typing import TYPE_CHECKING, Any
 
 from asgiref.sync import sync_to_async
 
-from django_qtasks.exceptions import QTasksError
+from django_qtasks.conf import qtasks_settings
+from django_qtasks.exceptions import QTasksError, WaitTimeout
+from django_qtasks.validation import ensure_json
 
 if TYPE_CHECKING:
     from django_qtasks.models import Task
@@ -33,8 +35,6 @@ class Step:
     kwargs: dict[str, Any] = field(default_factory=dict)
 
     def as_json(self) -> dict[str, Any]:
-        from django_qtasks.app import ensure_json
-
         return {
             "task_name": self.task_name,
             "args": ensure_json(self.task_name, "args", list(self.args)),
@@ -97,7 +97,6 @@ def next_step(record: Task) -> Task:
     Called by the worker inside the transaction that saves ``record``'s result.
     """
     from django_qtasks import app
-    from django_qtasks.conf import qtasks_settings
     from django_qtasks.models import Task
 
     step, *rest = record.chain_steps
@@ -139,7 +138,6 @@ def chain_of(record: Task) -> list[Task]:
 def wait_for_chain(first: Task, timeout: float) -> list[Task]:
     """Wait until the chain that starts at ``first`` ends; every step's record."""
     from django_qtasks import app
-    from django_qtasks.exceptions import WaitTimeout
     from django_qtasks.models import Task, TaskStatus, task_db
 
     deadline = time.monotonic() + timeout

@@ -12,6 +12,8 @@ from __future__ import annotations
 import logging
 from typing import Any
 
+from django_qtasks.conf import qtasks_settings
+
 #: QTasks names whose value is a QTASKS key here.
 QTASKS_KEYS = {"max_tasks_process": "CONCURRENCY"}
 
@@ -39,8 +41,6 @@ class QueueConfig:
         object.__setattr__(self, "_values", {})
 
     def __getattr__(self, name: str) -> Any:
-        from django_qtasks.conf import qtasks_settings
-
         values: dict[str, Any] = object.__getattribute__(self, "_values")
         if name in values:
             return values[name]

@@ -18,7 +18,9 @@ from uuid import UUID
 
 from asgiref.sync import sync_to_async
 
+from django_qtasks.conf import qtasks_settings
 from django_qtasks.exceptions import QTasksError, TaskCancel, TaskInterrupted, TaskTimeout
+from django_qtasks.validation import storable_text
 
 if TYPE_CHECKING:
     from django_qtasks.models import Task
@@ -80,9 +82,6 @@ class RunState:
             raise self.stop_error
 
     def add_log_line(self, level: int, message: str) -> None:
-        from django_qtasks.app import storable_text
-        from django_qtasks.conf import qtasks_settings
-
         limit = qtasks_settings.LOG_LINE_MAX_CHARS
         if len(message) > limit:
             message = f"{message[:limit]} [... {len(message) - limit} more characters not kept]"
@@ -180,7 +179,6 @@ class BaseContext:
         TOKEN or KEY), since task code logs this; ``qtasks_settings`` (the
         "config" component) has the real values.
         """
-        from django_qtasks.conf import qtasks_settings
         from django_qtasks.masking import masked
 
         config: dict[str, Any] = masked(qtasks_settings.as_dict())
@@ -190,7 +188,6 @@ class BaseContext:
         """One of the running components: app, broker, config, storage, worker; another
         name is the app's attribute of that name (``tasks``, ...), or None."""
         from django_qtasks.brokers import get_broker
-        from django_qtasks.conf import qtasks_settings
 
         if name == "app":
             return self.task.app

@@ -15,6 +15,8 @@ from django.db import models, router
 from django.utils import timezone
 from django.utils.translation import gettext_lazy as _
 
+from django_qtasks.validation import storable_text
+
 #: The longest cancel reason kept, in characters: the admin and the API refuse a
 #: longer one, and ``Task.cancel()`` cuts it (a cancel should not fail for its wording).
 CANCEL_REASON_MAX_LENGTH = 1000
@@ -218,7 +220,6 @@ class Task(models.Model):
         DESIGN: async tasks stop at their next await, sync ones at their next
         ``ctx.sleep``/``ctx.checkpoint`` or after the grace period).
         """
-        from django_qtasks.app import storable_text
         from django_qtasks.notify import get_notifier
 
         if len(reason) > CANCEL_REASON_MAX_LENGTH:

@@ -18,8 +18,10 @@ from typing import TYPE_CHECKING, Any
 from django.db import IntegrityError, transaction
 from django.utils import timezone
 
+from django_qtasks.conf import qtasks_settings
 from django_qtasks.cron import validate_cron
 from django_qtasks.exceptions import InvalidSchedule
+from django_qtasks.validation import is_json
 
 if TYPE_CHECKING:
     from django_qtasks.models import Schedule
@@ -75,7 +77,6 @@ def declared_schedules() -> list[DeclaredSchedule]:
     reports those first, with every problem at once).
     """
     from django_qtasks import app
-    from django_qtasks.conf import qtasks_settings
 
     declared = [
         DeclaredSchedule(
@@ -167,8 +168,6 @@ def check_schedule(schedule: Schedule) -> dict[str, str]:
 
 
 def _arguments_problems(args: Any, kwargs: Any, where: str) -> list[str]:
-    from django_qtasks.app import is_json
-
     problems = []
     if not isinstance(args, (list, tuple)) or not is_json(list(args)):
         problems.append(f"{where}['args'] must be a JSON list, not {args!r}.")

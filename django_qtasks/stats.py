@@ -11,6 +11,8 @@ import json as jsonlib
 from collections.abc import Iterable
 from typing import TYPE_CHECKING, Any
 
+from django_qtasks.conf import qtasks_settings
+
 if TYPE_CHECKING:
     from django_qtasks.app import QTasksApp
     from django_qtasks.task import BaseTask
@@ -27,7 +29,6 @@ class InspectStats:
     def app(self, json: bool = False) -> str:
         """The app: its class, its settings, how many tasks and plugins."""
         from django_qtasks.brokers import get_broker
-        from django_qtasks.conf import qtasks_settings
 
         info = {
             "Name": type(self._app).__name__,

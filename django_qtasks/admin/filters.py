@@ -22,6 +22,7 @@ from django.http import HttpRequest
 from django.utils.translation import gettext
 from django.utils.translation import gettext_lazy as _
 
+from django_qtasks.conf import qtasks_settings
 from django_qtasks.models import Schedule, Task, WorkerHeartbeat
 
 SHORT_UUID = re.compile(r"[0-9a-fA-F]{8}")
@@ -132,8 +133,6 @@ class QueueFilter(ChoicesFilter):
     parameter_name = "queue"
 
     def known(self) -> set[str]:
-        from django_qtasks.conf import qtasks_settings
-
         queues = {qtasks_settings.DEFAULT_QUEUE}
         queues.update(handle.queue for handle in registered_tasks() if handle.queue)
         # A handful of rows, one per live worker.

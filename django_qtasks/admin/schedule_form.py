@@ -15,7 +15,9 @@ from django.core.exceptions import NON_FIELD_ERRORS, FieldDoesNotExist, Validati
 from django.utils.translation import gettext
 from django.utils.translation import gettext_lazy as _
 
+from django_qtasks.exceptions import InvalidSchedule
 from django_qtasks.models import Schedule
+from django_qtasks.validation import is_json
 
 JSON_ATTRS = {"rows": 3, "cols": 60, "class": "vLargeTextField qtasks-json-input"}
 
@@ -98,7 +100,6 @@ class ScheduleForm(forms.ModelForm):
 
     def clean_name(self) -> str:
         """Refuse the name of a declared schedule: the beat would take the row over."""
-        from django_qtasks.exceptions import InvalidSchedule
         from django_qtasks.scheduling import declared_schedules
 
         name = str(self.cleaned_data.get("name") or "")
@@ -120,8 +121,6 @@ class ScheduleForm(forms.ModelForm):
         return " ".join(str(self.cleaned_data.get("cron") or "").split())
 
     def _json(self, value: Any) -> Any:
-        from django_qtasks.app import is_json
-
         if not is_json(value):
             raise ValidationError(gettext("NaN and infinity cannot be stored as JSON."))
         return value

@@ -13,9 +13,9 @@ from drf_spectacular.openapi import AutoSchema
 from rest_framework import serializers
 
 from django_qtasks import app
-from django_qtasks.app import unstorable
 from django_qtasks.exceptions import UnknownTask
 from django_qtasks.models import CANCEL_REASON_MAX_LENGTH, Task
+from django_qtasks.validation import unstorable
 
 #: Longest ``delay`` (and furthest ``eta``) the API takes: a year. Later is a schedule.
 MAX_DELAY = 365 * 24 * 3600

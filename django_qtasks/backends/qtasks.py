@@ -24,7 +24,6 @@ from django.tasks.exceptions import (  # type: ignore[import-untyped]
 from django.tasks.signals import task_enqueued  # type: ignore[import-untyped]
 from django.utils.json import normalize_json  # type: ignore[import-untyped]
 
-from django_qtasks.app import ensure_json
 from django_qtasks.backends.config import BackendConfig, Problem, read_config
 from django_qtasks.backends.results import (
     backend_alias,
@@ -33,7 +32,7 @@ from django_qtasks.backends.results import (
     qtasks_priority,
     to_result,
 )
-from django_qtasks.validation import is_max_time, is_retry
+from django_qtasks.validation import ensure_json, is_max_time, is_retry
 
 
 @dataclass(frozen=True, slots=True, kw_only=True)

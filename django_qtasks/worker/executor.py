@@ -24,7 +24,6 @@ from typing import Any
 from django.db import close_old_connections
 from django.utils import timezone
 
-from django_qtasks.app import is_storable, storable_text, unstorable
 from django_qtasks.awaitables import aresolve, resolve
 from django_qtasks.conf import qtasks_settings
 from django_qtasks.context import RunState
@@ -35,6 +34,7 @@ from django_qtasks.plugins import TaskPluginTriggerError
 from django_qtasks.plugins.depends import ainject, inject
 from django_qtasks.plugins.pydantic import build_models, dump_model
 from django_qtasks.task import BaseTask
+from django_qtasks.validation import is_storable, storable_text, unstorable
 
 logger = logging.getLogger("django_qtasks.worker")
 

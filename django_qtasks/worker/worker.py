@@ -33,7 +33,6 @@ from django.db import DataError, IntegrityError, close_old_connections, connecti
 from django.db.models import DateTimeField, Exists, ExpressionWrapper, F, OuterRef, Q
 from django.utils import timezone
 
-from django_qtasks.app import is_storable
 from django_qtasks.beat import Beat
 from django_qtasks.brokers import get_broker
 from django_qtasks.brokers.base import Broker
@@ -43,6 +42,7 @@ from django_qtasks.context import RunState
 from django_qtasks.models import Task, TaskQuerySet, TaskStatus, WorkerHeartbeat, task_db
 from django_qtasks.notify import get_notifier
 from django_qtasks.rows import Carried, update_statement, update_task, update_tasks
+from django_qtasks.validation import is_storable
 from django_qtasks.worker.executor import Outcome, TaskExecutor, ThreadStuck, executor_for
 from django_qtasks.worker.liveness import DatabaseNow, Heartbeat, write_heartbeat
 from django_qtasks.worker.shutdown import install_signal_handlers, remove_signal_handlers
