@@ -24,6 +24,7 @@ from django_qtasks.exceptions import (
     UnknownTask,
     WaitTimeout,
 )
+from django_qtasks.notify import get_notifier
 from django_qtasks.task import BaseTask, handle_class_for
 
 # The checks of values, from where they are defined; importable from here as before.
@@ -467,7 +468,6 @@ class QTasksApp:
     def wait(self, uuid: UUID, timeout: float) -> Task:
         """Wait until the task ends and return its record."""
         from django_qtasks.models import FINAL_STATUSES, Task, task_db
-        from django_qtasks.notify import get_notifier
 
         notifier = get_notifier()
         deadline = time.monotonic() + timeout

@@ -20,6 +20,7 @@ from asgiref.sync import sync_to_async
 
 from django_qtasks.conf import qtasks_settings
 from django_qtasks.exceptions import QTasksError, TaskCancel, TaskInterrupted, TaskTimeout
+from django_qtasks.masking import masked
 from django_qtasks.validation import storable_text
 
 if TYPE_CHECKING:
@@ -179,8 +180,6 @@ class BaseContext:
         TOKEN or KEY), since task code logs this; ``qtasks_settings`` (the
         "config" component) has the real values.
         """
-        from django_qtasks.masking import masked
-
         config: dict[str, Any] = masked(qtasks_settings.as_dict())
         return config
 

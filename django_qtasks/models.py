@@ -15,6 +15,7 @@ from django.db import models, router
 from django.utils import timezone
 from django.utils.translation import gettext_lazy as _
 
+from django_qtasks.notify import get_notifier
 from django_qtasks.validation import storable_text
 
 #: The longest cancel reason kept, in characters: the admin and the API refuse a
@@ -220,8 +221,6 @@ class Task(models.Model):
         DESIGN: async tasks stop at their next await, sync ones at their next
         ``ctx.sleep``/``ctx.checkpoint`` or after the grace period).
         """
-        from django_qtasks.notify import get_notifier
-
         if len(reason) > CANCEL_REASON_MAX_LENGTH:
             reason = reason[: CANCEL_REASON_MAX_LENGTH - 1] + "\u2026"
         # A reason typed by a user keeps what it says, escaped where a
