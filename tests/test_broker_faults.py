@@ -404,9 +404,21 @@ def append_tasks(path: Path, prefix: str, count: int, queue: str) -> dict[str, T
 
 
 def warnings_of(worker: WorkerProcess) -> str:
-    """A worker's last warnings and errors, for a failure's message."""
-    lines = [line for line in worker.log.splitlines() if "WARNING" in line or "ERROR" in line]
-    return f"worker {worker.process.pid}, last warnings:\n" + "\n".join(lines[-30:])
+    """A worker's last warnings and errors (with their tracebacks) and its last lines,
+    for a failure's message."""
+    records: list[str] = []
+    for line in worker.log.splitlines():
+        if line.startswith("[") or not records:
+            records.append(line)
+        else:  # a traceback's line belongs to the record above it
+            records[-1] += "\n" + line
+    warnings = [record for record in records if " WARNING " in record or " ERROR " in record]
+    return (
+        f"worker {worker.process.pid}, last warnings:\n"
+        + "\n".join(warnings[-30:])
+        + "\nits last lines:\n"
+        + "\n".join(records[-40:])
+    )
 
 
 def stuck_report(uuids: list[Any]) -> str:
