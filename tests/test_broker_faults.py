@@ -412,7 +412,9 @@ def warnings_of(worker: WorkerProcess) -> str:
             records.append(line)
         else:  # a traceback's line belongs to the record above it
             records[-1] += "\n" + line
-    warnings = [record for record in records if " WARNING " in record or " ERROR " in record]
+    warnings = [
+        r for r in records if any(f" {level} " in r for level in ("WARNING", "ERROR", "CRITICAL"))
+    ]
     return (
         f"worker {worker.process.pid}, last warnings:\n"
         + "\n".join(warnings[-30:])

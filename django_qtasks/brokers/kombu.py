@@ -555,6 +555,20 @@ class Consumer(threading.Thread):
             self.on_work()
 
     def run(self) -> None:
+        try:
+            self.receive()
+        except BaseException:
+            # Never expected (every error of the broker is retried): say it,
+            # since this worker receives nothing from now on.
+            logger.critical(
+                "The consumer of %s stopped on an unexpected error: this worker receives "
+                "no more messages; restart it",
+                ", ".join(self.queues),
+                exc_info=True,
+            )
+            raise
+
+    def receive(self) -> None:
         lost = False
         while not self.stopping.is_set():
             try:
