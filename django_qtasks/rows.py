@@ -118,6 +118,10 @@ def _pk_index() -> int:
     return _fields().index(Task._meta.pk)
 
 
+#: Rows ``mark_published`` marks in one statement where it ORs their conditions.
+MARKS_PER_STATEMENT = 400
+
+
 def mark_published(using: str, tasks: Sequence[Task], now: Any) -> None:
     """Note that a broker accepted these tasks' messages (``published_at``).
 
@@ -136,8 +140,10 @@ def mark_published(using: str, tasks: Sequence[Task], now: Any) -> None:
         return
     connection = connections[using]
     if connection.vendor != "postgresql" or connection.in_atomic_block:
-        # Two parameters a task: within SQLite's 999 a statement.
-        step = max(1, (_max_params(using) - 4) // 2)
+        # Two parameters a task, within the database's limit; and each row's
+        # condition nests the OR one level deeper: SQLite refuses an
+        # expression deeper than 1000 ("Expression tree is too large").
+        step = max(1, min(MARKS_PER_STATEMENT, (_max_params(using) - 4) // 2))
         for start in range(0, len(tasks), step):
             sent = Q()
             for task in tasks[start : start + step]:
