@@ -120,6 +120,7 @@ def test_a_restarted_beat_fires_missed_runs_once_and_keeps_its_phase(worker, sta
     wait_until(lambda: len(runs_of(schedule)) == 2, timeout=10, message="two runs")
     beat.process.kill()  # no goodbye: as if the machine went down
     beat.wait()
+    enqueued_by_killed = len(runs_of(schedule))
     time.sleep(3.5)  # runs are missed meanwhile
     restarted_at = timezone.now()
     restarted = start_worker(**BEAT)
@@ -140,7 +141,11 @@ def test_a_restarted_beat_fires_missed_runs_once_and_keeps_its_phase(worker, sta
     assert all(offset == pytest.approx(round(offset), abs=0.001) for offset in offsets)
     # The runs missed while no beat ran made one run, not one each.
     assert len([due for due in after if due < restarted_at]) <= 1, after
-    assert len(runs_of(schedule)) == len(offsets)
+    # Killed between a run's commit and its log line, a beat leaves one run
+    # that its log does not show; the restarted beat, stopped cleanly, logged
+    # each of its own.
+    assert enqueued_by_killed - len(before) in (0, 1), (enqueued_by_killed, before)
+    assert len(runs_of(schedule)) == enqueued_by_killed + len(after)
 
 
 def test_a_worker_with_beat_runs_periodic_tasks(transactional_db, start_worker):
