@@ -16,6 +16,8 @@ from django.core.exceptions import ImproperlyConfigured
 from django.core.signals import setting_changed
 from django.dispatch import receiver
 
+from django_qtasks.validation import is_number
+
 SETTING_NAME = "QTASKS"
 
 
@@ -195,7 +197,7 @@ def unknown_keys(raw: Mapping[Any, Any]) -> list[tuple[Any, str | None]]:
 def _redelivery_problems(raw: Mapping[str, Any]) -> list[str]:
     after = raw.get("REDELIVER_AFTER", OPTIONS["REDELIVER_AFTER"].default)
     interval = raw.get("OUTBOX_INTERVAL", OPTIONS["OUTBOX_INTERVAL"].default)
-    if not all(isinstance(v, NUMBER) and not isinstance(v, bool) for v in (after, interval)):
+    if not all(is_number(v) for v in (after, interval)):
         return []  # reported as of the wrong type
     if after <= 0 or interval <= 0 or after >= 2 * interval:
         return []
@@ -209,7 +211,7 @@ def _redelivery_problems(raw: Mapping[str, Any]) -> list[str]:
 def _heartbeat_problems(raw: Mapping[str, Any]) -> list[str]:
     interval = raw.get("HEARTBEAT_INTERVAL", OPTIONS["HEARTBEAT_INTERVAL"].default)
     timeout = raw.get("HEARTBEAT_TIMEOUT", OPTIONS["HEARTBEAT_TIMEOUT"].default)
-    if not all(isinstance(v, NUMBER) and not isinstance(v, bool) for v in (interval, timeout)):
+    if not all(is_number(v) for v in (interval, timeout)):
         return []  # reported as of the wrong type
     if timeout > interval or timeout <= 0 or interval <= 0:
         return []

@@ -21,7 +21,7 @@ from django.utils import timezone
 from django_qtasks.conf import qtasks_settings
 from django_qtasks.cron import validate_cron
 from django_qtasks.exceptions import InvalidSchedule
-from django_qtasks.validation import is_json
+from django_qtasks.validation import is_int, is_json, is_number
 
 if TYPE_CHECKING:
     from django_qtasks.models import Schedule
@@ -58,7 +58,7 @@ def parse_timing(value: Any, where: str) -> tuple[str, timedelta | None]:
         return value.strip(), None
     if isinstance(value, timedelta):
         interval = value
-    elif isinstance(value, (int, float)) and not isinstance(value, bool):
+    elif is_number(value):
         interval = timedelta(seconds=value)
     else:
         raise InvalidSchedule(
@@ -139,7 +139,7 @@ def settings_entry_problems(name: Any, entry: Any) -> list[str]:
             problems.append(str(exc))
     problems += _arguments_problems(entry.get("args", []), entry.get("kwargs", {}), where)
     priority = entry.get("priority")
-    if priority is not None and (isinstance(priority, bool) or not isinstance(priority, int)):
+    if priority is not None and not is_int(priority):
         problems.append(f"{where}['priority'] must be an int, not {priority!r}.")
     return problems
 

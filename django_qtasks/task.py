@@ -21,7 +21,7 @@ from django_qtasks.context import AsyncContext, BaseContext, SyncContext
 from django_qtasks.exceptions import TaskArgumentsError
 from django_qtasks.scheduling import parse_timing
 from django_qtasks.task_cls import AsyncTaskCls, BaseTaskCls, SyncTaskCls
-from django_qtasks.validation import is_max_time, is_retry
+from django_qtasks.validation import is_int, is_max_time, is_retry
 
 if TYPE_CHECKING:
     from django_qtasks.app import QTasksApp
@@ -102,7 +102,7 @@ class BaseTask:
         where = f"task {self.task_name!r} ({self.location})"
         if not isinstance(self.task_name, str) or not self.task_name:
             raise TypeError(f"{where}: name must be a non-empty string.")
-        if isinstance(self.priority, bool) or not isinstance(self.priority, int):
+        if not is_int(self.priority):
             raise TypeError(f"{where}: priority must be an int, not {self.priority!r}.")
         if not is_retry(self.retry):
             raise TypeError(f"{where}: retry must be an int >= 0, not {self.retry!r}.")

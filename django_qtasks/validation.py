@@ -41,7 +41,7 @@ def is_max_time(value: Any) -> bool:
 
 
 def checked_priority(where: str, priority: Any) -> int | None:
-    if priority is not None and (isinstance(priority, bool) or not isinstance(priority, int)):
+    if priority is not None and not is_int(priority):
         raise TypeError(f"{where}: priority must be an int, not {priority!r}.")
     return priority
 
@@ -53,7 +53,7 @@ def run_after(where: str, delay: Any, eta: Any) -> datetime | None:
     if delay is not None:
         if isinstance(delay, timedelta):
             delay = delay.total_seconds()
-        if isinstance(delay, bool) or not isinstance(delay, (int, float)):
+        if not is_number(delay):
             raise TypeError(f"{where}: delay must be a number of seconds, not {delay!r}.")
         if not 0 <= delay < float("inf"):
             raise TypeError(f"{where}: delay must be finite and >= 0, not {delay!r}.")

@@ -15,7 +15,7 @@ from rest_framework import serializers
 from django_qtasks import app
 from django_qtasks.exceptions import UnknownTask
 from django_qtasks.models import CANCEL_REASON_MAX_LENGTH, Task
-from django_qtasks.validation import unstorable
+from django_qtasks.validation import is_int, is_number, unstorable
 
 #: Longest ``delay`` (and furthest ``eta``) the API takes: a year. Later is a schedule.
 MAX_DELAY = 365 * 24 * 3600
@@ -93,14 +93,14 @@ class StrictCharField(serializers.CharField):
 
 class StrictIntegerField(serializers.IntegerField):
     def to_internal_value(self, data: Any) -> int:
-        if isinstance(data, bool) or not isinstance(data, int):
+        if not is_int(data):
             self.fail("invalid")
         return super().to_internal_value(data)
 
 
 class StrictFloatField(serializers.FloatField):
     def to_internal_value(self, data: Any) -> float:
-        if isinstance(data, bool) or not isinstance(data, (int, float)):
+        if not is_number(data):
             self.fail("invalid")
         return super().to_internal_value(data)
 
