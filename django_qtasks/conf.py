@@ -79,6 +79,13 @@ OPTIONS: dict[str, Option] = {
     "HEARTBEAT_TIMEOUT": Option(
         60.0, NUMBER, "seconds without heartbeat before a worker is dead", least=PERIOD
     ),
+    "STALL_WARNING": Option(
+        30.0,
+        NUMBER,
+        "seconds a worker's database call, broker consumer or event loop may stay blocked "
+        "before a warning with its stack",
+        least=PERIOD,
+    ),
     "CANCEL_POLL_INTERVAL": Option(
         0.5, NUMBER, "seconds between checks for cancel requests", least=PERIOD
     ),

@@ -474,6 +474,42 @@ def test_a_result_write_held_by_a_row_lock_does_not_stop_the_heartbeat(start_wor
         assert "was taken from worker" not in process.log
 
 
+@pytest.mark.skipif(
+    connection.vendor == "sqlite", reason="SQLite locks the whole database, not a row"
+)
+def test_a_database_call_blocked_on_a_lock_is_logged_with_its_stack(start_worker, monkeypatch):
+    monkeypatch.setenv("QTASKS_TEST_SETTINGS", json.dumps({"STALL_WARNING": 1}))
+    queue = unique("stall")
+    worker = start_worker("--queues", queue)
+    task = tasks.sync_sleeper.add_task(0.5, queue=queue)
+    wait_logged(task, "going to sleep")
+
+    # Another connection holds the row: the worker's write of the result
+    # waits on the lock until the warning is out.
+    with transaction.atomic():
+        Task.objects.select_for_update().get(pk=task.pk)
+        worker.wait_for_log("has not returned for", timeout=60)
+
+    worker.wait_for_log("returned after", timeout=60)
+    assert wait_status(task, timeout=30).status == TaskStatus.SUCCESS
+    warning = worker.log.split("has not returned for", 1)[1].split(" returned after", 1)[0]
+    # Where it waits: in the database driver, under the worker's write.
+    assert "in execute" in warning, worker.log
+
+
+def test_an_async_task_that_blocks_the_event_loop_is_named_in_the_log(start_worker, monkeypatch):
+    monkeypatch.setenv("QTASKS_TEST_SETTINGS", json.dumps({"STALL_WARNING": 1}))
+    queue = unique("blocking")
+    worker = start_worker("--queues", queue)
+    task = tasks.async_blocks_loop.add_task(4, queue=queue)
+
+    assert wait_status(task, timeout=60).returning == "unblocked"
+    worker.wait_for_log("The worker's event loop runs again after", timeout=30)
+    warning = worker.log.split("The worker's event loop has run nothing for", 1)[1]
+    assert "in async_blocks_loop" in warning, worker.log
+    assert "time.sleep(seconds)" in warning, worker.log
+
+
 @pytest.mark.django_db(transaction=False)
 def test_a_worker_never_fails_over_its_own_tasks_whatever_its_heartbeat_says():
     # Its heartbeat an hour old, as when its heartbeat thread was starved or

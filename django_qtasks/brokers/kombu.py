@@ -46,6 +46,7 @@ from django_qtasks.brokers.base import Broker
 from django_qtasks.conf import qtasks_settings
 from django_qtasks.models import READY_STATUSES, Task, task_db
 from django_qtasks.rows import WAITING, Carried, claim_returning, claim_values, mark_published
+from django_qtasks.stalls import watching
 
 logger = logging.getLogger("django_qtasks.broker")
 
@@ -60,6 +61,10 @@ DEFAULT_TRANSPORT_OPTIONS: dict[str, dict[str, Any]] = {
         "priority_steps": list(range(PRIORITY_STEPS)),
         "sep": ":",
         "queue_order_strategy": "priority",
+        # kombu waits forever on a connection whose server vanished without
+        # closing it (a fail-over, a NAT timeout): a publish or a receive
+        # would block a worker's thread for good. Ours take milliseconds.
+        "socket_timeout": 30.0,
     },
 }
 #: A new row is left to the client that wrote it for this long before a
@@ -573,7 +578,8 @@ class Consumer(threading.Thread):
         while not self.stopping.is_set():
             try:
                 with self.broker.connection() as connection:
-                    connection.ensure_connection(max_retries=1)
+                    with watching(f"The consumer's connection to {self.broker.safe_url}"):
+                        connection.ensure_connection(max_retries=1)
                     if lost:
                         self.broker.republish(self.queues)
                         lost = False
@@ -634,11 +640,12 @@ class Consumer(threading.Thread):
         ):
             self.connected()
             while not self.stopping.is_set():
-                if self.settle_or_wait(connection):
-                    try:
-                        connection.drain_events(timeout=0.1)
-                    except TimeoutError:  # socket.timeout: nothing arrived
-                        connection.heartbeat_check()
+                with watching(f"The consumer of {self.broker.safe_url}"):
+                    if self.settle_or_wait(connection):
+                        try:
+                            connection.drain_events(timeout=0.1)
+                        except TimeoutError:  # socket.timeout: nothing arrived
+                            connection.heartbeat_check()
 
     def consume_lists(self, connection: Connection, names: list[str]) -> None:
         """Redis 7+: take as many messages as there is room for with one ``BLMPOP``.
@@ -650,19 +657,23 @@ class Consumer(threading.Thread):
         channel: Any = connection.default_channel  # kombu.transport.redis.Channel
         self.connected()
         while not self.stopping.is_set():
-            room = self.prefetch - self.unsettled if self.settle_or_wait(connection) else 0
-            if room <= 0:  # (set_prefetch may have lowered it meanwhile)
-                continue
-            keys = [
-                channel.global_keyprefix + channel._q_for_pri(name, step)
-                for step in channel.priority_steps
-                for name in names
-            ]
-            popped = channel.client.blmpop(0.1, len(keys), *keys, direction="RIGHT", count=room)
-            if popped:
-                for payload in popped[1]:
-                    self.on_payload(channel, payload)
-                names.append(names.pop(0))
+            with watching(f"The consumer of {self.broker.safe_url}"):
+                self.pop_lists(connection, channel, names)
+
+    def pop_lists(self, connection: Connection, channel: Any, names: list[str]) -> None:
+        room = self.prefetch - self.unsettled if self.settle_or_wait(connection) else 0
+        if room <= 0:  # (set_prefetch may have lowered it meanwhile)
+            return
+        keys = [
+            channel.global_keyprefix + channel._q_for_pri(name, step)
+            for step in channel.priority_steps
+            for name in names
+        ]
+        popped = channel.client.blmpop(0.1, len(keys), *keys, direction="RIGHT", count=room)
+        if popped:
+            for payload in popped[1]:
+                self.on_payload(channel, payload)
+            names.append(names.pop(0))
 
     def on_payload(self, channel: Any, payload: bytes) -> None:
         """A message read from a kombu list: decoded as kombu's consumer would, JSON only."""

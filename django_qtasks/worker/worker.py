@@ -42,6 +42,7 @@ from django_qtasks.context import RunState
 from django_qtasks.models import Task, TaskQuerySet, TaskStatus, WorkerHeartbeat, task_db
 from django_qtasks.notify import get_notifier
 from django_qtasks.rows import Carried, update_statement, update_task, update_tasks
+from django_qtasks.stalls import StallWatch, watching
 from django_qtasks.validation import is_storable
 from django_qtasks.worker.executor import Outcome, TaskExecutor, ThreadStuck, executor_for
 from django_qtasks.worker.liveness import DatabaseNow, Heartbeat, write_heartbeat
@@ -232,6 +233,8 @@ class Worker:
         if self.periodic is not None:
             side_loops.append(asyncio.create_task(self.run_beat(self.periodic)))
         self.watch_cancels(loop)
+        stall_watch = StallWatch(loop, float(qtasks_settings.STALL_WARNING))
+        stall_watch.start()
         try:
             await self.consume()
             # It takes no new task: what it holds or would still receive is
@@ -280,6 +283,7 @@ class Worker:
             self._db_pool.shutdown(wait=True)
             self._task_pool.shutdown(wait=False, cancel_futures=True)
             self.broker.close()
+            stall_watch.stop()
             logger.info("Worker %s stopped after %s tasks", self.worker_id, self.claimed)
 
     def heartbeat_fields(self) -> dict[str, Any]:
@@ -730,6 +734,10 @@ class Worker:
         return await asyncio.get_running_loop().run_in_executor(self._db_pool, call)
 
     def _claim_carrying(self, limit: int) -> list[Task]:
+        with watching("The worker's claim"):
+            return self._claim(limit)
+
+    def _claim(self, limit: int) -> list[Task]:
         self._db_calls_begun += 1
         endings = self.take_endings()
         carried = self.carried(endings)
@@ -756,17 +764,19 @@ class Worker:
 
     def _on_db(self, function: Callable[..., T], *args: Any) -> T:
         self._db_calls_begun += 1  # before taking the outcomes (see write_endings_loop)
-        # First, and outside the try: it never raises, so the outcomes this
-        # call was counted on to write are always taken (a failed write goes
-        # back to each run's save_outcome).
-        self.write_endings()
-        try:
-            _relax_commits()
-            return function(*args)
-        except Exception:
-            # A broken connection is replaced on the next call.
-            connections.close_all()
-            raise
+        name = getattr(getattr(function, "func", function), "__name__", "?")
+        with watching(f"The worker's database call {name}"):
+            # First, and outside the try: it never raises, so the outcomes this
+            # call was counted on to write are always taken (a failed write goes
+            # back to each run's save_outcome).
+            self.write_endings()
+            try:
+                _relax_commits()
+                return function(*args)
+            except Exception:
+                # A broken connection is replaced on the next call.
+                connections.close_all()
+                raise
 
     async def write_endings_loop(self) -> None:
         """Make sure outcomes are written even when no other database call comes.

@@ -119,6 +119,13 @@ def sync_blocked(self: SyncTask, seconds: float) -> str:
     return "slept"
 
 
+@task
+async def async_blocks_loop(seconds: float) -> str:
+    """A coroutine that blocks the worker's event loop (the bug it should be told of)."""
+    time.sleep(seconds)
+    return "unblocked"
+
+
 @app.task(max_time=0.5)
 async def async_too_slow() -> str:
     await asyncio.sleep(10)
