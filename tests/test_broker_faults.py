@@ -26,6 +26,7 @@ import signal
 import socket
 import subprocess
 import tempfile
+import threading
 import time
 import uuid
 from collections.abc import Callable, Iterator
@@ -40,7 +41,8 @@ from django.test import override_settings
 from django.utils import timezone
 
 from django_qtasks import app
-from django_qtasks.brokers import reset_broker
+from django_qtasks.brokers import get_broker, reset_broker
+from django_qtasks.brokers.kombu import Consumer, KombuBroker
 from django_qtasks.models import FINAL_STATUSES, Task, TaskStatus, WorkerHeartbeat
 from tests.conftest import WorkerProcess, wait_all_final, wait_status
 from tests.testapp import tasks, tasks_lifecycle
@@ -777,6 +779,30 @@ def test_redis_add_tasks_publishes_its_messages_in_one_pipeline(redis_server, mo
     # One message a round trip would be 200 or more. A pipeline is read in
     # pieces (about 140 kB here), and the second INFO is one more.
     assert reads <= 200 // 4, reads
+
+
+def test_a_consumer_whose_count_says_full_while_it_holds_nothing_counts_again(
+    redis_server, monkeypatch, caplog
+):
+    redis_server.ensure_started()
+    queue = unique("miscount")
+    with use_broker(monkeypatch, redis_server.url, STALL_WARNING=0.5):
+        broker = get_broker()
+        assert isinstance(broker, KombuBroker)
+        task = tasks.echo.add_task("waiting", queue=queue)
+        arrived = threading.Event()
+        consumer = Consumer(broker, [queue], prefetch=2, on_work=arrived.set)
+        consumer.unsettled = 2  # settlements that will never come: it would take no message
+        with caplog.at_level(logging.ERROR, "django_qtasks.broker"):
+            consumer.start()
+            try:
+                assert arrived.wait(60), "the consumer never received the waiting message"
+                taken = consumer.take(10)
+                consumer.settle(taken, requeue=False)
+            finally:
+                consumer.stop()
+    assert [uuid for uuid, _ in taken] == [task.uuid]
+    assert f"The consumer of {queue} counted 2 messages unsettled (its prefetch: 2)" in caplog.text
 
 
 def test_redis_add_tasks_while_down_keeps_them_all_in_the_outbox_then_runs_them(

@@ -477,6 +477,8 @@ class Consumer(threading.Thread):
         self.acks = broker.scheme not in REDIS_SCHEMES
         #: Received, not yet claimed (guarded by ``buffer_lock``).
         self.buffer: collections.deque[tuple[UUID, Message]] = collections.deque()
+        #: Taken by claims that have not settled them yet (guarded by ``buffer_lock``).
+        self.taken = 0
         self.buffer_lock = threading.Lock()
         self.to_settle: collections.deque[tuple[Message, bool]] = collections.deque()
         #: Messages received and not settled yet. At ``prefetch`` of them the
@@ -486,10 +488,15 @@ class Consumer(threading.Thread):
         self.stopping = threading.Event()
         #: Seconds to wait before the next reconnection (doubled each time, up to 30).
         self.pause = 1.0
+        #: Since when it has held its whole prefetch with nothing buffered (``check_count``).
+        self.full_since: float | None = None
 
     def take(self, limit: int) -> list[tuple[UUID, Message]]:
+        """Messages for a claim, which then settles them (``settle``)."""
         with self.buffer_lock:
-            return [self.buffer.popleft() for _ in range(min(limit, len(self.buffer)))]
+            taken = [self.buffer.popleft() for _ in range(min(limit, len(self.buffer)))]
+            self.taken += len(taken)
+        return taken
 
     def has_buffered(self) -> bool:
         with self.buffer_lock:
@@ -512,7 +519,7 @@ class Consumer(threading.Thread):
             return
         excess.reverse()
         if self.acks:
-            self.settle(excess, requeue=True)
+            self.send_settlements(excess, requeue=True)
             return
         uuids = [uuid for uuid, _ in excess]
         try:
@@ -521,11 +528,16 @@ class Consumer(threading.Thread):
             with self.buffer_lock:
                 self.buffer.extend(excess)
             raise
-        self.settle(excess, requeue=False)  # no longer held here
+        self.send_settlements(excess, requeue=False)  # no longer held here
         self.broker.publish_again(uuids)
 
     def settle(self, messages: list[tuple[UUID, Message]], requeue: bool) -> None:
         """Ack the claimed messages, or give them back (``requeue``: the claim failed)."""
+        with self.buffer_lock:
+            self.taken -= len(messages)
+        self.send_settlements(messages, requeue)
+
+    def send_settlements(self, messages: list[tuple[UUID, Message]], requeue: bool) -> None:
         if requeue and not self.acks:
             # Nothing to give back to Redis: they wait here for the next claim.
             with self.buffer_lock:
@@ -686,6 +698,33 @@ class Consumer(threading.Thread):
             return
         self.on_message(body, message)
 
+    def check_count(self) -> None:
+        """Repair ``unsettled`` if it counts messages that nobody holds.
+
+        Full, the consumer waits for the worker's claims to take messages from
+        its buffer and settle them. Full with none buffered nor taken, for
+        ``STALL_WARNING`` seconds, means the count is wrong, and the worker
+        would receive nothing more: say so, and count again from nothing.
+        """
+        with self.buffer_lock:
+            held = len(self.buffer) + self.taken
+        now = time.monotonic()
+        if held or self.full_since is None:
+            self.full_since = None if held else now
+            return
+        if now - self.full_since < float(qtasks_settings.STALL_WARNING):
+            return
+        logger.error(
+            "The consumer of %s counted %s messages unsettled (its prefetch: %s) for %.0fs "
+            "while it held none: it counts again from 0",
+            ", ".join(self.queues),
+            self.unsettled,
+            self.prefetch,
+            now - self.full_since,
+        )
+        self.unsettled = 0
+        self.full_since = None
+
     def connected(self) -> None:
         logger.info("Consuming %s from %s", ", ".join(self.queues), self.broker.safe_url)
         self.pause = 1.0  # the backoff starts over at the next outage
@@ -701,7 +740,9 @@ class Consumer(threading.Thread):
                     message.ack()
             self.unsettled -= 1
         if self.unsettled < self.prefetch:
+            self.full_since = None
             return True
+        self.check_count()
         # Take no more (RabbitMQ sends none before an ack, and on Redis we
         # stop polling): wait for the worker's claim.
         with self.settled:
