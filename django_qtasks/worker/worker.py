@@ -46,6 +46,7 @@ from django_qtasks.stalls import StallWatch, watching
 from django_qtasks.validation import is_storable
 from django_qtasks.worker.executor import Outcome, TaskExecutor, ThreadStuck, executor_for
 from django_qtasks.worker.liveness import DatabaseNow, Heartbeat, write_heartbeat
+from django_qtasks.worker.prefetch import PREFETCH_WINDOW, PrefetchPolicy
 from django_qtasks.worker.shutdown import install_signal_handlers, remove_signal_handlers
 
 logger = logging.getLogger("django_qtasks.worker")
@@ -53,13 +54,6 @@ logger = logging.getLogger("django_qtasks.worker")
 T = TypeVar("T")
 THREAD_PREFIX = "qtasks-task"
 
-#: ``PREFETCH = "auto"``: a task claimed ahead of a free slot should start
-#: within this many seconds, or go back to the queue.
-PREFETCH_WINDOW = 0.1
-#: ... and a worker holds at most this many per slot. The window is what
-#: bounds the wait; this only caps the batch for sub-millisecond tasks, where
-#: batches of 16 a slot drained a third faster than Celery's 4.
-PREFETCH_PER_SLOT = 16
 #: Under load, an outcome waits this many seconds for those of the runs
 #: under way, to be written with them: a write for several tasks, not each.
 WRITE_WAIT = 0.002
@@ -118,22 +112,11 @@ class Worker:
         self.broker = broker or get_broker()
         self.queues = queues or [qtasks_settings.DEFAULT_QUEUE]
         self.concurrency = concurrency or qtasks_settings.CONCURRENCY
-        prefetch = qtasks_settings.PREFETCH if prefetch is None else prefetch
-        #: "auto": claim ahead only as many tasks as recent runs say will
-        #: start within PREFETCH_WINDOW (``ahead``); else a fixed number.
-        self.auto_prefetch = isinstance(prefetch, str)  # "auto", as conf checks
-        #: The most a worker claims ahead.
-        self.prefetch = (
-            self.concurrency * PREFETCH_PER_SLOT if isinstance(prefetch, str) else prefetch
+        self.prefetch = PrefetchPolicy(
+            self.concurrency, qtasks_settings.PREFETCH if prefetch is None else prefetch
         )
         #: Claimed ahead of a free slot (``prefetch``), in the order they start.
         self.reserved: collections.deque[Task] = collections.deque()
-        #: A moving average of how long runs take (None until one ended), and
-        #: when a task last started (monotonic): for "auto" prefetch.
-        self.run_seconds: float | None = None
-        self._last_start = 0.0
-        #: Since when tasks or messages are held ahead (None: nothing is).
-        self._holding_since: float | None = None
         #: Cancel requests for reserved tasks: they start at once, and stop.
         self._early_cancels: dict[uuid.UUID, str] = {}
         self.worker_id = worker_id or (
@@ -208,12 +191,9 @@ class Worker:
             **self.heartbeat_fields(),
         )
         heartbeat.start()
-        # Messages received and not claimed yet: with "auto", no more than
-        # without prefetch until runs prove short (on Redis the consume loop
-        # then moves the bound with ``ahead``), since a long run would keep
-        # them from other workers.
-        unclaimed = self.concurrency + (0 if self.auto_prefetch else self.prefetch)
-        self.broker.start_consuming(self.queues, prefetch=unclaimed, on_work=self.work_arrived)
+        self.broker.start_consuming(
+            self.queues, prefetch=self.prefetch.first_unclaimed, on_work=self.work_arrived
+        )
         logger.info(
             "Worker %s started: queues %s, concurrency %s, broker %s, %s tasks registered",
             self.worker_id,
@@ -338,11 +318,11 @@ class Worker:
         failures = 0
         while not self._stopping:
             free = self.fill_free_slots()
-            ahead = self.ahead()
-            if self.auto_prefetch:
+            ahead = self.prefetch.ahead(entry.started for entry in self.under_way())
+            if self.prefetch.auto:
                 # Messages, too: as many ahead as tasks are claimed ahead.
                 self.broker.set_prefetch(self.concurrency + ahead)
-            if self.held_too_long():
+            if self.prefetch.held_too_long(self.holding_ahead()):
                 # Out of the reserve first, so that no slot starts one meanwhile.
                 held = list(self.reserved)
                 self.reserved.clear()
@@ -407,52 +387,17 @@ class Worker:
         """The runs not ended yet: each holds a slot (an ended one waits only for its write)."""
         return [entry for entry in self.running.values() if entry.ended_at is None]
 
-    def ahead(self) -> int:
-        """How many tasks to claim ahead of the free slots now."""
-        if not self.auto_prefetch:
-            return self.prefetch
-        now = time.monotonic()
-        if self.run_seconds is None or any(
-            now - entry.started > PREFETCH_WINDOW for entry in self.under_way()
-        ):
-            return 0  # nothing known yet, or a long run: what it holds would wait
-        fit = int(self.concurrency * PREFETCH_WINDOW / max(self.run_seconds, 1e-6))
-        return min(fit, self.prefetch)
-
-    def note_run_time(self, seconds: float) -> None:
-        """Fold a run's length into the moving average that "auto" goes by."""
-        if self.run_seconds is None:
-            self.run_seconds = seconds
-        else:
-            self.run_seconds += 0.2 * (seconds - self.run_seconds)
-
-    def held_too_long(self) -> bool:
-        """With "auto" prefetch: tasks or messages held ahead, and no start for the window."""
-        if not self.holding_ahead():
-            self._holding_since = None
-            return False
-        return time.monotonic() > self.hand_back_at()
-
-    def hand_back_at(self) -> float:
-        """When what is held goes back: the window after the last start, or after it came.
-
-        (After an idle spell or an outage, the last start is long past.)
-        """
-        if self._holding_since is None:
-            self._holding_since = time.monotonic()
-        return max(self._last_start, self._holding_since) + PREFETCH_WINDOW
-
     def holding_ahead(self) -> bool:
         """With "auto": tasks claimed ahead, or more messages than slots (a message broker)."""
-        return self.auto_prefetch and bool(self.reserved or self.broker.held() > self.concurrency)
+        return self.prefetch.auto and bool(self.reserved or self.broker.held() > self.concurrency)
 
     async def wait_for_slot(self) -> None:
         """Wait for a wake-up; with tasks held ("auto"), no longer than the window allows."""
         assert self._wakeup is not None
         assert self._loop is not None
         if self.holding_ahead():
-            left = self.hand_back_at() - time.monotonic()
-        elif self.auto_prefetch and self.broker.held():
+            left = self.prefetch.hand_back_at() - time.monotonic()
+        elif self.prefetch.auto and self.broker.held():
             # More messages may come meanwhile (no wake-up): look again then.
             left = PREFETCH_WINDOW
         else:
@@ -519,7 +464,7 @@ class Worker:
 
     def start(self, record: Task) -> None:
         self.claimed += 1
-        self._last_start = time.monotonic()
+        self.prefetch.started()
         # A reserved task was claimed earlier: its run starts now.
         record.started_at = timezone.now()
         run = RunState(
@@ -639,7 +584,7 @@ class Worker:
         assert self._endings_ready is not None
         record = entry.record
         entry.ended_at = timezone.now()
-        self.note_run_time(time.monotonic() - entry.started)
+        self.prefetch.ended(time.monotonic() - entry.started)
         self._wakeup.set()  # the slot is free: the next claim can go with this write
         if not self._stopping:
             # Its next task starts now, not when ``consume`` is back: that
