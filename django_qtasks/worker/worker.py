@@ -29,25 +29,31 @@ from datetime import datetime, timedelta
 from typing import Any, TypeVar
 
 from asgiref.sync import sync_to_async
-from django.db import DataError, IntegrityError, close_old_connections, connections, transaction
+from django.db import close_old_connections, connections
 from django.db.models import DateTimeField, Exists, ExpressionWrapper, F, OuterRef, Q
 from django.utils import timezone
 
 from django_qtasks.beat import Beat
 from django_qtasks.brokers import get_broker
 from django_qtasks.brokers.base import Broker
-from django_qtasks.chains import next_step
 from django_qtasks.conf import qtasks_settings
 from django_qtasks.context import RunState
 from django_qtasks.models import Task, TaskQuerySet, TaskStatus, WorkerHeartbeat, task_db
 from django_qtasks.notify import get_notifier
-from django_qtasks.rows import Carried, update_statement, update_task, update_tasks
 from django_qtasks.stalls import StallWatch, watching
 from django_qtasks.validation import is_storable
 from django_qtasks.worker.executor import Outcome, TaskExecutor, ThreadStuck, executor_for
 from django_qtasks.worker.liveness import DatabaseNow, Heartbeat, write_heartbeat
 from django_qtasks.worker.prefetch import PREFETCH_WINDOW, PrefetchPolicy
 from django_qtasks.worker.shutdown import install_signal_handlers, remove_signal_handlers
+from django_qtasks.worker.writer import (
+    Ending,
+    ResultWriter,
+    attempt_entry,
+    refused_values,
+    settle,
+    still_mine,
+)
 
 logger = logging.getLogger("django_qtasks.worker")
 
@@ -76,20 +82,6 @@ class Running:
     ended_at: datetime | None = None
     #: Its row was taken from this worker while it ran: its outcome is not ours to write.
     taken: bool = False
-
-
-@dataclass
-class Ending:
-    """A run's outcome on its way to the database (see ``Worker.write_endings``)."""
-
-    entry: Running
-    outcome: Outcome
-    saved: asyncio.Future[None]
-
-    @property
-    def starts_next_step(self) -> bool:
-        """A chain's step that succeeded: its next step is written with its result."""
-        return self.outcome.status == TaskStatus.SUCCESS and bool(self.entry.record.chain_steps)
 
 
 class Worker:
@@ -148,15 +140,14 @@ class Worker:
         self._db_pool: ThreadPoolExecutor | None = None
         self._task_pool: ThreadPoolExecutor | None = None
         self._stopped = threading.Event()
-        #: Outcomes to write; the next call in the database thread takes them all.
-        self._endings: list[Ending] = []
-        self._endings_lock = threading.Lock()
         self._endings_ready: asyncio.Event | None = None
         #: Calls sent to the database thread, and those it has begun; while
         #: one waits its turn, it will take the outcomes waiting.
         self._db_calls_sent = 0
         self._db_calls_begun = 0
         self.notifier = get_notifier()
+        #: Outcomes to write; the next call in the database thread writes them all.
+        self.writer = ResultWriter(self.worker_id, self.notifier)
         #: With ``--beat``, this worker also enqueues periodic tasks.
         self.periodic = Beat() if beat else None
 
@@ -583,7 +574,7 @@ class Worker:
         assert self._wakeup is not None
         assert self._endings_ready is not None
         record = entry.record
-        entry.ended_at = timezone.now()
+        ended_at = entry.ended_at = timezone.now()
         self.prefetch.ended(time.monotonic() - entry.started)
         self._wakeup.set()  # the slot is free: the next claim can go with this write
         if not self._stopping:
@@ -596,9 +587,8 @@ class Worker:
         # returns running tasks (past the shutdown timeout) gives up.
         failures = 0
         while True:
-            ending = Ending(entry, outcome, loop.create_future())
-            with self._endings_lock:
-                self._endings.append(ending)
+            ending = Ending(record, outcome, entry.run.stored_log(), ended_at, loop.create_future())
+            self.writer.add(ending)
             self._endings_ready.set()
             try:
                 await ending.saved
@@ -684,10 +674,10 @@ class Worker:
 
     def _claim(self, limit: int) -> list[Task]:
         self._db_calls_begun += 1
-        endings = self.take_endings()
-        carried = self.carried(endings)
+        endings = self.writer.take()
+        carried = self.writer.carried(endings)
         if carried is None:
-            self.write(endings)
+            self.writer.write(endings)
             endings = []
         try:
             _relax_commits()
@@ -700,11 +690,11 @@ class Worker:
                 # The outcomes carried made the claim fail: write them on
                 # their own (``write`` isolates the bad one); the claim is
                 # tried again as after any failure.
-                self.write(endings)
+                self.writer.write(endings)
             elif endings:
-                _settle([ending.saved for ending in endings], exc)  # save_outcome tries again
+                settle(endings, exc)  # save_outcome tries again
             raise
-        self.endings_saved(endings, set(carried.pks))
+        self.writer.written(endings, set(carried.pks))
         return records
 
     def _on_db(self, function: Callable[..., T], *args: Any) -> T:
@@ -714,7 +704,7 @@ class Worker:
             # First, and outside the try: it never raises, so the outcomes this
             # call was counted on to write are always taken (a failed write goes
             # back to each run's save_outcome).
-            self.write_endings()
+            self.writer.write_waiting()
             try:
                 _relax_commits()
                 return function(*args)
@@ -735,9 +725,9 @@ class Worker:
                 await asyncio.sleep(WRITE_WAIT)
             self._endings_ready.clear()
             # (Meanwhile a claim may have taken them.)
-            if self._endings and self._db_calls_begun == self._db_calls_sent:
+            if self.writer.has_waiting() and self._db_calls_begun == self._db_calls_sent:
                 # (Else a call waits its turn, often a claim: it takes them.)
-                await self.db(self.write_endings)
+                await self.db(self.writer.write_waiting)
 
     # Stopping -----------------------------------------------------------------
 
@@ -773,134 +763,6 @@ class Worker:
 
     # Database work (runs in the database thread) -------------------------------
 
-    def write_endings(self) -> None:
-        """Write every outcome waiting, in as few statements as they allow."""
-        self.write(self.take_endings())
-
-    def take_endings(self) -> list[Ending]:
-        with self._endings_lock:
-            endings, self._endings = self._endings, []
-        return endings
-
-    def write(self, endings: list[Ending]) -> None:
-        """Store these outcomes; a failure goes back to each run's save_outcome."""
-        if not endings:
-            return
-        try:
-            saved = self.finish(endings)
-        except Exception as exc:
-            connections.close_all()
-            if not refused_values(exc):
-                _settle([ending.saved for ending in endings], exc)
-                return
-            # One row's values were refused: each goes alone, so that only
-            # that row is affected.
-            saved = set()
-            for ending in endings:
-                try:
-                    saved |= self.write_alone(ending)
-                except Exception as error:
-                    connections.close_all()
-                    _settle([ending.saved], error)
-        self.endings_saved(endings, saved)
-
-    def write_alone(self, ending: Ending) -> set[uuid.UUID]:
-        """Store one outcome; if the database refuses its values, store an error instead.
-
-        The error says why, and is final: writing the same values again
-        would fail again, and running the task again would give them again.
-        """
-        try:
-            return self.finish([ending])
-        except Exception as exc:
-            if not refused_values(exc):
-                raise
-            connections.close_all()
-            logger.exception(
-                "Task %s: the database refused its outcome (%s); it ends in error",
-                ending.entry.record.uuid,
-                ending.outcome.status,
-            )
-            # The run's own outcome object, so that save_outcome and
-            # outcome_saved report what was stored.
-            ending.outcome.unwritable(f"{type(exc).__name__}: {exc}")
-            return self.finish([ending])
-
-    def endings_saved(self, endings: list[Ending], saved: set[uuid.UUID]) -> None:
-        for ending in endings:
-            record = ending.entry.record
-            if record.pk not in saved:
-                logger.error(
-                    "Task %s: its outcome (%s) was not stored: its row is no longer this "
-                    "worker's (it was taken over or deleted while the task ran).",
-                    record.uuid,
-                    ending.outcome.status,
-                    extra={"task_uuid": str(record.uuid), "task_name": record.task_name},
-                )
-            elif ending.outcome.status != TaskStatus.RETRY:
-                self.notifier.task_ended(record.pk)
-        _settle([ending.saved for ending in endings], None)
-
-    def finish(self, endings: list[Ending]) -> set[uuid.UUID]:
-        """Store outcomes; the keys of the rows written (a row failed over is no longer ours)."""
-        mine = self.still_mine()
-        using = task_db()
-        saved: set[uuid.UUID] = set()
-        changes = []
-        for ending in endings:
-            record, outcome = ending.entry.record, ending.outcome
-            fields = self.outcome_fields(ending.entry, outcome)
-            if ending.starts_next_step:
-                # The next step is written with this result, or not at all.
-                with transaction.atomic(using=using):
-                    if update_task(using, record.pk, mine, fields):
-                        saved.add(record.pk)
-                        record.returning = outcome.returning
-                        next_step(record)
-            else:
-                changes.append((record.pk, fields))
-        return saved | update_tasks(using, mine, changes)
-
-    def carried(self, endings: list[Ending]) -> Carried | None:
-        """The outcomes as one statement for a claim to carry, if they fit in one (``finish``)."""
-        using = task_db()
-        # First: on other databases every claim asks, and the changes would go unused.
-        if connections[using].vendor != "postgresql":
-            return None
-        if not endings or any(ending.starts_next_step for ending in endings):
-            return None
-        changes = [
-            (ending.entry.record.pk, self.outcome_fields(ending.entry, ending.outcome))
-            for ending in endings
-        ]
-        return update_statement(using, self.still_mine(), changes)
-
-    def still_mine(self) -> dict[str, Any]:
-        """The guard of every result write: a row failed over meanwhile is not overwritten."""
-        return {"status": TaskStatus.PROCESS, "worker": self.worker_id}
-
-    def outcome_fields(self, entry: Running, outcome: Outcome) -> dict[str, Any]:
-        """The columns that record how this run ended."""
-        record, now = entry.record, entry.ended_at or timezone.now()
-        error = outcome.summary if outcome.status != TaskStatus.SUCCESS else ""
-        attempt = attempt_entry(record, outcome.status, error, now)
-        limit = qtasks_settings.LOG_LINES
-        fields: dict[str, Any] = {
-            "status": outcome.status,
-            "returning": outcome.returning,
-            "traceback": outcome.traceback,
-            "logs": [*record.logs, *entry.run.stored_log()][-limit:],
-            "attempt_log": [*record.attempt_log, attempt],
-            "started_at": record.started_at,
-            "updated_at": now,
-            "finished_at": now,
-        }
-        if outcome.status == TaskStatus.RETRY:
-            fields.update(finished_at=None, run_after=outcome.run_after, published_at=None)
-        if outcome.status == TaskStatus.CANCEL:
-            fields["cancel_reason"] = outcome.cancel_reason
-        return fields
-
     def requeue(self, *records: Task) -> None:
         """Give these claimed tasks back to the queue, their attempt not counted."""
         pks = [record.pk for record in records]
@@ -925,7 +787,7 @@ class Worker:
         record, run = entry.record, entry.run
         now = timezone.now()
         limit = qtasks_settings.LOG_LINES
-        released = Task.objects.filter(**self.still_mine(), pk=record.pk).update(
+        released = Task.objects.filter(**still_mine(self.worker_id), pk=record.pk).update(
             status=TaskStatus.NEW,
             worker="",
             started_at=None,
@@ -1163,46 +1025,6 @@ def hand_back(pks: list[uuid.UUID], worker_id: str, *, unless_alive: bool = Fals
         attempts=F("attempts") - 1,
         updated_at=timezone.now(),
     )
-
-
-def refused_values(exc: Exception) -> bool:
-    """Whether a write failed on the values it wrote, not on the database's state.
-
-    A driver refuses text it cannot encode (ValueError, TypeError); the
-    database a value it cannot store (DataError; a failed JSON check is an
-    IntegrityError on MariaDB). A lost connection or a timeout is none of these.
-    """
-    return isinstance(exc, (DataError, IntegrityError, ValueError, TypeError))
-
-
-def attempt_entry(record: Task, status: str, error: str, now: datetime) -> dict[str, Any]:
-    """One item of ``Task.attempt_log``: the attempt that just ended."""
-    return {
-        "attempt": record.attempts,
-        "worker": record.worker,
-        "started_at": record.started_at.isoformat() if record.started_at else None,
-        "finished_at": now.isoformat(),
-        "status": status,
-        "error": error,
-    }
-
-
-def _settle(futures: list[asyncio.Future[None]], error: Exception | None) -> None:
-    """From the database thread: resolve ``futures`` (of one event loop) in one call to it."""
-
-    if not futures:
-        return
-
-    def settle() -> None:
-        for future in futures:
-            if future.done():
-                continue
-            if error is None:
-                future.set_result(None)
-            else:
-                future.set_exception(error)
-
-    futures[0].get_loop().call_soon_threadsafe(settle)
 
 
 def _relax_commits() -> None:
