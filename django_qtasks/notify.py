@@ -112,6 +112,9 @@ class RedisNotifier(Notifier):
                 pubsub.subscribe(self.channel("cancel"))
                 listener = Listener(pubsub)
                 pause = 1.0
+                # Requests made before it listened (at the start, or while
+                # Redis was unreachable) sent messages that it never got.
+                on_cancel()
                 while not stop.is_set():
                     if listener.wait(0.5):
                         on_cancel()

@@ -781,6 +781,37 @@ def test_redis_add_tasks_publishes_its_messages_in_one_pipeline(redis_server, mo
     assert reads <= 200 // 4, reads
 
 
+def test_a_cancel_requested_while_redis_was_down_reaches_the_run_once_it_is_back(
+    redis_server, start_worker, monkeypatch
+):
+    # The worker's cancel signals come through the private Redis, and its
+    # polls are an hour apart: only a look made when it listens again can
+    # find the request, whose message went nowhere.
+    redis_server.ensure_started()
+    monkeypatch.setenv("QTASKS_TEST_REDIS", redis_server.url)
+    monkeypatch.setenv(
+        "QTASKS_TEST_SETTINGS",
+        json.dumps({"REDIS_CACHE_ALIAS": "qtasks", "CANCEL_POLL_INTERVAL": 3600}),
+    )
+    queue = unique("cancel-down")
+    worker = start_worker("--queues", queue)
+    running = tasks.sync_sleeper.add_task(600, queue=queue)
+    worker.wait_for_log(f"Task {running.uuid} (sync_sleeper) started", timeout=60)
+
+    redis_server.stop()
+    try:
+        worker.wait_for_log("Redis unreachable for cancel signals", timeout=60)
+        running.cancel("while Redis was down", by="alice")
+    finally:
+        redis_server.start()
+
+    cancelled = wait_status(running, timeout=120)
+    assert (cancelled.status, cancelled.cancel_reason) == (
+        TaskStatus.CANCEL,
+        "while Redis was down",
+    )
+
+
 def test_a_consumer_whose_count_says_full_while_it_holds_nothing_counts_again(
     redis_server, monkeypatch, caplog
 ):

@@ -525,7 +525,7 @@ def test_a_worker_never_fails_over_its_own_tasks_whatever_its_heartbeat_says():
     own = Task.objects.create(**row, worker=worker.worker_id)
     orphan = Task.objects.create(**row, worker=dead_id)
 
-    worker.fail_over_dead_workers()
+    worker.failover.dead_workers()
 
     own.refresh_from_db()
     assert (own.status, own.worker, own.traceback) == (TaskStatus.PROCESS, worker.worker_id, "")

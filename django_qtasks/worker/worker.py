@@ -25,12 +25,12 @@ import uuid
 from collections.abc import Callable
 from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass, field
-from datetime import datetime, timedelta
+from datetime import datetime
 from typing import Any, TypeVar
 
 from asgiref.sync import sync_to_async
 from django.db import close_old_connections, connections
-from django.db.models import DateTimeField, Exists, ExpressionWrapper, F, OuterRef, Q
+from django.db.models import F, Q
 from django.utils import timezone
 
 from django_qtasks.beat import Beat
@@ -38,12 +38,13 @@ from django_qtasks.brokers import get_broker
 from django_qtasks.brokers.base import Broker
 from django_qtasks.conf import qtasks_settings
 from django_qtasks.context import RunState
-from django_qtasks.models import Task, TaskQuerySet, TaskStatus, WorkerHeartbeat, task_db
+from django_qtasks.models import Task, TaskStatus, WorkerHeartbeat, task_db
 from django_qtasks.notify import get_notifier
 from django_qtasks.stalls import StallWatch, watching
 from django_qtasks.validation import is_storable
 from django_qtasks.worker.executor import Outcome, TaskExecutor, ThreadStuck, executor_for
-from django_qtasks.worker.liveness import DatabaseNow, Heartbeat, write_heartbeat
+from django_qtasks.worker.failover import FailOver, hand_back
+from django_qtasks.worker.liveness import Heartbeat, write_heartbeat
 from django_qtasks.worker.prefetch import PREFETCH_WINDOW, PrefetchPolicy
 from django_qtasks.worker.shutdown import install_signal_handlers, remove_signal_handlers
 from django_qtasks.worker.writer import (
@@ -148,6 +149,7 @@ class Worker:
         self.notifier = get_notifier()
         #: Outcomes to write; the next call in the database thread writes them all.
         self.writer = ResultWriter(self.worker_id, self.notifier)
+        self.failover = FailOver(self.worker_id, self.notifier, self.broker.needs_outbox)
         #: With ``--beat``, this worker also enqueues periodic tasks.
         self.periodic = Beat() if beat else None
 
@@ -431,7 +433,8 @@ class Worker:
             return
 
         def on_cancel() -> None:
-            asyncio.run_coroutine_threadsafe(self.db(self.poll_cancels), loop)
+            poll = functools.partial(self.poll_cancels, signalled=True)
+            asyncio.run_coroutine_threadsafe(self.db(poll), loop)
 
         threading.Thread(
             target=self.notifier.watch_cancels,
@@ -804,153 +807,45 @@ class Worker:
             self.broker.publish_again([record.pk])
 
     def fail_over(self) -> None:
-        self.fail_over_dead_workers()
-        self.recover_lost_rows()
-
-    def fail_over_dead_workers(self) -> None:
-        """Tasks left in ``process`` by a worker whose heartbeat stopped are retried or failed.
-
-        Those it had only prefetched go back to the queue unattempted: a row
-        claimed before its last heartbeat, which listed what it was running,
-        and not in that list, was waiting in its reserve at the time.
-        """
-        # By the database's clock, which every worker's heartbeat is written with.
-        cutoff = heartbeat_cutoff()
-        # Never this worker, alive as it runs this, whatever its heartbeat
-        # says (a starved heartbeat thread, a row deleted under it):
-        # recover_lost_rows deals with rows of its own that it does not run.
-        beats = WorkerHeartbeat.objects.using(task_db(WorkerHeartbeat)).exclude(
-            worker_id=self.worker_id
-        )
-        dead = list(beats.filter(last_heartbeat__lt=cutoff))
-        last_beats = {beat.worker_id: beat for beat in dead}
-        # The rows of the workers found dead above, and of workers with no
-        # heartbeat at all. Not "every worker not live now": the cutoff moves
-        # with the clock, and a heartbeat that went out of date since the read
-        # above would have its prefetched rows taken for running ones.
-        orphans = (
-            Task.objects.using(task_db())
-            .running()
-            .filter(Q(worker__in=list(last_beats)) | ~Q(worker__in=beats.values("worker_id")))
-            .exclude(worker=self.worker_id)
-            .filter(started_at__lt=cutoff)
-        )
-        for orphan in orphans:
-            beat = last_beats.get(orphan.worker)
-            if (
-                beat is not None
-                and orphan.started_at is not None
-                and orphan.started_at < beat.last_heartbeat
-                and str(orphan.pk) not in beat.running
-            ):
-                if hand_back([orphan.pk], orphan.worker, unless_alive=True):
-                    logger.warning(
-                        "Task %s: worker %s stopped sending heartbeats before it started this "
-                        "prefetched task; it is back in the queue, its attempt not counted.",
-                        orphan.uuid,
-                        orphan.worker,
-                    )
-                continue
-            self.take_over(
-                orphan,
-                f"Worker {orphan.worker} stopped sending heartbeats while running this task.",
-            )
-        # Only now that its tasks are dealt with: until then, its heartbeat
-        # (what it was running) is what tells its prefetched tasks apart, for
-        # any worker reaping at the same time, or after this one failed midway.
-        deleted = WorkerHeartbeat.objects.filter(
-            pk__in=[beat.pk for beat in dead], last_heartbeat__lt=cutoff
-        ).delete()[0]
-        queues = {name for beat in dead for name in beat.queues}
-        if deleted and queues:
-            # A dead worker may have held messages that it had not claimed yet:
-            # put its queues' waiting rows back in the outbox. In the database,
-            # not in this process, so that whichever worker reaps it, any
-            # worker's outbox sweep publishes them again.
-            count = Task.objects.filter(queue__in=queues).back_to_outbox()
-            if count and self.broker.needs_outbox:
-                logger.warning(
-                    "A dead worker may have held messages of %s: %s waiting tasks go back "
-                    "to the outbox",
-                    ", ".join(sorted(queues)),
-                    count,
-                )
-
-    def recover_lost_rows(self) -> None:
-        """Rows in ``process`` for this worker that it is not running: retry or fail them.
-
-        It happens when the database lost the commit of a result (a crash
-        right after a commit that did not wait for the disk, see
-        ``_relax_commits``), and when a worker restarts under a fixed
-        ``--worker-id``: its id stays alive, so no one else takes over what
-        the previous process left. The margin leaves rows just claimed alone.
-        """
-        margin = timedelta(seconds=max(10.0, 2 * float(qtasks_settings.HEARTBEAT_INTERVAL)))
-        ours = [*self.running, *(record.pk for record in list(self.reserved))]
-        lost = (
-            Task.objects.using(task_db())
-            .running()
-            .filter(worker=self.worker_id, started_at__lt=timezone.now() - margin)
-            .exclude(pk__in=ours)
-        )
-        for row in lost:
-            self.take_over(
-                row,
-                f"Worker {row.worker} is not running this task: it restarted, "
-                "or the database lost its result.",
-            )
-
-    def take_over(self, orphan: Task, message: str) -> None:
-        """Retry ``orphan`` if it has attempts left, else fail it, with ``message``."""
-        now = timezone.now()
-        attempt = attempt_entry(orphan, TaskStatus.ERROR, message, now)
-        retry = orphan.attempts < orphan.max_attempts
-        rows = Task.objects.filter(pk=orphan.pk, status=TaskStatus.PROCESS, worker=orphan.worker)
-        if orphan.worker != self.worker_id:  # recover_lost_rows: its own, not running
-            rows = unless_owner_alive(rows)
-        taken = rows.update(
-            status=TaskStatus.RETRY if retry else TaskStatus.ERROR,
-            traceback=message,
-            attempt_log=[*orphan.attempt_log, attempt],
-            run_after=now if retry else orphan.run_after,
-            published_at=None,
-            finished_at=None if retry else now,
-            updated_at=now,
-        )
-        if taken and not retry:
-            self.notifier.task_ended(orphan.pk)
-        if taken:
-            logger.warning(
-                "Task %s: %s %s",
-                orphan.uuid,
-                message,
-                "Retrying it." if retry else "No attempts left: failed.",
-            )
+        self.failover.dead_workers()
+        self.failover.lost_rows([*self.running, *(record.pk for record in list(self.reserved))])
 
     def unregister(self) -> None:
         WorkerHeartbeat.objects.filter(worker_id=self.worker_id).delete()
 
-    def poll_cancels(self) -> None:
-        reserved = {record.pk for record in list(self.reserved)}
-        if not self.running and not reserved:
+    def poll_cancels(self, signalled: bool = False) -> None:
+        """Look for cancel requests of the tasks this worker runs or holds.
+
+        ``signalled``: a cancel was just requested (Redis). Then also the rows
+        of a claim that has ended but whose tasks are not in the reserve yet:
+        no other look would come before the next poll.
+        """
+        ours = Q(pk__in=[*self.running, *(record.pk for record in list(self.reserved))])
+        if signalled:
+            ours |= Q(worker=self.worker_id, status=TaskStatus.PROCESS)
+        elif not self.running and not self.reserved:
             return
-        requested = (
+        requested = list(
             Task.objects.using(task_db())
-            .filter(pk__in=[*self.running, *reserved], cancel_requested_at__isnull=False)
+            .filter(ours, cancel_requested_at__isnull=False)
             .values_list("pk", "cancel_reason")
         )
+        if requested:
+            assert self._loop is not None
+            self._loop.call_soon_threadsafe(self.cancel_requested, requested)
+
+    def cancel_requested(self, requested: list[tuple[uuid.UUID, str]]) -> None:
+        """Stop these runs; tasks not started yet start as cancelled (on the loop's thread)."""
+        assert self._wakeup is not None
         for pk, reason in requested:
-            if pk in reserved and pk not in self._early_cancels:
-                self._early_cancels[pk] = reason
-                assert self._loop is not None
-                assert self._wakeup is not None
-                self._loop.call_soon_threadsafe(self._wakeup.set)
-                continue
             entry = self.running.get(pk)
-            if entry is not None and entry.run.cancel_reason is None:
+            if entry is None:  # in the reserve, or on its way there
+                self._early_cancels.setdefault(pk, reason)
+                self._wakeup.set()
+            elif entry.run.cancel_reason is None:
                 entry.run.request_cancel(reason)
                 if entry.future is not None:
-                    entry.future.get_loop().call_soon_threadsafe(entry.future.cancel)
+                    entry.future.cancel()
 
     def save_progress(self) -> None:
         """Write what generators have yielded, and new log lines, while tasks run."""
@@ -991,42 +886,6 @@ class Worker:
                 logger.exception("Worker %s: %s failed", self.worker_id, function.__name__)
 
 
-def heartbeat_cutoff() -> Any:
-    """Heartbeats older than this, by the database's clock, are out of date."""
-    return ExpressionWrapper(
-        DatabaseNow() - timedelta(seconds=float(qtasks_settings.HEARTBEAT_TIMEOUT)),
-        output_field=DateTimeField(),
-    )
-
-
-def unless_owner_alive(rows: TaskQuerySet) -> TaskQuerySet:
-    """Leave out the rows of a worker whose heartbeat is fresh when the statement
-    runs, whatever it was when they were read."""
-    owner_alive = WorkerHeartbeat.objects.filter(
-        worker_id=OuterRef("worker"), last_heartbeat__gte=heartbeat_cutoff()
-    )
-    return rows.exclude(Exists(owner_alive))
-
-
-def hand_back(pks: list[uuid.UUID], worker_id: str, *, unless_alive: bool = False) -> int:
-    """Put tasks claimed by ``worker_id`` but never started back in the queue, unattempted.
-
-    ``unless_alive``: only if ``worker_id`` is dead when the statement runs
-    (a fail-over, not the worker itself).
-    """
-    rows = Task.objects.filter(pk__in=pks, status=TaskStatus.PROCESS, worker=worker_id)
-    if unless_alive:
-        rows = unless_owner_alive(rows)
-    return rows.update(
-        status=TaskStatus.NEW,
-        worker="",
-        started_at=None,
-        published_at=None,
-        attempts=F("attempts") - 1,
-        updated_at=timezone.now(),
-    )
-
-
 def _relax_commits() -> None:
     """On PostgreSQL, let the worker's own commits return before the disk flush.
 
@@ -1034,7 +893,7 @@ def _relax_commits() -> None:
     for the WAL to reach the disk, and that wait bounds how many tasks a
     worker runs a second. What a database crash can take back (its last
     fraction of a second) is redone: a lost claim makes the row ``new``
-    again, and a lost result is found by ``recover_lost_rows``. Clients'
+    again, and a lost result is found by ``FailOver.lost_rows``. Clients'
     enqueues keep the database's own setting. QTASKS["WORKER_SYNCHRONOUS_COMMIT"]
     = True turns this off.
     """

@@ -1,0 +1,192 @@
+"""Fail-over: the tasks of workers that died, and rows a worker holds but does not run.
+
+Any live worker reaps, at each heartbeat interval, in its database thread.
+A worker is dead when its heartbeat is older than ``HEARTBEAT_TIMEOUT`` by
+the database's clock; every take-over re-checks that in its own statement,
+so that a worker whose heartbeat came back keeps its rows. A dead worker's
+running tasks are retried or failed (``take_over``); those it had only
+prefetched go back to the queue unattempted (``hand_back``).
+"""
+
+from __future__ import annotations
+
+import logging
+import uuid
+from datetime import timedelta
+from typing import Any
+
+from django.db.models import DateTimeField, Exists, ExpressionWrapper, F, OuterRef, Q
+from django.utils import timezone
+
+from django_qtasks.conf import qtasks_settings
+from django_qtasks.models import Task, TaskQuerySet, TaskStatus, WorkerHeartbeat, task_db
+from django_qtasks.notify import Notifier
+from django_qtasks.worker.liveness import DatabaseNow
+from django_qtasks.worker.writer import attempt_entry
+
+logger = logging.getLogger("django_qtasks.worker")
+
+
+class FailOver:
+    """The reaping of one worker, ``worker_id``."""
+
+    def __init__(self, worker_id: str, notifier: Notifier, needs_outbox: bool) -> None:
+        self.worker_id = worker_id
+        self.notifier = notifier
+        #: The broker publishes from the outbox (else nothing to say of it).
+        self.needs_outbox = needs_outbox
+
+    def dead_workers(self) -> None:
+        """Tasks left in ``process`` by a worker whose heartbeat stopped are retried or failed.
+
+        Those it had only prefetched go back to the queue unattempted: a row
+        claimed before its last heartbeat, which listed what it was running,
+        and not in that list, was waiting in its reserve at the time.
+        """
+        # By the database's clock, which every worker's heartbeat is written with.
+        cutoff = heartbeat_cutoff()
+        # Never this worker, alive as it runs this, whatever its heartbeat
+        # says (a starved heartbeat thread, a row deleted under it):
+        # ``lost_rows`` deals with rows of its own that it does not run.
+        beats = WorkerHeartbeat.objects.using(task_db(WorkerHeartbeat)).exclude(
+            worker_id=self.worker_id
+        )
+        dead = list(beats.filter(last_heartbeat__lt=cutoff))
+        last_beats = {beat.worker_id: beat for beat in dead}
+        # The rows of the workers found dead above, and of workers with no
+        # heartbeat at all. Not "every worker not live now": the cutoff moves
+        # with the clock, and a heartbeat that went out of date since the read
+        # above would have its prefetched rows taken for running ones.
+        orphans = (
+            Task.objects.using(task_db())
+            .running()
+            .filter(Q(worker__in=list(last_beats)) | ~Q(worker__in=beats.values("worker_id")))
+            .exclude(worker=self.worker_id)
+            .filter(started_at__lt=cutoff)
+        )
+        for orphan in orphans:
+            beat = last_beats.get(orphan.worker)
+            if (
+                beat is not None
+                and orphan.started_at is not None
+                and orphan.started_at < beat.last_heartbeat
+                and str(orphan.pk) not in beat.running
+            ):
+                if hand_back([orphan.pk], orphan.worker, unless_alive=True):
+                    logger.warning(
+                        "Task %s: worker %s stopped sending heartbeats before it started this "
+                        "prefetched task; it is back in the queue, its attempt not counted.",
+                        orphan.uuid,
+                        orphan.worker,
+                    )
+                continue
+            self.take_over(
+                orphan,
+                f"Worker {orphan.worker} stopped sending heartbeats while running this task.",
+            )
+        # Only now that its tasks are dealt with: until then, its heartbeat
+        # (what it was running) is what tells its prefetched tasks apart, for
+        # any worker reaping at the same time, or after this one failed midway.
+        deleted = WorkerHeartbeat.objects.filter(
+            pk__in=[beat.pk for beat in dead], last_heartbeat__lt=cutoff
+        ).delete()[0]
+        queues = {name for beat in dead for name in beat.queues}
+        if deleted and queues:
+            # A dead worker may have held messages that it had not claimed yet:
+            # put its queues' waiting rows back in the outbox. In the database,
+            # not in this process, so that whichever worker reaps it, any
+            # worker's outbox sweep publishes them again.
+            count = Task.objects.filter(queue__in=queues).back_to_outbox()
+            if count and self.needs_outbox:
+                logger.warning(
+                    "A dead worker may have held messages of %s: %s waiting tasks go back "
+                    "to the outbox",
+                    ", ".join(sorted(queues)),
+                    count,
+                )
+
+    def lost_rows(self, ours: list[uuid.UUID]) -> None:
+        """Rows in ``process`` for this worker that it is not running: retry or fail them.
+
+        It happens when the database lost the commit of a result (a crash
+        right after a commit that did not wait for the disk, see
+        ``_relax_commits``), and when a worker restarts under a fixed
+        ``--worker-id``: its id stays alive, so no one else takes over what
+        the previous process left. The margin leaves rows just claimed alone.
+        """
+        margin = timedelta(seconds=max(10.0, 2 * float(qtasks_settings.HEARTBEAT_INTERVAL)))
+        lost = (
+            Task.objects.using(task_db())
+            .running()
+            .filter(worker=self.worker_id, started_at__lt=timezone.now() - margin)
+            .exclude(pk__in=ours)
+        )
+        for row in lost:
+            self.take_over(
+                row,
+                f"Worker {row.worker} is not running this task: it restarted, "
+                "or the database lost its result.",
+            )
+
+    def take_over(self, orphan: Task, message: str) -> None:
+        """Retry ``orphan`` if it has attempts left, else fail it, with ``message``."""
+        now = timezone.now()
+        attempt = attempt_entry(orphan, TaskStatus.ERROR, message, now)
+        retry = orphan.attempts < orphan.max_attempts
+        rows = Task.objects.filter(pk=orphan.pk, status=TaskStatus.PROCESS, worker=orphan.worker)
+        if orphan.worker != self.worker_id:  # lost_rows: its own, not running
+            rows = unless_owner_alive(rows)
+        taken = rows.update(
+            status=TaskStatus.RETRY if retry else TaskStatus.ERROR,
+            traceback=message,
+            attempt_log=[*orphan.attempt_log, attempt],
+            run_after=now if retry else orphan.run_after,
+            published_at=None,
+            finished_at=None if retry else now,
+            updated_at=now,
+        )
+        if taken and not retry:
+            self.notifier.task_ended(orphan.pk)
+        if taken:
+            logger.warning(
+                "Task %s: %s %s",
+                orphan.uuid,
+                message,
+                "Retrying it." if retry else "No attempts left: failed.",
+            )
+
+
+def heartbeat_cutoff() -> Any:
+    """Heartbeats older than this, by the database's clock, are out of date."""
+    return ExpressionWrapper(
+        DatabaseNow() - timedelta(seconds=float(qtasks_settings.HEARTBEAT_TIMEOUT)),
+        output_field=DateTimeField(),
+    )
+
+
+def unless_owner_alive(rows: TaskQuerySet) -> TaskQuerySet:
+    """Leave out the rows of a worker whose heartbeat is fresh when the statement
+    runs, whatever it was when they were read."""
+    owner_alive = WorkerHeartbeat.objects.filter(
+        worker_id=OuterRef("worker"), last_heartbeat__gte=heartbeat_cutoff()
+    )
+    return rows.exclude(Exists(owner_alive))
+
+
+def hand_back(pks: list[uuid.UUID], worker_id: str, *, unless_alive: bool = False) -> int:
+    """Put tasks claimed by ``worker_id`` but never started back in the queue, unattempted.
+
+    ``unless_alive``: only if ``worker_id`` is dead when the statement runs
+    (a fail-over, not the worker itself).
+    """
+    rows = Task.objects.filter(pk__in=pks, status=TaskStatus.PROCESS, worker=worker_id)
+    if unless_alive:
+        rows = unless_owner_alive(rows)
+    return rows.update(
+        status=TaskStatus.NEW,
+        worker="",
+        started_at=None,
+        published_at=None,
+        attempts=F("attempts") - 1,
+        updated_at=timezone.now(),
+    )
