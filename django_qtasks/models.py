@@ -63,7 +63,7 @@ class TaskQuerySet(models.QuerySet["Task"]):
     def back_to_outbox(self) -> int:
         """Mark the waiting ones unpublished: their messages may be lost. How many changed.
 
-        A worker's outbox sweep publishes them again (``KombuBroker.publish_due``);
+        A worker's outbox sweep publishes them again (``KombuBroker.publish_outbox``);
         a message that did survive becomes a duplicate, dropped at its claim.
         """
         return self.ready().filter(published_at__isnull=False).update(published_at=None)

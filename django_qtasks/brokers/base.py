@@ -19,7 +19,7 @@ class Broker(ABC):
     #: URL schemes this broker serves, e.g. ("django",).
     schemes: ClassVar[tuple[str, ...]] = ()
     #: True if rows can exist that the broker has no message for, so that
-    #: workers must sweep the outbox (``publish_due``).
+    #: workers must sweep the outbox (``publish_outbox``).
     needs_outbox: ClassVar[bool] = False
 
     def __init__(self, url: str) -> None:
@@ -80,14 +80,14 @@ class Broker(ABC):
     def give_back(self, keep: int) -> None:
         """Hand the messages received beyond the first ``keep`` back, for any worker."""
 
-    def publish_again(self, pks: list[UUID]) -> None:
+    def publish_now(self, pks: list[UUID]) -> None:
         """Publish the waiting rows among ``pks`` that have no message (handed back).
 
         A row that still fails to publish stays in the outbox. A broker whose
         messages are the rows themselves has nothing to send.
         """
 
-    def publish_due(self) -> int:
+    def publish_outbox(self) -> int:
         """Publish ready rows that have no message yet; return how many."""
         return 0
 
@@ -99,11 +99,11 @@ class Broker(ABC):
         """
         return 0
 
-    def republish(self, queues: list[str]) -> None:
+    def queues_back_to_outbox(self, queues: list[str]) -> None:
         """Messages of these queues' waiting tasks may be lost: send them again.
 
         Called when a consumer got its connection back and when a worker
-        died; the next ``publish_due`` does it.
+        died; the next ``publish_outbox`` does it.
         """
 
     def close(self) -> None:

@@ -3,7 +3,7 @@
 The Task row stays the truth and a message carries only its uuid. A task is
 published when its row commits and marked ``published_at``; if the broker is
 down then, the row waits in the outbox and workers publish it once the broker
-is back (see ``publish_due``). Workers ack a message as soon as they have
+is back (see ``publish_outbox``). Workers ack a message as soon as they have
 claimed its row, so a long task is never delivered twice (no Redis
 visibility timeout can expire under it); a worker that dies leaves its tasks
 to the heartbeat fail-over, which puts them back in the outbox.
@@ -92,8 +92,8 @@ class KombuBroker(Broker):
         self._producers: ProducerPool | None = None
         self._lock = threading.Lock()
         self._consumer: Consumer | None = None
-        #: Queues whose waiting rows to publish again (see ``republish``).
-        self._republish: set[str] = set()
+        #: Queues whose waiting rows to publish again (see ``queues_back_to_outbox``).
+        self._queues_back_to_outbox: set[str] = set()
         #: ``time.monotonic()`` of the next ``redeliver``: 0, at the first sweep.
         self._next_redelivery = 0.0
 
@@ -143,7 +143,7 @@ class KombuBroker(Broker):
         if sent:
             mark_published(task_db(), sent, timezone.now())
 
-    def publish_again(self, pks: list[UUID]) -> None:
+    def publish_now(self, pks: list[UUID]) -> None:
         self.publish_many(
             list(
                 Task.objects.using(task_db()).ready().filter(pk__in=pks, published_at__isnull=True)
@@ -197,7 +197,7 @@ class KombuBroker(Broker):
             retry_policy={"max_retries": 1, "interval_start": 0.1, "interval_step": 0.5},
         )
 
-    def republish(self, queues: list[str]) -> None:
+    def queues_back_to_outbox(self, queues: list[str]) -> None:
         """Put every waiting row of these queues back in the outbox (next sweep).
 
         For when messages may be gone: the broker came back after an outage
@@ -208,16 +208,16 @@ class KombuBroker(Broker):
         worker acks without running it.
         """
         with self._lock:
-            self._republish.update(queues)
+            self._queues_back_to_outbox.update(queues)
 
-    def publish_due(self, limit: int = 500) -> int:
+    def publish_outbox(self, limit: int = 500) -> int:
         """Publish ready, due rows that no message stands for (the outbox)."""
         with self._lock:
-            queues = set(self._republish)
+            queues = set(self._queues_back_to_outbox)
         if queues:
             count = Task.objects.filter(queue__in=queues).back_to_outbox()
             with self._lock:
-                self._republish -= queues
+                self._queues_back_to_outbox -= queues
             if count:
                 logger.warning(
                     "Messages may be lost (%s reconnected, or a worker died): publishing %s "
@@ -529,7 +529,7 @@ class Consumer(threading.Thread):
                 self.buffer.extend(excess)
             raise
         self.send_settlements(excess, requeue=False)  # no longer held here
-        self.broker.publish_again(uuids)
+        self.broker.publish_now(uuids)
 
     def settle(self, messages: list[tuple[UUID, Message]], requeue: bool) -> None:
         """Ack the claimed messages, or give them back (``requeue``: the claim failed)."""
@@ -593,7 +593,7 @@ class Consumer(threading.Thread):
                     with watching(f"The consumer's connection to {self.broker.safe_url}"):
                         connection.ensure_connection(max_retries=1)
                     if lost:
-                        self.broker.republish(self.queues)
+                        self.broker.queues_back_to_outbox(self.queues)
                         lost = False
                     self.consume(connection)
             except Exception as exc:
@@ -604,7 +604,7 @@ class Consumer(threading.Thread):
                     with self.buffer_lock:
                         self.buffer.clear()
                 else:
-                    self.return_unclaimed()
+                    self.give_back_unclaimed()
                 self.to_settle.clear()
                 self.unsettled = 0
                 logger.error(
@@ -616,10 +616,10 @@ class Consumer(threading.Thread):
                 self.stopping.wait(self.pause)
                 self.pause = min(self.pause * 2, 30.0)
         if not self.acks:
-            self.return_unclaimed()
+            self.give_back_unclaimed()
         connections.close_all()
 
-    def return_unclaimed(self) -> None:
+    def give_back_unclaimed(self) -> None:
         """Messages taken without acks and never claimed: their rows go back to the outbox."""
         with self.buffer_lock:
             uuids = [uuid for uuid, _ in self.buffer]

@@ -5,7 +5,7 @@ A worker is dead when its heartbeat is older than ``HEARTBEAT_TIMEOUT`` by
 the database's clock; every take-over re-checks that in its own statement,
 so that a worker whose heartbeat came back keeps its rows. A dead worker's
 running tasks are retried or failed (``take_over``); those it had only
-prefetched go back to the queue unattempted (``hand_back``).
+prefetched go back to the queue unattempted (``hand_back_rows``).
 """
 
 from __future__ import annotations
@@ -72,7 +72,7 @@ class FailOver:
                 and orphan.started_at < beat.last_heartbeat
                 and str(orphan.pk) not in beat.running
             ):
-                if hand_back([orphan.pk], orphan.worker, unless_alive=True):
+                if hand_back_rows([orphan.pk], orphan.worker, unless_alive=True):
                     logger.warning(
                         "Task %s: worker %s stopped sending heartbeats before it started this "
                         "prefetched task; it is back in the queue, its attempt not counted.",
@@ -173,7 +173,7 @@ def unless_owner_alive(rows: TaskQuerySet) -> TaskQuerySet:
     return rows.exclude(Exists(owner_alive))
 
 
-def hand_back(pks: list[uuid.UUID], worker_id: str, *, unless_alive: bool = False) -> int:
+def hand_back_rows(pks: list[uuid.UUID], worker_id: str, *, unless_alive: bool = False) -> int:
     """Put tasks claimed by ``worker_id`` but never started back in the queue, unattempted.
 
     ``unless_alive``: only if ``worker_id`` is dead when the statement runs

@@ -43,7 +43,7 @@ from django_qtasks.notify import get_notifier
 from django_qtasks.stalls import StallWatch, watching
 from django_qtasks.validation import is_storable
 from django_qtasks.worker.executor import Outcome, TaskExecutor, ThreadStuck, executor_for
-from django_qtasks.worker.failover import FailOver, hand_back
+from django_qtasks.worker.failover import FailOver, hand_back_rows
 from django_qtasks.worker.liveness import Heartbeat, write_heartbeat
 from django_qtasks.worker.prefetch import PREFETCH_WINDOW, PrefetchPolicy
 from django_qtasks.worker.shutdown import install_signal_handlers, remove_signal_handlers
@@ -216,7 +216,7 @@ class Worker:
             await asyncio.to_thread(self.broker.stop_consuming)
             if self.reserved:
                 # Never started: back to the queue, as never claimed.
-                await self.db(self.requeue, *self.reserved)
+                await self.db(self.hand_back, *self.reserved)
                 self.reserved.clear()
             await self.drain()
         finally:
@@ -447,7 +447,7 @@ class Worker:
         return Task.objects.using(task_db()).due(self.queues).exists()
 
     def sweep_outbox(self) -> None:
-        self.broker.publish_due()
+        self.broker.publish_outbox()
         self.broker.redeliver(self.queues)
 
     async def sleep(self, seconds: float) -> None:
@@ -522,7 +522,7 @@ class Worker:
                         # Stopped before its first step: it never ran. (Ended
                         # first, as for a release below.)
                         entry.ended_at = timezone.now()
-                        await self.db(self.requeue, record)
+                        await self.db(self.hand_back, record)
                         logger.warning(
                             "Task %s returned to the queue: worker stopping", record.uuid
                         )
@@ -553,7 +553,7 @@ class Worker:
                 # take-over.
                 entry.ended_at = timezone.now()
                 if not entry.taken:
-                    await self.db(self.release, entry)
+                    await self.db(self.hand_back_interrupted, entry)
                 logger.warning(
                     "Task %s (%s) was stopped%s: %s",
                     record.uuid,
@@ -766,21 +766,21 @@ class Worker:
 
     # Database work (runs in the database thread) -------------------------------
 
-    def requeue(self, *records: Task) -> None:
+    def hand_back(self, *records: Task) -> None:
         """Give these claimed tasks back to the queue, their attempt not counted."""
         pks = [record.pk for record in records]
-        hand_back(pks, self.worker_id)
+        hand_back_rows(pks, self.worker_id)
         # Their messages were settled at the claim: publish them again now,
         # not at an outbox sweep (which leaves new rows OUTBOX_GRACE).
-        self.broker.publish_again(pks)
+        self.broker.publish_now(pks)
 
     def hand_back_held(self, reserved: list[Task]) -> None:
         """The tasks and messages held ahead of the free slots: back, for any worker."""
         self.broker.give_back(keep=self.concurrency)
         if reserved:
-            self.requeue(*reserved)
+            self.hand_back(*reserved)
 
-    def release(self, entry: Running) -> None:
+    def hand_back_interrupted(self, entry: Running) -> None:
         """Give an interrupted run's task back to the queue, once the run has stopped.
 
         The attempt is in its attempt log as ``interrupted``, with its log
@@ -804,7 +804,7 @@ class Worker:
             updated_at=now,
         )
         if released:
-            self.broker.publish_again([record.pk])
+            self.broker.publish_now([record.pk])
 
     def fail_over(self) -> None:
         self.failover.dead_workers()
