@@ -112,6 +112,16 @@ class WorkerProcess:
                 raise AssertionError(f"{text!r} not in the worker log:\n{self.log}")
             time.sleep(0.02)
 
+    def report_state(self, timeout: float = 30) -> str:
+        """What the worker logs of its state and threads on SIGUSR1 (for a failure's message)."""
+        before = len(self.log)
+        self.process.send_signal(signal.SIGUSR1)
+        deadline = time.monotonic() + timeout
+        while " state: " not in self.log[before:] and time.monotonic() < deadline:
+            time.sleep(0.05)
+        time.sleep(0.5)  # the stacks follow in the same record
+        return self.log[before:] or f"(no state reported within {timeout:g}s)"
+
     def signal(self, signum: int = signal.SIGTERM) -> None:
         self.process.send_signal(signum)
 

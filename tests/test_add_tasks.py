@@ -101,7 +101,9 @@ def test_many_rows_go_in_few_statements_and_send_save_signals(worker, caplog):
     assert Task.objects.count() == count
 
     statuses = wait_all_final([record.uuid for record in records], stalled_for=60)
-    assert statuses.get(TaskStatus.SUCCESS) == count, f"{statuses}; log:\n{worker.log[-4000:]}"
+    if statuses.get(TaskStatus.SUCCESS) != count:
+        state = worker.report_state()
+        pytest.fail(f"{statuses}; log:\n{worker.log[-4000:]}\nstate:\n{state}")
     for record in (records[0], records[-1]):
         record.refresh_from_db()
         assert record.returning == record.args[0]

@@ -522,6 +522,8 @@ def test_broker_restart_mid_run_loses_and_duplicates_nothing(
     context = f"{figures}\nstatuses={statuses}\nnot ended: {stuck_report(uuids)}\n" + "\n".join(
         warnings_of(worker) for worker in workers
     )
+    if ended != len(everything):
+        context += "\n".join(worker.report_state() for worker in workers)
     assert ended_when_down < len(before), f"the broker went down after the run: {context}"
     assert ended == len(everything), context
     assert statuses == {TaskStatus.SUCCESS: len(everything)}, context

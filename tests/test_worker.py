@@ -273,6 +273,23 @@ def test_bad_options_are_refused_with_a_clear_message(args, message):
     assert "started:" not in result.stderr
 
 
+def test_sigusr1_logs_the_worker_state_and_every_thread_stack(start_worker):
+    queue = unique("state")
+    worker = start_worker("--queues", queue)
+    running = tasks.sync_sleeper.add_task(30, queue=queue)
+    worker.wait_for_log(f"Task {running.uuid} (sync_sleeper) started", timeout=60)
+
+    state = worker.report_state()
+
+    assert f"Worker {Task.objects.get(pk=running.pk).worker} state: 1 runs under way" in state
+    assert "side loops: write_endings running, fail_over running" in state
+    assert "Thread MainThread:" in state
+    assert "in sync_sleeper" in state  # the task's thread, where it sleeps
+    assert worker.process.poll() is None, "the worker goes on"
+    running.cancel("done looking")
+    assert wait_status(running, timeout=60).status == TaskStatus.CANCEL
+
+
 @pytest.mark.e2e
 def test_loglevel_is_case_insensitive_and_warning_hides_task_lines():
     queue = unique("quiet")

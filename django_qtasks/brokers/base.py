@@ -5,7 +5,7 @@ from __future__ import annotations
 
 from abc import ABC, abstractmethod
 from collections.abc import Callable
-from typing import TYPE_CHECKING, ClassVar
+from typing import TYPE_CHECKING, Any, ClassVar
 from uuid import UUID
 
 from django_qtasks.masking import mask_url
@@ -76,6 +76,10 @@ class Broker(ABC):
     def held(self) -> int:
         """How many messages were received and not claimed yet."""
         return 0
+
+    def state(self) -> dict[str, Any]:
+        """What the worker side holds and does now, for the worker's state report."""
+        return {}
 
     def give_back(self, keep: int) -> None:
         """Hand the messages received beyond the first ``keep`` back, for any worker."""

@@ -351,6 +351,22 @@ class KombuBroker(Broker):
     def held(self) -> int:
         return self._consumer.held() if self._consumer is not None else 0
 
+    def state(self) -> dict[str, Any]:
+        consumer = self._consumer
+        if consumer is None:
+            return {"consumer": None}
+        with consumer.buffer_lock:
+            buffered, taken = len(consumer.buffer), consumer.taken
+        return {
+            "consumer alive": consumer.is_alive(),
+            "prefetch": consumer.prefetch,
+            "unsettled": consumer.unsettled,
+            "buffered": buffered,
+            "taken": taken,
+            "to settle": len(consumer.to_settle),
+            "last receive": consumer.last_receive,
+        }
+
     def give_back(self, keep: int) -> None:
         if self._consumer is not None:
             self._consumer.give_back(keep)
@@ -490,6 +506,8 @@ class Consumer(threading.Thread):
         self.pause = 1.0
         #: Since when it has held its whole prefetch with nothing buffered (``check_count``).
         self.full_since: float | None = None
+        #: When it last asked Redis for messages, for how many, and how many came.
+        self.last_receive: tuple[str, int, int] | None = None
 
     def take(self, limit: int) -> list[tuple[UUID, Message]]:
         """Messages for a claim, which then settles them (``settle``)."""
@@ -682,6 +700,7 @@ class Consumer(threading.Thread):
             for name in names
         ]
         popped = channel.client.blmpop(0.1, len(keys), *keys, direction="RIGHT", count=room)
+        self.last_receive = (time.strftime("%H:%M:%S"), room, len(popped[1]) if popped else 0)
         if popped:
             for payload in popped[1]:
                 self.on_payload(channel, payload)

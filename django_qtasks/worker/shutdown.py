@@ -1,5 +1,6 @@
 """OS signals for the worker: the first SIGINT/SIGTERM stops it warmly (no new
-work, running tasks get the shutdown timeout), the second stops it now."""
+work, running tasks get the shutdown timeout), the second stops it now;
+SIGUSR1 logs its state and every thread's stack."""
 
 from __future__ import annotations
 
@@ -40,10 +41,11 @@ def install_signal_handlers(loop: asyncio.AbstractEventLoop, worker: Worker) -> 
 
     for signum in (signal.SIGINT, signal.SIGTERM):
         loop.add_signal_handler(signum, on_signal, signum)
+    loop.add_signal_handler(signal.SIGUSR1, worker.report_state)
 
 
 def remove_signal_handlers(loop: asyncio.AbstractEventLoop) -> None:
     if threading.current_thread() is not threading.main_thread():
         return
-    for signum in (signal.SIGINT, signal.SIGTERM):
+    for signum in (signal.SIGINT, signal.SIGTERM, signal.SIGUSR1):
         loop.remove_signal_handler(signum)

@@ -22,7 +22,7 @@ import threading
 import time
 import traceback
 import uuid
-from collections.abc import Callable
+from collections.abc import Callable, Coroutine
 from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass, field
 from datetime import datetime
@@ -40,7 +40,7 @@ from django_qtasks.conf import qtasks_settings
 from django_qtasks.context import RunState
 from django_qtasks.models import Task, TaskStatus, WorkerHeartbeat, task_db
 from django_qtasks.notify import get_notifier
-from django_qtasks.stalls import StallWatch, watching
+from django_qtasks.stalls import StallWatch, stack_of, watching
 from django_qtasks.validation import is_storable
 from django_qtasks.worker.executor import Outcome, TaskExecutor, ThreadStuck, executor_for
 from django_qtasks.worker.failover import FailOver, hand_back_rows
@@ -141,6 +141,7 @@ class Worker:
         self._db_pool: ThreadPoolExecutor | None = None
         self._task_pool: ThreadPoolExecutor | None = None
         self._stopped = threading.Event()
+        self._side_loops: list[asyncio.Task[None]] = []
         self._endings_ready: asyncio.Event | None = None
         #: Calls sent to the database thread, and those it has begun; while
         #: one waits its turn, it will take the outcomes waiting.
@@ -196,15 +197,17 @@ class Worker:
             len(self.app.tasks),
         )
         side_loops = [
-            asyncio.create_task(self.write_endings_loop()),
-            asyncio.create_task(self.every("HEARTBEAT_INTERVAL", self.fail_over)),
-            asyncio.create_task(self.every("CANCEL_POLL_INTERVAL", self.poll_cancels)),
-            asyncio.create_task(self.every("PROGRESS_INTERVAL", self.save_progress)),
+            self.side_loop("write_endings", self.write_endings_loop()),
+            self.side_loop("fail_over", self.every("HEARTBEAT_INTERVAL", self.fail_over)),
+            self.side_loop("poll_cancels", self.every("CANCEL_POLL_INTERVAL", self.poll_cancels)),
+            self.side_loop("save_progress", self.every("PROGRESS_INTERVAL", self.save_progress)),
         ]
         if self.broker.needs_outbox:
-            side_loops.append(asyncio.create_task(self.every("OUTBOX_INTERVAL", self.sweep_outbox)))
+            sweep = self.every("OUTBOX_INTERVAL", self.sweep_outbox)
+            side_loops.append(self.side_loop("sweep_outbox", sweep))
         if self.periodic is not None:
-            side_loops.append(asyncio.create_task(self.run_beat(self.periodic)))
+            side_loops.append(self.side_loop("beat", self.run_beat(self.periodic)))
+        self._side_loops = side_loops
         self.watch_cancels(loop)
         stall_watch = StallWatch(loop, float(qtasks_settings.STALL_WARNING))
         stall_watch.start()
@@ -258,6 +261,53 @@ class Worker:
             self.broker.close()
             stall_watch.stop()
             logger.info("Worker %s stopped after %s tasks", self.worker_id, self.claimed)
+
+    def side_loop(self, name: str, coroutine: Coroutine[Any, Any, None]) -> asyncio.Task[None]:
+        """Run ``coroutine`` for the worker's life; say so if it ends before (never expected)."""
+        side_loop = asyncio.create_task(coroutine, name=name)
+        side_loop.add_done_callback(self.side_loop_ended)
+        return side_loop
+
+    def side_loop_ended(self, side_loop: asyncio.Task[None]) -> None:
+        if self._stopped.is_set() or self._stopping:
+            return
+        error = None if side_loop.cancelled() else side_loop.exception()
+        logger.critical(
+            "Worker %s: its side loop %s ended (%s); the worker goes on without it: restart it",
+            self.worker_id,
+            side_loop.get_name(),
+            "cancelled" if side_loop.cancelled() else repr(error),
+            exc_info=error,
+        )
+
+    def report_state(self) -> None:
+        """Log what the worker is doing and every thread's stack (SIGUSR1), for a stuck worker."""
+        now = time.monotonic()
+        loops = ", ".join(
+            f"{side_loop.get_name()} {'ENDED' if side_loop.done() else 'running'}"
+            for side_loop in self._side_loops
+        )
+        threads = "".join(
+            f"Thread {thread.name}:\n{stack_of(thread.ident)}" for thread in threading.enumerate()
+        )
+        logger.warning(
+            "Worker %s state: %s runs under way, %s ended and not written, %s reserved, "
+            "%s claimed in all; next poll in %.2fs, work arrived %s, stopping %s; database "
+            "calls sent %s, begun %s; side loops: %s; broker: %s\n%s",
+            self.worker_id,
+            len(self.under_way()),
+            len(self.running) - len(self.under_way()),
+            len(self.reserved),
+            self.claimed,
+            self._next_poll - now,
+            self._work_arrived,
+            self._stopping,
+            self._db_calls_sent,
+            self._db_calls_begun,
+            loops,
+            self.broker.state(),
+            threads,
+        )
 
     def heartbeat_fields(self) -> dict[str, Any]:
         return {"queues": self.queues, "concurrency": self.concurrency}
