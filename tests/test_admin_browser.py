@@ -139,7 +139,9 @@ def test_log_in_filter_and_open_a_task(browser, live_server, admin_user, worker,
 @pytest.mark.parametrize("sleeper", ["async_sleeper", "sync_sleeper"])
 def test_cancel_a_running_task_from_its_page(browser, live_server, admin_user, worker, sleeper):
     running = app.add_task(sleeper, 60)
-    wait_status(running, TaskStatus.PROCESS)
+    # Started, not only claimed: a claimed task can go back to the queue
+    # (held ahead behind a long run), and its cancel is then another one.
+    worker.wait_for_log(f"Task {running.uuid} ({sleeper}) started", timeout=60)
     page = open_admin(browser, live_server)
     page.get_by_role("link", name=str(running.uuid)[:8]).click()
     expect(page.locator(".field-status_badge")).to_contain_text("process")

@@ -71,11 +71,13 @@ def test_one_claim_and_one_write_per_task_at_light_load(monkeypatch, start_worke
     by_kind: Counter[str] = Counter()
     for sql, times in statements.items():
         by_kind[kind(sql)] += times
+    carried = sum(times for sql, times in statements.items() if sql.lstrip().startswith("WITH"))
     # One claim per task, plus the first one and one when the broker's
     # connection opens (each finds nothing, or the first task, whichever
-    # comes first); one write per result.
+    # comes first); one write per result, alone or carried by a claim sent
+    # while it waited (on a busy machine, the next task's claim can be).
     assert by_kind["claim"] <= count + 2, by_kind
-    assert by_kind["result"] == count, by_kind
+    assert by_kind["result"] + carried == count, (by_kind, carried)
     # What else the database thread did: starting, stopping, a heartbeat.
     assert sum(by_kind.values()) <= 2 * count + 6, by_kind
 
