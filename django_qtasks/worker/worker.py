@@ -224,6 +224,7 @@ class Worker:
             await self.drain()
         finally:
             for side_loop in side_loops:
+                side_loop.remove_done_callback(self.side_loop_ended)  # their end is due now
                 side_loop.cancel()
             await asyncio.gather(*side_loops, return_exceptions=True)
             self._stopped.set()
@@ -269,8 +270,6 @@ class Worker:
         return side_loop
 
     def side_loop_ended(self, side_loop: asyncio.Task[None]) -> None:
-        if self._stopped.is_set() or self._stopping:
-            return
         error = None if side_loop.cancelled() else side_loop.exception()
         logger.critical(
             "Worker %s: its side loop %s ended (%s); the worker goes on without it: restart it",
