@@ -506,6 +506,10 @@ class Consumer(threading.Thread):
         self.pause = 1.0
         #: Since when it has held its whole prefetch with nothing buffered (``check_count``).
         self.full_since: float | None = None
+        #: How long that may last before the count is repaired (read once: a hot path).
+        self.count_check_after = float(qtasks_settings.STALL_WARNING)
+        #: What its receive is called in a stall warning (``watching``), made once.
+        self.receiving = f"The consumer of {broker.safe_url}"
         #: When it last asked Redis for messages, for how many, and how many came.
         self.last_receive: tuple[str, int, int] | None = None
 
@@ -670,7 +674,7 @@ class Consumer(threading.Thread):
         ):
             self.connected()
             while not self.stopping.is_set():
-                with watching(f"The consumer of {self.broker.safe_url}"):
+                with watching(self.receiving):
                     if self.settle_or_wait(connection):
                         try:
                             connection.drain_events(timeout=0.1)
@@ -687,7 +691,7 @@ class Consumer(threading.Thread):
         channel: Any = connection.default_channel  # kombu.transport.redis.Channel
         self.connected()
         while not self.stopping.is_set():
-            with watching(f"The consumer of {self.broker.safe_url}"):
+            with watching(self.receiving):
                 self.pop_lists(connection, channel, names)
 
     def pop_lists(self, connection: Connection, channel: Any, names: list[str]) -> None:
@@ -731,7 +735,7 @@ class Consumer(threading.Thread):
         if held or self.full_since is None:
             self.full_since = None if held else now
             return
-        if now - self.full_since < float(qtasks_settings.STALL_WARNING):
+        if now - self.full_since < self.count_check_after:
             return
         logger.error(
             "The consumer of %s counted %s messages unsettled (its prefetch: %s) for %.0fs "

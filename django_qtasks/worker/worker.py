@@ -908,9 +908,7 @@ class Worker:
                 # Items that are not storable JSON are not shown: the task ends in error
                 # when it returns them, and other tasks' progress still saves.
                 fields["returning"] = run.progress
-            Task.objects.filter(
-                pk=entry.record.pk, status=TaskStatus.PROCESS, worker=self.worker_id
-            ).update(**fields)
+            Task.objects.filter(pk=entry.record.pk, **still_mine(self.worker_id)).update(**fields)
             entry.saved_progress, entry.saved_lines = run.progress_version, lines
 
     async def run_beat(self, beat: Beat) -> None:
