@@ -7,7 +7,6 @@ settings nor the database, so ``@app.task`` works before ``django.setup()``.
 from __future__ import annotations
 
 import logging
-import time
 from collections.abc import Callable, Iterable, Mapping
 from datetime import datetime
 from types import MappingProxyType
@@ -24,8 +23,8 @@ from django_qtasks.exceptions import (
     UnknownTask,
     WaitTimeout,
 )
-from django_qtasks.notify import get_notifier
-from django_qtasks.task import BaseTask, handle_class_for
+from django_qtasks.plugins import Plugins
+from django_qtasks.task import BaseTask, Step, handle_class_for
 
 # The checks of values, from where they are defined; importable from here as before.
 from django_qtasks.validation import (  # noqa: F401
@@ -41,7 +40,6 @@ from django_qtasks.validation import (  # noqa: F401
 
 if TYPE_CHECKING:
     from django_qtasks.brokers.base import Broker
-    from django_qtasks.chains import Step
     from django_qtasks.models import Schedule, Task
     from django_qtasks.routers import Router
 
@@ -89,13 +87,12 @@ class QTasksApp:
     #: Whether ``add_task`` and ``get`` are coroutines (``django_qtasks.asyncio``).
     is_async = False
     #: Seconds between a waiting client's looks at the row when Redis messages
-    #: wake it (a safety net only), and the longest pause when it polls alone.
+    #: wake it (a safety net only), and the longest pause when it polls alone
+    #: (models.WAIT_PAUSE_WITH_MESSAGES and WAIT_PAUSE_POLLING).
     wait_pause_with_messages = 1.0
     wait_pause_polling = 0.25
 
     def __init__(self, registry: dict[str, BaseTask] | None = None) -> None:
-        from django_qtasks.plugins import Plugins
-
         # The async app shares the default app's registry: one set of tasks,
         # whichever app registered them, for one worker.
         self._tasks: dict[str, BaseTask] = {} if registry is None else registry
@@ -337,8 +334,6 @@ class QTasksApp:
         hundred per ``INSERT``, and delivered when it commits. ``priority``,
         ``queue``, ``delay`` and ``eta`` apply to every task.
         """
-        from django_qtasks.chains import Step
-
         where = "add_tasks"
         priority = checked_priority(where, priority)
         when = run_after(where, delay, eta)
@@ -453,47 +448,18 @@ class QTasksApp:
 
     def get(self, uuid: UUID | str) -> Task | None:
         """The Task record with this uuid, or None."""
-        from django_qtasks.models import Task, task_db
+        from django_qtasks.models import task_by_uuid
 
-        try:
-            uuid = uuid if isinstance(uuid, UUID) else UUID(str(uuid))
-        except ValueError:
-            return None
-        # The write database: a replica may not have the row that was just added.
-        return Task.objects.using(task_db()).filter(pk=uuid).first()
+        return task_by_uuid(uuid)
 
     async def aget(self, uuid: UUID | str) -> Task | None:
         return await sync_to_async(self.get)(uuid)
 
     def wait(self, uuid: UUID, timeout: float) -> Task:
         """Wait until the task ends and return its record."""
-        from django_qtasks.models import FINAL_STATUSES, Task, task_db
+        from django_qtasks.models import wait_for_end
 
-        notifier = get_notifier()
-        deadline = time.monotonic() + timeout
-        # With Redis the "ended" message wakes us; the pause is only a safety net.
-        pause = self.wait_pause_with_messages if notifier.fast else 0.01
-        # Listen before the first look, so that an end in between is not missed.
-        status = "not looked at"
-        with notifier.listen_ended(uuid) as listener:
-            # A timeout already past when the wait starts looks no more
-            # (``timeout=0.000001`` gives None, as in QTasks, however fast a
-            # worker is).
-            while time.monotonic() < deadline:
-                record = Task.objects.using(task_db()).get(pk=uuid)
-                if record.status in FINAL_STATUSES:
-                    return record
-                status = record.status
-                remaining = deadline - time.monotonic()
-                if remaining <= 0:
-                    break
-                listener.wait(min(pause, remaining))
-                if not notifier.fast:
-                    pause = min(pause * 1.5, self.wait_pause_polling)
-        raise WaitTimeout(
-            f"Task {uuid} did not end within {timeout:g}s (status {status!r}); it goes on, "
-            "and app.get(uuid) shows how it ends."
-        )
+        return wait_for_end(uuid, timeout, self.wait_pause_with_messages, self.wait_pause_polling)
 
 
 def publish_committed(broker: Broker, records: list[Task]) -> None:

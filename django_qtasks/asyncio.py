@@ -16,6 +16,7 @@ from uuid import UUID
 
 import django_qtasks
 from django_qtasks.app import QTasksApp
+from django_qtasks.compat import note_ignored
 from django_qtasks.task import AsyncTask, BaseTask
 
 if TYPE_CHECKING:
@@ -75,7 +76,5 @@ def QueueTasks(*args: Any, **kwargs: Any) -> AsyncQTasksApp:
 
     As ``django_qtasks.compat.QueueTasks``: the arguments are settings here.
     """
-    from django_qtasks.compat import note_ignored
-
     note_ignored(args, kwargs)
     return app

@@ -17,14 +17,15 @@ import select
 import socket
 from datetime import datetime
 
-from django.db import transaction
+from django.db import IntegrityError, transaction
 from django.db.models import F, QuerySet
 from django.utils import timezone
 
 from django_qtasks.conf import qtasks_settings
 from django_qtasks.exceptions import QTasksError
-from django_qtasks.models import Schedule, Task, task_db
-from django_qtasks.scheduling import sync_declared_schedules
+from django_qtasks.models import Schedule, ScheduleSource, Task, task_db
+from django_qtasks.registry import default_app
+from django_qtasks.scheduling import declared_schedules
 
 logger = logging.getLogger("django_qtasks.beat")
 
@@ -147,8 +148,7 @@ def enqueue_run(schedule: Schedule) -> Task | None:
 
     Returns None, with an error logged, when its task is not registered here.
     """
-    from django_qtasks import app
-
+    app = default_app()
     try:
         handle = app.get_task(schedule.task_name)
         task = app.enqueue(
@@ -175,3 +175,50 @@ def run_now(schedule: Schedule) -> Task | None:
                 last_run_at=timezone.now(), run_count=F("run_count") + 1
             )
     return task
+
+
+def sync_declared_schedules(now: datetime | None = None) -> None:
+    """Write declared schedules to Schedule rows; remove rows no longer declared.
+
+    What the admin may change on such a row (enabled, one-off, expiry) is
+    kept; timing and arguments follow the code. A changed timing gets a new
+    next run.
+    """
+    using = task_db(Schedule)
+    now = now or timezone.now()
+    declared = declared_schedules()
+    for item in declared:
+        values = {
+            "task_name": item.task_name,
+            "source": item.source,
+            "cron": item.cron,
+            "interval": item.interval,
+            "args": item.args,
+            "kwargs": item.kwargs,
+            "queue": item.queue,
+            "priority": item.priority,
+            "description": item.description,
+        }
+        row = Schedule.objects.using(using).filter(name=item.name).first()
+        if row is None:
+            row = Schedule(name=item.name, **values)
+            row.next_run_at = row.next_run_after(now)
+            try:
+                with transaction.atomic(using=using):
+                    row.save(force_insert=True, using=using)
+            except IntegrityError:
+                pass  # another beat created it at the same moment
+            continue
+        # update(), not save(): a beat may be moving next_run_at meanwhile.
+        if (row.cron, row.interval) != (item.cron, item.interval):
+            row.cron, row.interval = item.cron, item.interval
+            values["next_run_at"] = row.next_run_after(now) if row.enabled else None
+        Schedule.objects.using(using).filter(pk=row.pk).update(**values, updated_at=now)
+    gone = (
+        Schedule.objects.using(using)
+        .filter(source__in=[ScheduleSource.CODE, ScheduleSource.SETTINGS])
+        .exclude(name__in=[item.name for item in declared])
+    )
+    for name in gone.values_list("name", flat=True):
+        logger.info("Schedule %s is no longer declared: removed", name)
+    gone.delete()

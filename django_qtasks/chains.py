@@ -12,40 +12,25 @@ chain; the steps that did not run stay listed on its row.
 from __future__ import annotations
 
 import time
-from dataclasses import dataclass, field
-from typing import TYPE_CHECKING, Any
+from typing import TYPE_CHECKING
 
 from asgiref.sync import sync_to_async
 
 from django_qtasks.conf import qtasks_settings
 from django_qtasks.exceptions import QTasksError, WaitTimeout
-from django_qtasks.validation import ensure_json
+from django_qtasks.registry import default_app
+
+# Step lives with the task handles (``handle.s()`` makes one); importable from here as before.
+from django_qtasks.task import BaseTask, Step
 
 if TYPE_CHECKING:
     from django_qtasks.models import Task
-    from django_qtasks.task import BaseTask
 
-
-@dataclass(frozen=True)
-class Step:
-    """One step of a chain: a task and its own arguments (``handle.s(...)``)."""
-
-    task_name: str
-    args: tuple[Any, ...] = ()
-    kwargs: dict[str, Any] = field(default_factory=dict)
-
-    def as_json(self) -> dict[str, Any]:
-        return {
-            "task_name": self.task_name,
-            "args": ensure_json(self.task_name, "args", list(self.args)),
-            "kwargs": ensure_json(self.task_name, "kwargs", dict(self.kwargs)),
-        }
+__all__ = ["Chain", "Step", "chain", "chain_of", "next_step", "wait_for_chain"]
 
 
 class Chain:
     def __init__(self, *steps: Step | BaseTask) -> None:
-        from django_qtasks.task import BaseTask
-
         if not steps:
             raise QTasksError("A chain needs a step at least: chain(add.s(1, 2), double.s()).")
         self.steps = [
@@ -65,8 +50,7 @@ class Chain:
         ends (its last step, or a step that failed) and return every step's
         record in order, like QTasks' ``chain.get()``.
         """
-        from django_qtasks import app
-
+        app = default_app()
         first, *rest = self.steps
         handle = app.get_task(first.task_name)
         for step in rest:
@@ -96,9 +80,9 @@ def next_step(record: Task) -> Task:
 
     Called by the worker inside the transaction that saves ``record``'s result.
     """
-    from django_qtasks import app
     from django_qtasks.models import Task
 
+    app = default_app()
     step, *rest = record.chain_steps
     handle = app.tasks.get(step["task_name"])
     # A step whose task this worker does not know still gets its row: it
@@ -137,8 +121,9 @@ def chain_of(record: Task) -> list[Task]:
 
 def wait_for_chain(first: Task, timeout: float) -> list[Task]:
     """Wait until the chain that starts at ``first`` ends; every step's record."""
-    from django_qtasks import app
     from django_qtasks.models import Task, TaskStatus, task_db
+
+    app = default_app()
 
     deadline = time.monotonic() + timeout
     steps: list[Task] = []

@@ -11,7 +11,10 @@ from django.core.checks import CheckMessage, Error, Tags, register
 from django.core.checks import Warning as CheckWarning
 from django.core.exceptions import ImproperlyConfigured
 
+from django_qtasks.brokers import TRANSPORT_EXTRAS, broker_class_for, transport_error
 from django_qtasks.conf import SETTING_NAME, unknown_keys, validate
+from django_qtasks.registry import default_app
+from django_qtasks.scheduling import settings_entry_problems
 
 FIX = "See the settings reference in the django-qtasks docs."
 
@@ -26,8 +29,6 @@ def check_settings(app_configs: Any = None, **kwargs: Any) -> list[CheckMessage]
         return errors
     # Report every problem at once: a wrong CONCURRENCY does not hide a bad
     # BROKER_URL. Keys of the wrong type already have their E001.
-    from django_qtasks.brokers import broker_class_for
-
     url = raw.get("BROKER_URL", "django://")
     if isinstance(url, str):
         try:
@@ -70,8 +71,6 @@ def check_transport(url: str) -> list[CheckMessage]:
 
     Without it, every publish would fail and every task wait in the outbox.
     """
-    from django_qtasks.brokers import TRANSPORT_EXTRAS, transport_error
-
     problem = transport_error(url)
     if problem is None:
         return []
@@ -106,16 +105,13 @@ def check_unknown_keys(raw: Mapping[Any, Any]) -> list[CheckMessage]:
 
 def check_schedules(schedules: Any) -> list[CheckMessage]:
     """E005: every problem of every ``QTASKS["SCHEDULES"]`` entry."""
-    from django_qtasks import app
-    from django_qtasks.scheduling import settings_entry_problems
-
     if not isinstance(schedules, Mapping):
         return []  # E001 already says it must be a dict
     hint = (
         "Each entry is 'name': {'task': 'registered_task', 'cron': '*/5 * * * *'} or "
         "{'task': ..., 'interval': seconds}, with optional args, kwargs, queue, priority."
     )
-    in_code = {name for name, handle in app.tasks.items() if handle.schedule is not None}
+    in_code = {name for name, handle in default_app().tasks.items() if handle.schedule is not None}
     errors: list[CheckMessage] = []
     for name, entry in schedules.items():
         problems = settings_entry_problems(name, entry)

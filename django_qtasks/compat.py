@@ -12,15 +12,14 @@ import logging
 from typing import Any
 
 from django_qtasks.app import QTasksApp
+from django_qtasks.registry import default_app
 
 logger = logging.getLogger("django_qtasks")
 
 
 def QueueTasks(*args: Any, **kwargs: Any) -> QTasksApp:
-    from django_qtasks import app
-
     note_ignored(args, kwargs)
-    return app
+    return default_app()
 
 
 def note_ignored(args: tuple[Any, ...], kwargs: dict[str, Any]) -> None:

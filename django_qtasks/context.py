@@ -21,6 +21,7 @@ from asgiref.sync import sync_to_async
 from django_qtasks.conf import qtasks_settings
 from django_qtasks.exceptions import QTasksError, TaskCancel, TaskInterrupted, TaskTimeout
 from django_qtasks.masking import masked
+from django_qtasks.plugins import TaskPluginTriggerError
 from django_qtasks.validation import storable_text
 
 if TYPE_CHECKING:
@@ -214,8 +215,6 @@ class BaseContext:
         A plugin that answers ``{"result": value}`` ends the task with that
         result; otherwise the task fails with ``TaskPluginTriggerError``.
         """
-        from django_qtasks.plugins import TaskPluginTriggerError
-
         raise TaskPluginTriggerError(*args, **kwargs)
 
     def checkpoint(self) -> None:
@@ -229,10 +228,9 @@ class BaseContext:
         return self.run
 
     def _get_task(self, uuid: UUID | str) -> Task | None:
-        from django_qtasks.app import QTasksApp
+        from django_qtasks.models import task_by_uuid
 
-        # The sync lookup, also when the task's app is the async one.
-        return QTasksApp.get(self.task.app, uuid)
+        return task_by_uuid(uuid)
 
     def _get_metadata(self, cache: bool) -> Task:
         run = self._require_run("get_metadata")

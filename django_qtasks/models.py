@@ -7,16 +7,27 @@ make the same transition.
 
 from __future__ import annotations
 
+import logging
+import time
 import uuid
 from datetime import timedelta
 from typing import Any
 
+from asgiref.sync import sync_to_async
+from django.core.exceptions import ValidationError
 from django.db import models, router
 from django.utils import timezone
 from django.utils.translation import gettext_lazy as _
 
+from django_qtasks.cron import next_cron_time
+from django_qtasks.exceptions import WaitTimeout
 from django_qtasks.notify import get_notifier
+from django_qtasks.registry import default_app
+from django_qtasks.scheduling import check_schedule
 from django_qtasks.validation import storable_text
+
+#: Where a wait for a result that ran out of time is logged (QTasks' results logger).
+results_logger = logging.getLogger("django_qtasks.results")
 
 #: The longest cancel reason kept, in characters: the admin and the API refuse a
 #: longer one, and ``Task.cancel()`` cuts it (a cancel should not fail for its wording).
@@ -202,14 +213,14 @@ class Task(models.Model):
     def wait_result(self, timeout: float = 100.0) -> Task | None:
         """This task once it has ended, fresh from the database; None if it does not end
         within ``timeout`` seconds (QTasks' ``Task.wait_result``)."""
-        from django_qtasks.results import SyncResult
-
-        return SyncResult(uuid=self.uuid).result(timeout=timeout)
+        try:
+            return wait_for_end(self.uuid, timeout)
+        except WaitTimeout:
+            results_logger.warning("Task %s timed out after %s seconds!", self.uuid, timeout)
+            return None
 
     async def wait_result_async(self, timeout: float = 100.0) -> Task | None:
-        from django_qtasks.results import AsyncResult
-
-        return await AsyncResult(uuid=self.uuid).result(timeout=timeout)
+        return await sync_to_async(self.wait_result)(timeout)
 
     def cancel(self, reason: str = "", by: str = "") -> bool:
         """Cancel this task; return False when it had already ended.
@@ -256,8 +267,6 @@ class Task(models.Model):
         """
         if not self.is_finished:
             return None
-        from django_qtasks import app
-
         copy = Task(
             task_name=self.task_name,
             priority=self.priority,
@@ -273,12 +282,60 @@ class Task(models.Model):
             chain_previous_id=self.chain_previous_id,
             chain_steps=self.chain_steps,
         )
-        return app.submit(copy)
+        return default_app().submit(copy)
 
     async def acancel(self, reason: str = "", by: str = "") -> bool:
-        from asgiref.sync import sync_to_async
-
         return await sync_to_async(self.cancel)(reason, by)
+
+
+def task_by_uuid(key: uuid.UUID | str) -> Task | None:
+    """The Task record with this uuid, or None (also for a string that is no uuid)."""
+    try:
+        key = key if isinstance(key, uuid.UUID) else uuid.UUID(str(key))
+    except ValueError:
+        return None
+    # The write database: a replica may not have the row that was just added.
+    return Task.objects.using(task_db()).filter(pk=key).first()
+
+
+#: Seconds between a waiting client's looks at the row when Redis messages
+#: wake it (a safety net only), and the longest pause when it polls alone.
+WAIT_PAUSE_WITH_MESSAGES = 1.0
+WAIT_PAUSE_POLLING = 0.25
+
+
+def wait_for_end(
+    key: uuid.UUID,
+    timeout: float,
+    pause_with_messages: float = WAIT_PAUSE_WITH_MESSAGES,
+    pause_polling: float = WAIT_PAUSE_POLLING,
+) -> Task:
+    """Wait until the task ends and return its record; raise WaitTimeout after ``timeout``."""
+    notifier = get_notifier()
+    deadline = time.monotonic() + timeout
+    # With Redis the "ended" message wakes us; the pause is only a safety net.
+    pause = pause_with_messages if notifier.fast else 0.01
+    # Listen before the first look, so that an end in between is not missed.
+    status = "not looked at"
+    with notifier.listen_ended(key) as listener:
+        # A timeout already past when the wait starts looks no more
+        # (``timeout=0.000001`` gives None, as in QTasks, however fast a
+        # worker is).
+        while time.monotonic() < deadline:
+            record = Task.objects.using(task_db()).get(pk=key)
+            if record.status in FINAL_STATUSES:
+                return record
+            status = record.status
+            remaining = deadline - time.monotonic()
+            if remaining <= 0:
+                break
+            listener.wait(min(pause, remaining))
+            if not notifier.fast:
+                pause = min(pause * 1.5, pause_polling)
+    raise WaitTimeout(
+        f"Task {key} did not end within {timeout:g}s (status {status!r}); it goes on, "
+        "and app.get(uuid) shows how it ends."
+    )
 
 
 class WorkerHeartbeat(models.Model):
@@ -389,10 +446,6 @@ class Schedule(models.Model):
         return self.name
 
     def clean(self) -> None:
-        from django.core.exceptions import ValidationError
-
-        from django_qtasks.scheduling import check_schedule
-
         problems = check_schedule(self)
         if problems:
             raise ValidationError(problems)
@@ -403,8 +456,6 @@ class Schedule(models.Model):
         An interval keeps its phase: runs fall on ``previous + k * interval``
         (missed ones are skipped, not made up), so a restart does not shift them.
         """
-        from django_qtasks.cron import next_cron_time
-
         if self.cron:
             upcoming = next_cron_time(self.cron, now)
         elif self.interval:

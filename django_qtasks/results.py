@@ -9,12 +9,13 @@ the same, awaited. ``Task.wait_result(timeout)`` and
 from __future__ import annotations
 
 import logging
-from typing import TYPE_CHECKING, Any
+from typing import TYPE_CHECKING
 from uuid import UUID
 
 from asgiref.sync import sync_to_async
 
 from django_qtasks.exceptions import WaitTimeout
+from django_qtasks.registry import default_app
 
 if TYPE_CHECKING:
     from django_qtasks.app import QTasksApp
@@ -34,8 +35,7 @@ class SyncResult:
 
     def result(self, timeout: float = 100) -> Task | None:
         """The task once it has ended; None if it does not end within ``timeout`` seconds."""
-        from django_qtasks.app import QTasksApp
-        from django_qtasks.models import Task, task_db
+        from django_qtasks.models import Task, task_db, wait_for_end
 
         if self.uuid is None:
             raise ValueError("Task UUID is not set.")
@@ -46,9 +46,10 @@ class SyncResult:
         if not Task.objects.using(task_db()).filter(pk=uuid).exists():
             self.log.warning("Task %s not found!", uuid)
             return None
+        # The sync wait, also for the async app.
+        app = self._app or default_app()
         try:
-            # QTasksApp.wait: the sync wait, whichever app was given.
-            return QTasksApp.wait(self._app or _default_app(), uuid, timeout)
+            return wait_for_end(uuid, timeout, app.wait_pause_with_messages, app.wait_pause_polling)
         except WaitTimeout:
             self.log.warning("Task %s timed out after %s seconds!", uuid, timeout)
             return None
@@ -57,12 +58,6 @@ class SyncResult:
 class AsyncResult(SyncResult):
     async def result(self, timeout: float = 100) -> Task | None:  # type: ignore[override]
         return await sync_to_async(SyncResult.result)(self, timeout)
-
-
-def _default_app() -> Any:
-    import django_qtasks
-
-    return django_qtasks.app
 
 
 __all__ = ["AsyncResult", "SyncResult"]

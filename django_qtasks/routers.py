@@ -21,6 +21,8 @@ from __future__ import annotations
 from collections.abc import Callable
 from typing import TYPE_CHECKING, Any
 
+from django_qtasks.app import TASK_OPTIONS
+from django_qtasks.registry import default_app
 from django_qtasks.task import AsyncTask, BaseTask, handle_class_for
 
 if TYPE_CHECKING:
@@ -37,9 +39,6 @@ class Router:
 
     def task(self, name: str | Callable[..., Any] | None = None, /, **options: Any) -> Any:
         """``@router.task``, ``@router.task("name")`` or ``@router.task(name=..., ...)``."""
-        from django_qtasks import app
-        from django_qtasks.app import TASK_OPTIONS
-
         if callable(name):
             return self.task()(name)
         if name is not None:
@@ -48,7 +47,7 @@ class Router:
         def decorator(function: Callable[..., Any]) -> BaseTask:
             known = {key: value for key, value in options.items() if key in TASK_OPTIONS}
             extra = {key: value for key, value in options.items() if key not in TASK_OPTIONS}
-            handle = self.handle_class(function)(app, function, extra=extra, **known)
+            handle = self.handle_class(function)(default_app(), function, extra=extra, **known)
             self.tasks[handle.task_name] = handle
             return handle
 

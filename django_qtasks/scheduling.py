@@ -4,23 +4,21 @@ A task declares one with ``@app.task(schedule="*/5 * * * *")`` (a cron
 expression) or ``schedule=timedelta(minutes=5)`` / a number of seconds (an
 interval); settings with ``QTASKS["SCHEDULES"] = {"name": {"task": ...,
 "cron": ... | "interval": ..., "args": [...], "kwargs": {...}}}``. The beat
-writes them to Schedule rows when it starts (``sync_declared_schedules``), so
-the admin shows every schedule, whoever declared it.
+writes them to Schedule rows when it starts (``beat.sync_declared_schedules``),
+so the admin shows every schedule, whoever declared it.
 """
 
 from __future__ import annotations
 
 import logging
 from dataclasses import dataclass, field
-from datetime import datetime, timedelta
+from datetime import timedelta
 from typing import TYPE_CHECKING, Any
-
-from django.db import IntegrityError, transaction
-from django.utils import timezone
 
 from django_qtasks.conf import qtasks_settings
 from django_qtasks.cron import validate_cron
 from django_qtasks.exceptions import InvalidSchedule
+from django_qtasks.registry import default_app
 from django_qtasks.validation import is_int, is_json, is_number
 
 if TYPE_CHECKING:
@@ -76,8 +74,6 @@ def declared_schedules() -> list[DeclaredSchedule]:
     Raises InvalidSchedule for a bad settings entry (the system check
     reports those first, with every problem at once).
     """
-    from django_qtasks import app
-
     declared = [
         DeclaredSchedule(
             name=handle.task_name,
@@ -87,7 +83,7 @@ def declared_schedules() -> list[DeclaredSchedule]:
             interval=handle.schedule_interval,
             description=handle.description or "",
         )
-        for handle in app.tasks.values()
+        for handle in default_app().tasks.values()
         if handle.schedule is not None
     ]
     for name, entry in qtasks_settings.SCHEDULES.items():
@@ -115,8 +111,7 @@ def declared_schedules() -> list[DeclaredSchedule]:
 
 def settings_entry_problems(name: Any, entry: Any) -> list[str]:
     """What is wrong with one ``QTASKS["SCHEDULES"]`` entry (empty when valid)."""
-    from django_qtasks import app
-
+    tasks = default_app().tasks
     where = f"QTASKS['SCHEDULES'][{name!r}]"
     if not isinstance(name, str) or not name:
         return [f"{where}: schedule names must be non-empty strings."]
@@ -127,8 +122,8 @@ def settings_entry_problems(name: Any, entry: Any) -> list[str]:
     if unknown:
         problems.append(f"{where} has unknown keys {unknown}; known: {sorted(SETTING_KEYS)}.")
     task_name = entry.get("task")
-    if not isinstance(task_name, str) or task_name not in app.tasks:
-        known = ", ".join(sorted(app.tasks)) or "none"
+    if not isinstance(task_name, str) or task_name not in tasks:
+        known = ", ".join(sorted(tasks)) or "none"
         problems.append(f"{where}['task'] = {task_name!r} is not a registered task ({known}).")
     if ("cron" in entry) == ("interval" in entry):
         problems.append(f"{where} needs exactly one of 'cron' and 'interval'.")
@@ -146,10 +141,8 @@ def settings_entry_problems(name: Any, entry: Any) -> list[str]:
 
 def check_schedule(schedule: Schedule) -> dict[str, str]:
     """Problems of a Schedule row by field name, for the admin form and ``clean()``."""
-    from django_qtasks import app
-
     problems: dict[str, str] = {}
-    if schedule.task_name not in app.tasks:
+    if schedule.task_name not in default_app().tasks:
         problems["task_name"] = f"No task named {schedule.task_name!r} is registered."
     if bool(schedule.cron) == bool(schedule.interval):
         problems["cron"] = "Give either a cron expression or an interval (one of the two)."
@@ -174,52 +167,3 @@ def _arguments_problems(args: Any, kwargs: Any, where: str) -> list[str]:
     if not isinstance(kwargs, dict) or not is_json(kwargs):
         problems.append(f"{where}['kwargs'] must be a JSON object, not {kwargs!r}.")
     return problems
-
-
-def sync_declared_schedules(now: datetime | None = None) -> None:
-    """Write declared schedules to Schedule rows; remove rows no longer declared.
-
-    What the admin may change on such a row (enabled, one-off, expiry) is
-    kept; timing and arguments follow the code. A changed timing gets a new
-    next run.
-    """
-    from django_qtasks.models import Schedule, ScheduleSource, task_db
-
-    using = task_db(Schedule)
-    now = now or timezone.now()
-    declared = declared_schedules()
-    for item in declared:
-        values = {
-            "task_name": item.task_name,
-            "source": item.source,
-            "cron": item.cron,
-            "interval": item.interval,
-            "args": item.args,
-            "kwargs": item.kwargs,
-            "queue": item.queue,
-            "priority": item.priority,
-            "description": item.description,
-        }
-        row = Schedule.objects.using(using).filter(name=item.name).first()
-        if row is None:
-            row = Schedule(name=item.name, **values)
-            row.next_run_at = row.next_run_after(now)
-            try:
-                with transaction.atomic(using=using):
-                    row.save(force_insert=True, using=using)
-            except IntegrityError:
-                pass  # another beat created it at the same moment
-            continue
-        # update(), not save(): a beat may be moving next_run_at meanwhile.
-        if (row.cron, row.interval) != (item.cron, item.interval):
-            row.cron, row.interval = item.cron, item.interval
-            values["next_run_at"] = row.next_run_after(now) if row.enabled else None
-        Schedule.objects.using(using).filter(pk=row.pk).update(**values, updated_at=now)
-    gone = (
-        Schedule.objects.using(using)
-        .filter(source__in=[ScheduleSource.CODE, ScheduleSource.SETTINGS])
-        .exclude(name__in=[item.name for item in declared])
-    )
-    for name in gone.values_list("name", flat=True):
-        logger.info("Schedule %s is no longer declared: removed", name)
-    gone.delete()

@@ -14,6 +14,7 @@ import functools
 import inspect
 import json
 from collections.abc import Awaitable, Callable, Sequence
+from dataclasses import dataclass, field
 from datetime import datetime, timedelta
 from typing import TYPE_CHECKING, Any
 
@@ -21,11 +22,10 @@ from django_qtasks.context import AsyncContext, BaseContext, SyncContext
 from django_qtasks.exceptions import TaskArgumentsError
 from django_qtasks.scheduling import parse_timing
 from django_qtasks.task_cls import AsyncTaskCls, BaseTaskCls, SyncTaskCls
-from django_qtasks.validation import is_int, is_max_time, is_retry
+from django_qtasks.validation import ensure_json, is_int, is_max_time, is_retry
 
 if TYPE_CHECKING:
     from django_qtasks.app import QTasksApp
-    from django_qtasks.chains import Step
     from django_qtasks.context import RunState
     from django_qtasks.models import Task
 
@@ -39,6 +39,22 @@ def _source_location(func: Callable[..., Any]) -> str:
         code = getattr(func, "__code__", None)
         lineno = code.co_firstlineno if code is not None else 0
     return f"{inspect.getsourcefile(func) or func.__module__}:{lineno}"
+
+
+@dataclass(frozen=True)
+class Step:
+    """A task and its own arguments (``handle.s(...)``): a step of a chain, or of ``add_tasks``."""
+
+    task_name: str
+    args: tuple[Any, ...] = ()
+    kwargs: dict[str, Any] = field(default_factory=dict)
+
+    def as_json(self) -> dict[str, Any]:
+        return {
+            "task_name": self.task_name,
+            "args": ensure_json(self.task_name, "args", list(self.args)),
+            "kwargs": ensure_json(self.task_name, "kwargs", dict(self.kwargs)),
+        }
 
 
 class BaseTask:
@@ -248,8 +264,6 @@ class BaseTask:
 
     def s(self, *args: Any, **kwargs: Any) -> Step:
         """This task as a chain step with these arguments: ``chain(add.s(1, 2), double.s())``."""
-        from django_qtasks.chains import Step
-
         return Step(self.task_name, args, kwargs)
 
     def target(self, task_name: str | None) -> BaseTask:

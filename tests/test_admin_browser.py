@@ -21,8 +21,8 @@ from django.utils import timezone
 from playwright.sync_api import Browser, Page, expect, sync_playwright
 
 from django_qtasks import app, chain
+from django_qtasks.beat import sync_declared_schedules
 from django_qtasks.models import Schedule, Task, TaskStatus
-from django_qtasks.scheduling import sync_declared_schedules
 from tests.admin_sample import populate
 from tests.conftest import wait_status
 from tests.testapp import tasks

@@ -12,8 +12,8 @@ from django.urls import reverse
 from django.utils import timezone
 
 from django_qtasks import chain
+from django_qtasks.beat import sync_declared_schedules
 from django_qtasks.models import Schedule, Task, TaskStatus
-from django_qtasks.scheduling import sync_declared_schedules
 from tests.admin_helpers import CHANGELIST, make, messages_of, staff, text, url
 from tests.testapp import tasks
 

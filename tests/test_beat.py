@@ -268,7 +268,7 @@ def test_cron_runs_in_the_project_time_zone_across_daylight_saving():
 
 
 def test_code_and_settings_schedules_become_rows_when_the_beat_starts():
-    from django_qtasks.scheduling import sync_declared_schedules
+    from django_qtasks.beat import sync_declared_schedules
 
     declared = {"report": {"task": "echo", "cron": "30 2 * * *", "args": ["nightly"]}}
     with override_settings(QTASKS={"SCHEDULES": declared}):
@@ -303,7 +303,7 @@ def test_code_and_settings_schedules_become_rows_when_the_beat_starts():
 
 
 def test_a_retimed_declaration_gets_a_new_next_run():
-    from django_qtasks.scheduling import sync_declared_schedules
+    from django_qtasks.beat import sync_declared_schedules
 
     with override_settings(QTASKS={"SCHEDULES": {"s": {"task": "echo", "interval": 3600}}}):
         sync_declared_schedules()

@@ -11,6 +11,7 @@ from django.utils.safestring import SafeString
 from django.utils.translation import gettext_lazy as _
 
 from django_qtasks.admin import display
+from django_qtasks.chains import chain_of
 from django_qtasks.models import Schedule, Task, TaskStatus
 
 
@@ -104,8 +105,6 @@ class TaskColumns:
 
     @admin.display(description=_("steps"))
     def chain_table(self, task: Task) -> SafeString | str:
-        from django_qtasks.chains import chain_of
-
         return display.chain_table(chain_of(task), task.pk, self._task_link)
 
     @admin.display(description=_("log lines"))

@@ -24,6 +24,7 @@ from django.utils.translation import gettext_lazy as _
 
 from django_qtasks.conf import qtasks_settings
 from django_qtasks.models import Schedule, Task, WorkerHeartbeat
+from django_qtasks.registry import default_app
 
 SHORT_UUID = re.compile(r"[0-9a-fA-F]{8}")
 
@@ -92,9 +93,7 @@ def offered_lookups(model_admin: admin.ModelAdmin[Any], request: HttpRequest | N
 
 
 def registered_tasks() -> Iterable[Any]:
-    from django_qtasks import app
-
-    return app.tasks.values()
+    return default_app().tasks.values()
 
 
 class ChoicesFilter(admin.SimpleListFilter):

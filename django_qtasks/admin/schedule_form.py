@@ -17,6 +17,8 @@ from django.utils.translation import gettext_lazy as _
 
 from django_qtasks.exceptions import InvalidSchedule
 from django_qtasks.models import Schedule
+from django_qtasks.registry import default_app
+from django_qtasks.scheduling import check_schedule, declared_schedules
 from django_qtasks.validation import is_json
 
 JSON_ATTRS = {"rows": 3, "cols": 60, "class": "vLargeTextField qtasks-json-input"}
@@ -24,14 +26,13 @@ JSON_ATTRS = {"rows": 3, "cols": 60, "class": "vLargeTextField qtasks-json-input
 
 def task_choices(current: str = "") -> list[tuple[str, str]]:
     """The registered tasks, plus ``current`` (a schedule of a task since removed)."""
-    from django_qtasks import app
-
-    names = set(app.tasks)
+    tasks = default_app().tasks
+    names = set(tasks)
     if current:
         names.add(current)
     choices = [("", "---------")]
     for name in sorted(names):
-        if name in app.tasks:
+        if name in tasks:
             choices.append((name, name))
         else:
             choices.append((name, gettext("%(name)s (not registered)") % {"name": name}))
@@ -100,8 +101,6 @@ class ScheduleForm(forms.ModelForm):
 
     def clean_name(self) -> str:
         """Refuse the name of a declared schedule: the beat would take the row over."""
-        from django_qtasks.scheduling import declared_schedules
-
         name = str(self.cleaned_data.get("name") or "")
         try:
             declared = {item.name for item in declared_schedules()}
@@ -147,6 +146,4 @@ class ScheduleForm(forms.ModelForm):
 
 def problems_of(schedule: Schedule) -> list[str]:
     """What ``Schedule.clean()`` finds wrong, each problem with its field's name."""
-    from django_qtasks.scheduling import check_schedule
-
     return [f"{field_label(name)}: {message}" for name, message in check_schedule(schedule).items()]

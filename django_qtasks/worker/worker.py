@@ -40,6 +40,7 @@ from django_qtasks.conf import qtasks_settings
 from django_qtasks.context import RunState
 from django_qtasks.models import Task, TaskStatus, WorkerHeartbeat, task_db
 from django_qtasks.notify import get_notifier
+from django_qtasks.registry import default_app
 from django_qtasks.stalls import StallWatch, stack_of, watching
 from django_qtasks.validation import is_storable
 from django_qtasks.worker.executor import Outcome, TaskExecutor, ThreadStuck, executor_for
@@ -99,9 +100,7 @@ class Worker:
         broker: Broker | None = None,
         beat: bool = False,
     ) -> None:
-        from django_qtasks import app
-
-        self.app = app
+        self.app = default_app()
         self.broker = broker or get_broker()
         self.queues = queues or [qtasks_settings.DEFAULT_QUEUE]
         self.concurrency = concurrency or qtasks_settings.CONCURRENCY

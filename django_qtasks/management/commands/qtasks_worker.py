@@ -12,7 +12,7 @@ from django.core.checks import Tags
 from django.core.management.base import BaseCommand, CommandError, CommandParser
 
 from django_qtasks.conf import qtasks_settings
-from django_qtasks.worker import Worker
+from django_qtasks.worker.worker import Worker
 
 LEVELS = ("DEBUG", "INFO", "WARNING", "ERROR", "CRITICAL")
 
