@@ -41,10 +41,11 @@ from django_qtasks.context import RunState
 from django_qtasks.models import Task, TaskStatus, WorkerHeartbeat, task_db
 from django_qtasks.notify import get_notifier
 from django_qtasks.registry import default_app
-from django_qtasks.stalls import StallWatch, stack_of, watching
+from django_qtasks.stalls import StallWatch, stack_of
 from django_qtasks.validation import is_storable
 from django_qtasks.worker.executor import Outcome, TaskExecutor, ThreadStuck, executor_for
 from django_qtasks.worker.failover import FailOver, hand_back_rows
+from django_qtasks.worker.lane import DatabaseLane
 from django_qtasks.worker.liveness import Heartbeat, write_heartbeat
 from django_qtasks.worker.prefetch import PREFETCH_WINDOW, PrefetchPolicy
 from django_qtasks.worker.shutdown import install_signal_handlers, remove_signal_handlers
@@ -52,8 +53,6 @@ from django_qtasks.worker.writer import (
     Ending,
     ResultWriter,
     attempt_entry,
-    refused_values,
-    settle,
     still_mine,
 )
 
@@ -132,23 +131,22 @@ class Worker:
         #: Set when the runs still under way go back to the queue (``drain``).
         self._returning = False
         self._loop: asyncio.AbstractEventLoop | None = None
-        self._wakeup: asyncio.Event | None = None
+        #: Set to bring the claiming loop (``consume``) or ``drain`` back to look.
+        self._wakeup = asyncio.Event()
         #: After a claim that came back short, the next one waits for the
         #: broker's ``on_work`` or this poll time, not for a free slot (0: none).
         self._next_poll = 0.0
         self._work_arrived = False
-        self._db_pool: ThreadPoolExecutor | None = None
-        self._task_pool: ThreadPoolExecutor | None = None
+        self._task_pool = ThreadPoolExecutor(self.concurrency, thread_name_prefix=THREAD_PREFIX)
         self._stopped = threading.Event()
         self._side_loops: list[asyncio.Task[None]] = []
-        self._endings_ready: asyncio.Event | None = None
-        #: Calls sent to the database thread, and those it has begun; while
-        #: one waits its turn, it will take the outcomes waiting.
-        self._db_calls_sent = 0
-        self._db_calls_begun = 0
+        #: Set when outcomes wait to be written (``write_endings_loop``).
+        self._endings_ready = asyncio.Event()
         self.notifier = get_notifier()
-        #: Outcomes to write; the next call in the database thread writes them all.
+        #: Outcomes to write; the next call in the database lane writes them all.
         self.writer = ResultWriter(self.worker_id, self.notifier)
+        #: Every database call of the worker goes through it.
+        self.lane = DatabaseLane(self.writer, self.broker, self.queues, self.worker_id)
         self.failover = FailOver(self.worker_id, self.notifier, self.broker.needs_outbox)
         #: With ``--beat``, this worker also enqueues periodic tasks.
         self.periodic = Beat() if beat else None
@@ -163,17 +161,12 @@ class Worker:
         """Take no new tasks; with ``force``, send running ones back to the queue now."""
         self._stopping = True
         self._force = self._force or force
-        if self._wakeup is not None:
-            self._wakeup.set()
+        self._wakeup.set()
 
     async def main(self) -> None:
         loop = self._loop = asyncio.get_running_loop()
-        self._wakeup = asyncio.Event()
-        self._endings_ready = asyncio.Event()
-        self._db_pool = ThreadPoolExecutor(1, thread_name_prefix="qtasks-db")
-        self._task_pool = ThreadPoolExecutor(self.concurrency, thread_name_prefix=THREAD_PREFIX)
         install_signal_handlers(loop, self)
-        await self.db(
+        await self.lane.run(
             functools.partial(write_heartbeat, self.worker_id, [], **self.heartbeat_fields())
         )
         heartbeat = Heartbeat(
@@ -218,7 +211,7 @@ class Worker:
             await asyncio.to_thread(self.broker.stop_consuming)
             if self.reserved:
                 # Never started: back to the queue, as never claimed.
-                await self.db(self.hand_back, *self.reserved)
+                await self.lane.run(self.hand_back, *self.reserved)
                 self.reserved.clear()
             await self.drain()
         finally:
@@ -235,7 +228,7 @@ class Worker:
                 # or failed, not handed back as never started) once it is out
                 # of date, after this process is gone.
                 try:
-                    await self.db(
+                    await self.lane.run(
                         functools.partial(
                             write_heartbeat,
                             self.worker_id,
@@ -253,10 +246,10 @@ class Worker:
                     ", ".join(str(key) for key in self.stuck),
                 )
             else:
-                await self.db(self.unregister)
-            await self.db(connections.close_all)
+                await self.lane.run(self.unregister)
+            await self.lane.run(connections.close_all)
             remove_signal_handlers(loop)
-            self._db_pool.shutdown(wait=True)
+            self.lane.close()
             self._task_pool.shutdown(wait=False, cancel_futures=True)
             self.broker.close()
             stall_watch.stop()
@@ -300,8 +293,8 @@ class Worker:
             self._next_poll - now,
             self._work_arrived,
             self._stopping,
-            self._db_calls_sent,
-            self._db_calls_begun,
+            self.lane.calls_sent,
+            self.lane.calls_begun,
             loops,
             self.broker.state(),
             threads,
@@ -355,7 +348,6 @@ class Worker:
     # Claiming ---------------------------------------------------------------
 
     async def consume(self) -> None:
-        assert self._wakeup is not None
         failures = 0
         while not self._stopping:
             free = self.fill_free_slots()
@@ -368,7 +360,7 @@ class Worker:
                 held = list(self.reserved)
                 self.reserved.clear()
                 try:
-                    await self.db(self.hand_back_held, held)
+                    await self.lane.run(self.hand_back_held, held)
                 except Exception:
                     logger.exception("Could not hand back %s held tasks", len(held))
                     self.reserved.extendleft(reversed(held))
@@ -395,7 +387,7 @@ class Worker:
                 continue
             self._work_arrived = False
             try:
-                records = await self.claim(room)
+                records = await self.lane.claim(room)
                 failures = 0
             except Exception:
                 failures += 1
@@ -420,7 +412,7 @@ class Worker:
                 and not records
                 and not self.running
                 and not self.reserved
-                and not await self.db(self.work_is_due)
+                and not await self.lane.run(self.work_is_due)
             ):
                 return
 
@@ -434,8 +426,6 @@ class Worker:
 
     async def wait_for_slot(self) -> None:
         """Wait for a wake-up; with tasks held ("auto"), no longer than the window allows."""
-        assert self._wakeup is not None
-        assert self._loop is not None
         if self.holding_ahead():
             left = self.prefetch.hand_back_at() - time.monotonic()
         elif self.prefetch.auto and self.broker.held():
@@ -444,7 +434,8 @@ class Worker:
         else:
             await self._wakeup.wait()
             return
-        timer = self._loop.call_later(max(left, 0.0) + 0.001, self._wakeup.set)
+        loop = asyncio.get_running_loop()
+        timer = loop.call_later(max(left, 0.0) + 0.001, self._wakeup.set)
         try:
             await self._wakeup.wait()
         finally:
@@ -457,7 +448,6 @@ class Worker:
             self._loop.call_soon_threadsafe(self._on_work_arrived)
 
     def _on_work_arrived(self) -> None:
-        assert self._wakeup is not None
         self._work_arrived = True
         self._wakeup.set()
 
@@ -482,7 +472,7 @@ class Worker:
 
         def on_cancel() -> None:
             poll = functools.partial(self.poll_cancels, signalled=True)
-            asyncio.run_coroutine_threadsafe(self.db(poll), loop)
+            asyncio.run_coroutine_threadsafe(self.lane.run(poll), loop)
 
         threading.Thread(
             target=self.notifier.watch_cancels,
@@ -500,7 +490,6 @@ class Worker:
 
     async def sleep(self, seconds: float) -> None:
         """Sleep until ``seconds`` pass, a slot frees up, or the worker stops."""
-        assert self._wakeup is not None
         with contextlib.suppress(asyncio.TimeoutError):
             await asyncio.wait_for(self._wakeup.wait(), seconds)
 
@@ -570,7 +559,7 @@ class Worker:
                         # Stopped before its first step: it never ran. (Ended
                         # first, as for a release below.)
                         entry.ended_at = timezone.now()
-                        await self.db(self.hand_back, record)
+                        await self.lane.run(self.hand_back, record)
                         logger.warning(
                             "Task %s returned to the queue: worker stopping", record.uuid
                         )
@@ -601,7 +590,7 @@ class Worker:
                 # take-over.
                 entry.ended_at = timezone.now()
                 if not entry.taken:
-                    await self.db(self.hand_back_interrupted, entry)
+                    await self.lane.run(self.hand_back_interrupted, entry)
                 logger.warning(
                     "Task %s (%s) was stopped%s: %s",
                     record.uuid,
@@ -617,13 +606,10 @@ class Worker:
         finally:
             with self._running_lock:
                 self.running.pop(record.uuid, None)
-            assert self._wakeup is not None
             self._wakeup.set()
 
     async def save_outcome(self, entry: Running, outcome: Outcome) -> None:
         """Write ``outcome`` with those of the other runs that ended meanwhile."""
-        assert self._wakeup is not None
-        assert self._endings_ready is not None
         record = entry.record
         ended_at = entry.ended_at = timezone.now()
         self.prefetch.ended(time.monotonic() - entry.started)
@@ -694,91 +680,23 @@ class Worker:
             )
 
     def run_in_thread(self, function: Callable[..., T], *args: Any) -> asyncio.Future[T]:
-        assert self._task_pool is not None
         loop = asyncio.get_running_loop()
         return loop.run_in_executor(self._task_pool, functools.partial(function, *args))
-
-    async def db(self, function: Callable[..., T], *args: Any) -> T:
-        """Run the worker's own database work in its database thread.
-
-        Outcomes waiting to be written go first (a claim takes them in its
-        own statement instead: ``claim``).
-        """
-        return await self.in_db_thread(functools.partial(self._on_db, function, *args))
-
-    async def claim(self, limit: int) -> list[Task]:
-        """Claim up to ``limit`` tasks, in the database thread, with the outcomes waiting.
-
-        On PostgreSQL the outcomes are written in the claim's own statement:
-        at full load, one round trip for the results and the next tasks.
-        """
-        return await self.in_db_thread(functools.partial(self._claim_carrying, limit))
-
-    async def in_db_thread(self, call: Callable[[], T]) -> T:
-        assert self._db_pool is not None
-        self._db_calls_sent += 1
-        return await asyncio.get_running_loop().run_in_executor(self._db_pool, call)
-
-    def _claim_carrying(self, limit: int) -> list[Task]:
-        with watching("The worker's claim"):
-            return self._claim(limit)
-
-    def _claim(self, limit: int) -> list[Task]:
-        self._db_calls_begun += 1
-        endings = self.writer.take()
-        carried = self.writer.carried(endings)
-        if carried is None:
-            self.writer.write(endings)
-            endings = []
-        try:
-            _relax_commits()
-            if carried is None:
-                return self.broker.claim(self.queues, limit, self.worker_id)
-            records = self.broker.claim(self.queues, limit, self.worker_id, carried)
-        except Exception as exc:
-            connections.close_all()
-            if endings and refused_values(exc):
-                # The outcomes carried made the claim fail: write them on
-                # their own (``write`` isolates the bad one); the claim is
-                # tried again as after any failure.
-                self.writer.write(endings)
-            elif endings:
-                settle(endings, exc)  # save_outcome tries again
-            raise
-        self.writer.written(endings, set(carried.pks))
-        return records
-
-    def _on_db(self, function: Callable[..., T], *args: Any) -> T:
-        self._db_calls_begun += 1  # before taking the outcomes (see write_endings_loop)
-        name = getattr(getattr(function, "func", function), "__name__", "?")
-        with watching(f"The worker's database call {name}"):
-            # First, and outside the try: it never raises, so the outcomes this
-            # call was counted on to write are always taken (a failed write goes
-            # back to each run's save_outcome).
-            self.writer.write_waiting()
-            try:
-                _relax_commits()
-                return function(*args)
-            except Exception:
-                # A broken connection is replaced on the next call.
-                connections.close_all()
-                raise
 
     async def write_endings_loop(self) -> None:
         """Make sure outcomes are written even when no other database call comes.
 
         While other runs are under way, first give them ``WRITE_WAIT`` to end.
         """
-        assert self._endings_ready is not None
         while True:
             await self._endings_ready.wait()
             if self.reserved or self.under_way():
                 await asyncio.sleep(WRITE_WAIT)
             self._endings_ready.clear()
             # (Meanwhile a claim may have taken them.)
-            if self.writer.has_waiting() and self._db_calls_begun == self._db_calls_sent:
+            if self.writer.has_waiting() and not self.lane.call_waiting():
                 # (Else a call waits its turn, often a claim: it takes them.)
-                await self.db(self.writer.write_waiting)
+                await self.lane.run(self.writer.write_waiting)
 
     # Stopping -----------------------------------------------------------------
 
@@ -786,7 +704,6 @@ class Worker:
         """Let running tasks end: unbounded after --burst/--max-tasks, else the shutdown timeout."""
         deadline = None
         while self.running and not self._force:
-            assert self._wakeup is not None
             self._wakeup.clear()
             if deadline is None and self._stopping:
                 deadline = time.monotonic() + self.shutdown_timeout
@@ -884,7 +801,6 @@ class Worker:
 
     def cancel_requested(self, requested: list[tuple[uuid.UUID, str]]) -> None:
         """Stop these runs; tasks not started yet start as cancelled (on the loop's thread)."""
-        assert self._wakeup is not None
         for pk, reason in requested:
             entry = self.running.get(pk)
             if entry is None:  # in the reserve, or on its way there
@@ -915,9 +831,9 @@ class Worker:
         while True:
             try:
                 if not started:
-                    await self.db(beat.start)
+                    await self.lane.run(beat.start)
                     started = True
-                pause = await self.db(beat.tick)
+                pause = await self.lane.run(beat.tick)
             except Exception:
                 logger.exception("Worker %s: the beat failed; trying again", self.worker_id)
                 pause = float(qtasks_settings.BEAT_INTERVAL)
@@ -927,27 +843,6 @@ class Worker:
         while True:
             await asyncio.sleep(float(getattr(qtasks_settings, interval_key)))
             try:
-                await self.db(function)
+                await self.lane.run(function)
             except Exception:
                 logger.exception("Worker %s: %s failed", self.worker_id, function.__name__)
-
-
-def _relax_commits() -> None:
-    """On PostgreSQL, let the worker's own commits return before the disk flush.
-
-    Each commit of a claim or a result would otherwise wait about a millisecond
-    for the WAL to reach the disk, and that wait bounds how many tasks a
-    worker runs a second. What a database crash can take back (its last
-    fraction of a second) is redone: a lost claim makes the row ``new``
-    again, and a lost result is found by ``FailOver.lost_rows``. Clients'
-    enqueues keep the database's own setting. QTASKS["WORKER_SYNCHRONOUS_COMMIT"]
-    = True turns this off.
-    """
-    connection = connections[task_db()]
-    if connection.vendor != "postgresql" or qtasks_settings.WORKER_SYNCHRONOUS_COMMIT:
-        return
-    connection.ensure_connection()
-    if getattr(connection, "qtasks_relaxed", None) is not connection.connection:
-        with connection.cursor() as cursor:
-            cursor.execute("SET synchronous_commit TO off")
-        connection.qtasks_relaxed = connection.connection  # type: ignore[attr-defined]
