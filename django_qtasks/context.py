@@ -62,6 +62,9 @@ class RunState:
         self.dropped_lines = 0
         self.progress: list[Any] | None = None
         self.progress_version = 0
+        #: Its sync thread went on after it was stopped (blocked in C): the
+        #: worker's pool counts one thread less until that call returns.
+        self.thread_left = False
         self._lock = threading.Lock()
 
     def request_cancel(self, reason: str) -> None:

@@ -341,6 +341,25 @@ def test_cancel_of_a_sync_task_that_never_checks_stops_it_after_the_grace(worker
     assert wait_status(tasks.echo.add_task("after")).status == TaskStatus.SUCCESS
 
 
+@pytest.mark.timeout(600)
+def test_a_cancelled_task_whose_thread_stays_blocked_does_not_take_a_slot(start_worker):
+    """Its thread cannot be stopped (blocked in C): the task ends cancelled, and the
+    worker runs the next tasks beside that thread instead of queueing them behind it."""
+    queue = unique("left")
+    worker = start_worker("--queues", queue, "--concurrency", "1")
+    blocked = tasks.sync_blocked.add_task(600, queue=queue)
+    wait_logged(blocked, "blocking", timeout=60)
+
+    assert blocked.cancel("stuck in C") is True
+    assert wait_status(blocked, timeout=60).status == TaskStatus.CANCEL
+    worker.wait_for_log(f"Task {blocked.uuid} is still running in its thread", timeout=60)
+    # Its thread sleeps for 600 s more: these run beside it, long before.
+    after = [tasks.echo.add_task(number, queue=queue) for number in range(3)]
+    for number, task in enumerate(after):
+        done = wait_status(task, timeout=120)
+        assert (done.status, done.returning) == (TaskStatus.SUCCESS, number)
+
+
 def test_cancel_of_a_finished_task_returns_false_and_changes_nothing(worker):
     done = wait_status(tasks.echo.add_task("done"))
     assert done.status == TaskStatus.SUCCESS

@@ -388,6 +388,7 @@ class TaskExecutor:
         error = type(self.run.stop_error) if self.run.stop_error else TaskCancel
         self.guard.interrupt(error)
         done, _ = await asyncio.wait({future}, timeout=1.0)
+        self.run.thread_left = not done
         if not done and self.run.interrupted is None:
             logger.warning(
                 "Task %s is still running in its thread after being stopped (blocked in a "

@@ -582,6 +582,11 @@ class Worker:
                     return
                 except Exception:
                     outcome = Outcome(TaskStatus.ERROR, traceback=traceback.format_exc())
+                finally:
+                    if run.thread_left:
+                        # Before its slot is used again (save_outcome starts
+                        # the next task at once).
+                        self.replace_task_pool()
                 if executor.handle.is_async:
                     await sync_to_async(close_old_connections)()
             if outcome.interrupted:
@@ -678,6 +683,18 @@ class Worker:
                 took,
                 extra=log_extra,
             )
+
+    def replace_task_pool(self) -> None:
+        """Give the next runs a pool of their own: a thread of this one is left running.
+
+        A sync task stopped while blocked in C goes on in its thread until
+        that call returns, maybe never. Its slot is free, but the pool has one
+        thread less: the next run would wait behind it, unseen. The old pool
+        ends its other runs, and each of its threads exits when its call does.
+        """
+        left = self._task_pool
+        self._task_pool = ThreadPoolExecutor(self.concurrency, thread_name_prefix=THREAD_PREFIX)
+        left.shutdown(wait=False)
 
     def run_in_thread(self, function: Callable[..., T], *args: Any) -> asyncio.Future[T]:
         loop = asyncio.get_running_loop()
