@@ -7,7 +7,7 @@ MANAGE := $(BIN)/python testproject/manage.py
 
 .DEFAULT_GOAL := help
 .PHONY: help venv demo run docs test test-quick test-sqlite test-postgres test-postgres-db test-independent \
-	test-mysql test-brokers test-redis test-amqp lint format screenshots clean bench faults FORCE
+	test-mysql test-brokers test-redis test-amqp test-oldest test-newest test-cells lint format screenshots clean bench faults FORCE
 
 help:  ## List the targets
 	@grep -E '^[a-z-]+:.*## ' $(MAKEFILE_LIST) | awk -F':.*## ' '{printf "  make %-14s %s\n", $$1, $$2}'
@@ -110,6 +110,39 @@ test: venv  ## Lint and all tests on SQLite, PostgreSQL and MySQL/MariaDB, the w
 	if [ $$status -ne 0 ]; then echo "make test: some of the above FAILED (see each one's output)"; fi; \
 	exit $$status
 
+# The two ends of the support the package declares (pyproject.toml, tox.ini),
+# on SQLite, each in a venv of its own: Python 3.10 with Django 4.2, and
+# Python 3.13 with Django 6.1. The tests that start no worker, and the
+# worker's own file. CI runs them after `make test`; here, for example:
+#   make test-cells PYTHON_OLDEST="env PYENV_VERSION=3.10.13 python3"
+PYTHON_OLDEST ?= python3.10
+PYTHON_NEWEST ?= python3.13
+
+.venv-oldest/bin/activate: pyproject.toml .venv-oldest/python-used
+	$(PYTHON_OLDEST) -m venv --clear .venv-oldest
+	.venv-oldest/bin/pip install --quiet --upgrade pip
+	.venv-oldest/bin/pip install --quiet -e ".[all,test]" "Django>=4.2,<5.0"
+	touch $@
+
+.venv-newest/bin/activate: pyproject.toml .venv-newest/python-used
+	$(PYTHON_NEWEST) -m venv --clear .venv-newest
+	.venv-newest/bin/pip install --quiet --upgrade pip
+	.venv-newest/bin/pip install --quiet -e ".[all,test]" "Django>=6.1,<6.2"
+	touch $@
+
+.venv-oldest/python-used: PYTHON = $(PYTHON_OLDEST)
+.venv-newest/python-used: PYTHON = $(PYTHON_NEWEST)
+
+test-oldest: .venv-oldest/bin/activate  ## The quick tests and the worker's own on SQLite, Python 3.10 + Django 4.2
+	QTASKS_DB=sqlite .venv-oldest/bin/pytest -p no:cacheprovider -m "not e2e"
+	QTASKS_DB=sqlite .venv-oldest/bin/pytest -p no:cacheprovider tests/test_worker.py
+
+test-newest: .venv-newest/bin/activate  ## The same on Python 3.13 + Django 6.1
+	QTASKS_DB=sqlite .venv-newest/bin/pytest -p no:cacheprovider -m "not e2e"
+	QTASKS_DB=sqlite .venv-newest/bin/pytest -p no:cacheprovider tests/test_worker.py
+
+test-cells: test-oldest test-newest  ## Both ends of the declared support (Python 3.10/Django 4.2, 3.13/6.1)
+
 # The benchmark's peers (Celery, RQ, Huey, django-tasks-db) live in a venv of
 # their own, never in .venv. BENCH_ARGS passes options to run.py, e.g.
 #   make bench BENCH_ARGS="--only qtasks-db,celery-db --tasks 1000"
@@ -135,4 +168,4 @@ screenshots: venv  ## Refresh the admin screenshots in docs/img (needs chromium)
 	QTASKS_SCREENSHOTS=docs/img $(BIN)/python -m pytest tests/test_admin_browser.py -k "filter or schedule"
 
 clean:  ## Remove the venv, the demo database and caches
-	rm -rf $(VENV) testproject/db.sqlite3 .coverage .coverage.* .pytest_cache .mypy_cache
+	rm -rf $(VENV) .venv-oldest .venv-newest testproject/db.sqlite3 .coverage .coverage.* .pytest_cache .mypy_cache
