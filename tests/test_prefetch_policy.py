@@ -26,7 +26,7 @@ def test_a_fixed_prefetch_claims_that_many_ahead_whatever_the_runs(clock):
     assert policy.ahead([]) == 7
     policy.ended(3600.0)
     assert policy.ahead([clock.now - 3600]) == 7
-    assert policy.held_too_long(False) is False
+    assert policy.held_too_long(False, 0) is False
 
 
 def test_auto_claims_nothing_ahead_until_a_run_has_ended(clock):
@@ -71,24 +71,50 @@ def test_the_run_time_is_a_moving_average(clock):
 def test_what_is_held_goes_back_a_window_after_the_last_start(clock):
     policy = PrefetchPolicy(2, "auto", clock)
     policy.started()
-    assert policy.held_too_long(True) is False
+    assert policy.held_too_long(True, 0) is False
     clock.now += PREFETCH_WINDOW / 2
     policy.started()  # a start moves the deadline
     clock.now += PREFETCH_WINDOW * 0.9
-    assert policy.held_too_long(True) is False
+    assert policy.held_too_long(True, 0) is False
     clock.now += PREFETCH_WINDOW * 0.2
-    assert policy.held_too_long(True) is True
+    assert policy.held_too_long(True, 0) is True
 
 
 def test_after_an_idle_spell_what_is_held_gets_a_whole_window(clock):
     policy = PrefetchPolicy(2, "auto", clock)
     policy.started()
     clock.now += 3600  # idle for an hour, then tasks come and are held
-    assert policy.held_too_long(True) is False
+    assert policy.held_too_long(True, 0) is False
     assert policy.hand_back_at() == clock.now + PREFETCH_WINDOW
     clock.now += PREFETCH_WINDOW * 1.1
-    assert policy.held_too_long(True) is True
+    assert policy.held_too_long(True, 0) is True
     # Nothing held any more: the next holding starts its own window.
-    assert policy.held_too_long(False) is False
+    assert policy.held_too_long(False, 0) is False
     clock.now += 3600
-    assert policy.held_too_long(True) is False
+    assert policy.held_too_long(True, 0) is False
+
+
+def test_nothing_held_goes_back_while_a_slot_is_free(clock):
+    """A free slot claims what is held: giving it back would only have the broker
+    hand the same messages straight back."""
+    policy = PrefetchPolicy(2, "auto", clock)
+    policy.started()
+    clock.now += PREFETCH_WINDOW * 10
+    assert policy.held_too_long(True, 1) is False
+    # The slots busy again: what is held from now on gets its own window.
+    assert policy.held_too_long(True, 0) is False
+    clock.now += PREFETCH_WINDOW * 1.1
+    assert policy.held_too_long(True, 0) is True
+
+
+def test_after_a_hand_back_what_is_held_next_gets_its_own_window(clock):
+    policy = PrefetchPolicy(2, "auto", clock)
+    policy.started()
+    assert policy.held_too_long(True, 0) is False
+    clock.now += PREFETCH_WINDOW * 1.1
+    assert policy.held_too_long(True, 0) is True
+    # Held again at once (messages that came meanwhile): not back at once.
+    assert policy.held_too_long(True, 0) is False
+    assert policy.hand_back_at() == clock.now + PREFETCH_WINDOW
+    clock.now += PREFETCH_WINDOW * 1.1
+    assert policy.held_too_long(True, 0) is True

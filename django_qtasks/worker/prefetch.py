@@ -75,12 +75,21 @@ class PrefetchPolicy:
         fit = int(self.concurrency * PREFETCH_WINDOW / max(self.run_seconds, 1e-6))
         return min(fit, self.most)
 
-    def held_too_long(self, holding: bool) -> bool:
-        """With "auto": whether what is held ahead (``holding``) should go back now."""
-        if not holding:
+    def held_too_long(self, holding: bool, free_slots: int) -> bool:
+        """With "auto": whether what is held ahead (``holding``) should go back now.
+
+        Only while no slot is free: with one free, what is held is claimed
+        next. (A worker that gave messages back while it had free slots took
+        them straight back from Redis, and gave them back again, without end:
+        it never claimed.) Yes starts a new window for what is held next.
+        """
+        if not holding or free_slots > 0:
             self.holding_since = None
             return False
-        return self.clock() > self.hand_back_at()
+        if self.clock() <= self.hand_back_at():
+            return False
+        self.holding_since = self.clock()
+        return True
 
     def hand_back_at(self) -> float:
         """When what is held goes back: the window after the last start, or after it came.

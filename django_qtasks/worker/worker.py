@@ -355,7 +355,7 @@ class Worker:
             if self.prefetch.auto:
                 # Messages, too: as many ahead as tasks are claimed ahead.
                 self.broker.set_prefetch(self.concurrency + ahead)
-            if self.prefetch.held_too_long(self.holding_ahead()):
+            if self.prefetch.held_too_long(self.holding_ahead(), free):
                 # Out of the reserve first, so that no slot starts one meanwhile.
                 held = list(self.reserved)
                 self.reserved.clear()
