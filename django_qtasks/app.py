@@ -87,8 +87,7 @@ class QTasksApp:
     #: Whether ``add_task`` and ``get`` are coroutines (``django_qtasks.asyncio``).
     is_async = False
     #: Seconds between a waiting client's looks at the row when Redis messages
-    #: wake it (a safety net only), and the longest pause when it polls alone
-    #: (models.WAIT_PAUSE_WITH_MESSAGES and WAIT_PAUSE_POLLING).
+    #: wake it (a safety net only), and the longest pause when it polls alone.
     wait_pause_with_messages = 1.0
     wait_pause_polling = 0.25
 

@@ -213,8 +213,11 @@ class Task(models.Model):
     def wait_result(self, timeout: float = 100.0) -> Task | None:
         """This task once it has ended, fresh from the database; None if it does not end
         within ``timeout`` seconds (QTasks' ``Task.wait_result``)."""
+        app = default_app()
         try:
-            return wait_for_end(self.uuid, timeout)
+            return wait_for_end(
+                self.uuid, timeout, app.wait_pause_with_messages, app.wait_pause_polling
+            )
         except WaitTimeout:
             results_logger.warning("Task %s timed out after %s seconds!", self.uuid, timeout)
             return None
@@ -298,19 +301,14 @@ def task_by_uuid(key: uuid.UUID | str) -> Task | None:
     return Task.objects.using(task_db()).filter(pk=key).first()
 
 
-#: Seconds between a waiting client's looks at the row when Redis messages
-#: wake it (a safety net only), and the longest pause when it polls alone.
-WAIT_PAUSE_WITH_MESSAGES = 1.0
-WAIT_PAUSE_POLLING = 0.25
-
-
 def wait_for_end(
-    key: uuid.UUID,
-    timeout: float,
-    pause_with_messages: float = WAIT_PAUSE_WITH_MESSAGES,
-    pause_polling: float = WAIT_PAUSE_POLLING,
+    key: uuid.UUID, timeout: float, pause_with_messages: float, pause_polling: float
 ) -> Task:
-    """Wait until the task ends and return its record; raise WaitTimeout after ``timeout``."""
+    """Wait until the task ends and return its record; raise WaitTimeout after ``timeout``.
+
+    The pauses are the app's (``QTasksApp.wait_pause_with_messages`` and
+    ``wait_pause_polling``).
+    """
     notifier = get_notifier()
     deadline = time.monotonic() + timeout
     # With Redis the "ended" message wakes us; the pause is only a safety net.
