@@ -11,7 +11,7 @@ from collections.abc import Callable, Iterable, Mapping
 from datetime import datetime
 from types import MappingProxyType
 from typing import TYPE_CHECKING, Any, overload
-from uuid import UUID, uuid4
+from uuid import UUID
 
 from asgiref.sync import sync_to_async
 
@@ -409,13 +409,12 @@ class QTasksApp:
         from django.db import transaction
 
         from django_qtasks.brokers import get_broker
-        from django_qtasks.models import task_db
-        from django_qtasks.rows import insert_tasks
+        from django_qtasks.models import task_store
 
         broker = get_broker()
-        using = task_db()
-        insert_tasks(using, records)
-        transaction.on_commit(lambda: publish_committed(broker, records), using=using)
+        store = task_store()
+        store.insert(records)
+        transaction.on_commit(lambda: publish_committed(broker, records), using=store.using)
 
     async def aenqueue(
         self,
@@ -498,13 +497,12 @@ def new_record(
     """An unsaved Task row for ``handle``, its arguments checked to be JSON."""
     from django_qtasks.models import Task
 
-    return Task(
-        uuid=uuid4(),
-        task_name=handle.task_name,
+    return Task.new(
+        handle.task_name,
+        args,
+        kwargs,
         priority=handle.priority if priority is None else priority,
-        queue=queue or handle.queue or qtasks_settings.DEFAULT_QUEUE,
-        args=ensure_json(handle.task_name, "args", list(args)),
-        kwargs=ensure_json(handle.task_name, "kwargs", dict(kwargs)),
+        queue=queue or handle.queue,
         extra=handle.extra,
         tags=handle.tags,
         max_attempts=handle.retry + 1,

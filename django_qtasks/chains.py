@@ -16,7 +16,6 @@ from typing import TYPE_CHECKING
 
 from asgiref.sync import sync_to_async
 
-from django_qtasks.conf import qtasks_settings
 from django_qtasks.exceptions import QTasksError, WaitTimeout
 from django_qtasks.registry import default_app
 
@@ -87,12 +86,12 @@ def next_step(record: Task) -> Task:
     handle = app.tasks.get(step["task_name"])
     # A step whose task this worker does not know still gets its row: it
     # then ends in error like any unknown task, and the chain shows where.
-    following = Task(
-        task_name=step["task_name"],
-        args=[*step["args"], record.returning],
-        kwargs=step["kwargs"],
+    following = Task.new(
+        step["task_name"],
+        [*step["args"], record.returning],
+        step["kwargs"],
         priority=handle.priority if handle else 0,
-        queue=(handle and handle.queue) or qtasks_settings.DEFAULT_QUEUE,
+        queue=handle.queue if handle else None,
         extra=handle.extra if handle else {},
         tags=handle.tags if handle else [],
         max_attempts=handle.retry + 1 if handle else 1,

@@ -10,7 +10,8 @@ from __future__ import annotations
 import logging
 import time
 import uuid
-from datetime import timedelta
+from collections.abc import Mapping, Sequence
+from datetime import datetime, timedelta
 from typing import Any
 
 from asgiref.sync import sync_to_async
@@ -19,12 +20,15 @@ from django.db import models, router
 from django.utils import timezone
 from django.utils.translation import gettext_lazy as _
 
+from django_qtasks.conf import qtasks_settings
 from django_qtasks.cron import next_cron_time
 from django_qtasks.exceptions import WaitTimeout
 from django_qtasks.notify import get_notifier
 from django_qtasks.registry import default_app
 from django_qtasks.scheduling import check_schedule
-from django_qtasks.validation import storable_text
+from django_qtasks.statuses import FINAL_STATUSES, READY_STATUSES, TaskStatus
+from django_qtasks.store import TaskStore, store_for
+from django_qtasks.validation import ensure_json, storable_text
 
 #: Where a wait for a result that ran out of time is logged (QTasks' results logger).
 results_logger = logging.getLogger("django_qtasks.results")
@@ -32,21 +36,6 @@ results_logger = logging.getLogger("django_qtasks.results")
 #: The longest cancel reason kept, in characters: the admin and the API refuse a
 #: longer one, and ``Task.cancel()`` cuts it (a cancel should not fail for its wording).
 CANCEL_REASON_MAX_LENGTH = 1000
-
-
-class TaskStatus(models.TextChoices):
-    NEW = "new", _("new")
-    PROCESS = "process", _("process")
-    SUCCESS = "success", _("success")
-    ERROR = "error", _("error")
-    CANCEL = "cancel", _("cancel")
-    RETRY = "retry", _("retry")
-
-
-#: Waiting to run: claimable by a worker once ``run_after`` has passed.
-READY_STATUSES = (TaskStatus.NEW, TaskStatus.RETRY)
-#: A task in one of these has ended and never changes again.
-FINAL_STATUSES = (TaskStatus.SUCCESS, TaskStatus.ERROR, TaskStatus.CANCEL)
 
 
 def task_db(model: type[models.Model] | None = None) -> str:
@@ -70,14 +59,6 @@ class TaskQuerySet(models.QuerySet["Task"]):
 
     def finished(self) -> TaskQuerySet:
         return self.filter(status__in=FINAL_STATUSES)
-
-    def back_to_outbox(self) -> int:
-        """Mark the waiting ones unpublished: their messages may be lost. How many changed.
-
-        A worker's outbox sweep publishes them again (``KombuBroker.publish_outbox``);
-        a message that did survive becomes a duplicate, dropped at its claim.
-        """
-        return self.ready().filter(published_at__isnull=False).update(published_at=None)
 
     def due(self, queues: list[str], now: Any = None) -> TaskQuerySet:
         """Ready tasks of ``queues`` whose time has come, best first."""
@@ -200,6 +181,42 @@ class Task(models.Model):
         inner = ", ".join(f"{key}={value!r}" for key, value in fields.items())
         return f"Task({inner})"
 
+    @classmethod
+    def new(
+        cls,
+        task_name: str,
+        args: Sequence[Any],
+        kwargs: Mapping[str, Any],
+        *,
+        queue: str | None = None,
+        priority: int = 0,
+        max_attempts: int = 1,
+        extra: dict[str, Any] | None = None,
+        tags: list[str] | None = None,
+        run_after: datetime | None = None,
+        **links: Any,
+    ) -> Task:
+        """A new task's row, unsaved: every way of enqueueing builds its rows here.
+
+        The arguments must be JSON that every database stores
+        (``TaskArgumentsError`` otherwise); the queue is ``DEFAULT_QUEUE``
+        unless given. ``links``: ``schedule``, ``retry_of``, ``chain_previous``
+        (or their ``_id``) and ``chain_steps``.
+        """
+        return cls(
+            uuid=uuid.uuid4(),
+            task_name=task_name,
+            priority=priority,
+            queue=queue or qtasks_settings.DEFAULT_QUEUE,
+            args=ensure_json(task_name, "args", list(args)),
+            kwargs=ensure_json(task_name, "kwargs", dict(kwargs)),
+            extra=extra or {},
+            tags=tags or [],
+            max_attempts=max_attempts,
+            run_after=run_after,
+            **links,
+        )
+
     @property
     def is_finished(self) -> bool:
         return self.status in FINAL_STATUSES
@@ -240,25 +257,12 @@ class Task(models.Model):
         # A reason typed by a user keeps what it says, escaped where a
         # database would refuse it (NUL, surrogates).
         reason, by = storable_text(reason), storable_text(by)
-        now = timezone.now()
         using = task_db()
-        rows = Task.objects.using(using).filter(pk=self.pk)
-        done = rows.ready().update(
-            status=TaskStatus.CANCEL,
-            cancel_reason=reason,
-            canceled_by=by,
-            cancel_requested_at=now,
-            finished_at=now,
-            updated_at=now,
-        )
-        if done:
+        done = task_store(using).cancel(self.pk, reason, by)
+        if done == "ended":
             get_notifier().task_ended(self.pk)
-        else:
-            done = rows.running().update(
-                cancel_reason=reason, canceled_by=by, cancel_requested_at=now, updated_at=now
-            )
-            if done:
-                get_notifier().cancel_requested(self.pk)
+        elif done == "requested":
+            get_notifier().cancel_requested(self.pk)
         self.refresh_from_db(using=using)
         return bool(done)
 
@@ -270,12 +274,12 @@ class Task(models.Model):
         """
         if not self.is_finished:
             return None
-        copy = Task(
-            task_name=self.task_name,
+        copy = Task.new(
+            self.task_name,
+            self.args,
+            self.kwargs,
             priority=self.priority,
             queue=self.queue,
-            args=self.args,
-            kwargs=self.kwargs,
             extra=self.extra,
             tags=self.tags,
             max_attempts=self.max_attempts,
@@ -289,6 +293,12 @@ class Task(models.Model):
 
     async def acancel(self, reason: str = "", by: str = "") -> bool:
         return await sync_to_async(self.cancel)(reason, by)
+
+
+def task_store(using: str | None = None) -> TaskStore:
+    """The task store (every change of state of the task table) of ``using``,
+    by default the task database."""
+    return store_for(Task, WorkerHeartbeat, using or task_db())
 
 
 def task_by_uuid(key: uuid.UUID | str) -> Task | None:

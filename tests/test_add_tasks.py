@@ -16,7 +16,7 @@ from django_qtasks import app
 from django_qtasks.chains import Step
 from django_qtasks.exceptions import TaskArgumentsError, UnknownTask
 from django_qtasks.models import Task, TaskStatus
-from django_qtasks.rows import INSERT_BATCH
+from django_qtasks.store import INSERT_BATCH
 from tests.conftest import wait_all_final, wait_status
 from tests.testapp import tasks
 

@@ -18,8 +18,7 @@ from django.utils import timezone
 
 from django_qtasks.brokers import get_broker
 from django_qtasks.brokers.kombu import KombuBroker
-from django_qtasks.models import Task, TaskStatus
-from django_qtasks.rows import mark_published
+from django_qtasks.models import Task, TaskStatus, task_store
 from tests.conftest import wait_status, wait_until
 from tests.testapp import tasks
 
@@ -132,7 +131,7 @@ def test_a_retry_whose_late_mark_lands_after_it_still_runs(qtasks_config, start_
     start_worker("--queues", queue)
     failed = wait_status(Task.objects.get(pk=task.pk), TaskStatus.RETRY, timeout=30)
     assert failed.run_after > timezone.now(), "still in its backoff"
-    mark_published(Task.objects.db, [task], timezone.now())  # the client's late mark
+    task_store().mark_published([task], timezone.now())  # the client's late mark
     failed.refresh_from_db()
     assert failed.published_at is None, "a mark of the first send left the retry unpublished"
 

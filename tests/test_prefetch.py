@@ -16,12 +16,10 @@ from pathlib import Path
 import pytest
 from django.conf import settings
 from django.db import connection, transaction
-from django.test.utils import CaptureQueriesContext
 from django.utils import timezone
 
 from django_qtasks import app
 from django_qtasks.models import Task, TaskStatus, WorkerHeartbeat
-from django_qtasks.rows import update_tasks
 from tests.conftest import WorkerProcess, run_worker, wait_status, wait_until
 from tests.testapp import tasks
 
@@ -305,94 +303,6 @@ def test_auto_prefetch_gives_back_messages_held_behind_a_long_run(start_worker, 
     assert sum(task.worker == busy_id for task in ran) <= 1, [task.worker for task in ran]
     done = wait_status(slow, timeout=60)
     assert (done.status, done.worker) == (TaskStatus.SUCCESS, busy_id)
-
-
-# update_tasks: the batched write of results -------------------------------------------
-
-
-def test_update_tasks_writes_only_the_rows_that_match_the_guard():
-    queue = unique("batch")
-    now = timezone.now()
-    mine = [tasks.echo.add_task(n, queue=queue) for n in range(3)]
-    theirs = tasks.echo.add_task(3, queue=queue)
-    Task.objects.filter(queue=queue).update(status=TaskStatus.PROCESS, worker="w-mine")
-    Task.objects.filter(pk=theirs.pk).update(worker="w-other")  # failed over meanwhile
-
-    changes = [
-        (task.pk, {"status": TaskStatus.SUCCESS, "returning": {"n": n}, "finished_at": now})
-        for n, task in enumerate([*mine, theirs])
-    ]
-    # A row that ends in error changes other columns: a second statement.
-    changes[2] = (mine[2].pk, {"status": TaskStatus.ERROR, "traceback": "KeyError: 'x'"})
-    saved = update_tasks(
-        Task.objects.db, {"status": TaskStatus.PROCESS, "worker": "w-mine"}, changes
-    )
-
-    assert saved == {task.pk for task in mine}
-    rows = {task.pk: task for task in Task.objects.filter(queue=queue)}
-    assert (rows[mine[0].pk].status, rows[mine[0].pk].returning) == ("success", {"n": 0})
-    assert (rows[mine[1].pk].returning, rows[mine[1].pk].finished_at) == ({"n": 1}, now)
-    assert (rows[mine[2].pk].status, rows[mine[2].pk].traceback) == ("error", "KeyError: 'x'")
-    assert rows[mine[2].pk].returning is None
-    assert (rows[theirs.pk].status, rows[theirs.pk].returning) == ("process", None)
-
-
-@pytest.mark.parametrize("count", [5, 150])
-def test_update_tasks_writes_rows_that_change_the_same_columns_together(count):
-    # One UPDATE for them all (on PostgreSQL, from arrays), or two where
-    # SQLite's 999 parameters run out.
-    queue = unique("batch")
-    now = timezone.now()
-    rows = [tasks.echo.add_task(n, queue=queue) for n in range(count)]
-    Task.objects.filter(queue=queue).update(status=TaskStatus.PROCESS, worker="w-mine")
-    changes = [
-        (task.pk, {"status": TaskStatus.SUCCESS, "returning": n * 10, "finished_at": now})
-        for n, task in enumerate(rows)
-    ]
-    with CaptureQueriesContext(connection) as queries:
-        saved = update_tasks(
-            Task.objects.db, {"status": TaskStatus.PROCESS, "worker": "w-mine"}, changes
-        )
-
-    assert saved == {task.pk for task in rows}
-    updates = [q["sql"] for q in queries.captured_queries if q["sql"].startswith("UPDATE")]
-    most = 1 if count < 100 or connection.vendor == "postgresql" else 2
-    assert 1 <= len(updates) <= most, updates
-    stored = {task.pk: task for task in Task.objects.filter(queue=queue)}
-    assert [
-        (stored[task.pk].status, stored[task.pk].returning, stored[task.pk].finished_at)
-        for task in rows
-    ] == [(TaskStatus.SUCCESS, n * 10, now) for n in range(count)]
-
-
-def test_update_tasks_keeps_results_and_tracebacks_exactly_as_given():
-    # On PostgreSQL each column goes as one array literal: quotes, braces,
-    # commas, backslashes and NULLs must come back unchanged.
-    queue = unique("batch")
-    values = [
-        'a "quoted" {brace}, back\\slash',
-        None,
-        [1, {"x": "y, z"}, None],
-        "NULL",
-        "ünïcode ✓ \t tab",
-    ]
-    rows = [tasks.echo.add_task(n, queue=queue) for n in range(len(values))]
-    Task.objects.filter(queue=queue).update(status=TaskStatus.PROCESS, worker="w-mine")
-    changes = [
-        (
-            task.pk,
-            {"status": TaskStatus.SUCCESS, "returning": value, "traceback": f"line 1\n{value}"},
-        )
-        for task, value in zip(rows, values, strict=True)
-    ]
-    saved = update_tasks(
-        Task.objects.db, {"status": TaskStatus.PROCESS, "worker": "w-mine"}, changes
-    )
-
-    assert saved == {task.pk for task in rows}
-    stored = {task.pk: task for task in Task.objects.filter(queue=queue)}
-    for task, value in zip(rows, values, strict=True):
-        assert (stored[task.pk].returning, stored[task.pk].traceback) == (value, f"line 1\n{value}")
 
 
 @pytest.mark.skipif(connection.vendor != "postgresql", reason="pg_stat_activity is PostgreSQL's")

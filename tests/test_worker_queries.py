@@ -18,12 +18,9 @@ from collections import Counter
 
 import pytest
 from django.db import connection
-from django.test.utils import CaptureQueriesContext
 
 from django_qtasks import app
-from django_qtasks.brokers import get_broker
-from django_qtasks.models import Task, TaskStatus
-from django_qtasks.rows import update_statement
+from django_qtasks.models import Task
 from tests.conftest import run_worker, wait_status
 from tests.testapp import tasks
 
@@ -118,40 +115,3 @@ def test_at_full_load_at_most_one_claim_and_one_write_per_task(monkeypatch, tmp_
     if prefetch == "0":
         # A claim takes no more than the free slots: two at most.
         assert claims >= 300 // 2, claims
-
-
-@pytest.mark.skipif(
-    connection.vendor != "postgresql",
-    reason="on PostgreSQL, a claim carries the results written before it",
-)
-def test_a_claim_carries_the_write_of_results_in_its_own_statement():
-    # What a worker does at full load when slots free up while its database
-    # thread works: the next claim takes the results of the runs that ended.
-    queue = "carry"
-    ended = [tasks.echo.add_task(number, queue=queue) for number in range(3)]
-    waiting = [tasks.echo.add_task(number, queue=queue) for number in range(3, 5)]
-    Task.objects.filter(pk__in=[task.pk for task in ended]).update(
-        status=TaskStatus.PROCESS, worker="w-carry"
-    )
-    guard = {"status": TaskStatus.PROCESS, "worker": "w-carry"}
-    results = [
-        (task.pk, {"status": TaskStatus.SUCCESS, "returning": number * 10})
-        for number, task in enumerate(ended)
-    ]
-    carried = update_statement(Task.objects.db, guard, results)
-    assert carried is not None
-
-    with CaptureQueriesContext(connection) as queries:
-        claimed = get_broker().claim([queue], 5, "w-carry", carried)
-
-    assert len(queries.captured_queries) == 1, queries.captured_queries
-    assert queries.captured_queries[0]["sql"].lstrip().startswith("WITH carried")
-    assert sorted(carried.pks) == sorted(task.pk for task in ended)
-    assert {task.pk for task in claimed} == {task.pk for task in waiting}
-    rows = {task.pk: task for task in Task.objects.filter(queue=queue)}
-    assert [(rows[task.pk].status, rows[task.pk].returning) for task in ended] == [
-        (TaskStatus.SUCCESS, number * 10) for number in range(3)
-    ]
-    assert [(rows[task.pk].status, rows[task.pk].worker) for task in waiting] == [
-        (TaskStatus.PROCESS, "w-carry")
-    ] * 2

@@ -10,7 +10,7 @@ from __future__ import annotations
 from collections.abc import Sequence
 from dataclasses import dataclass
 from typing import Any
-from uuid import UUID, uuid4
+from uuid import UUID
 
 from django.apps import apps
 from django.core.checks import CheckMessage, Error
@@ -32,7 +32,7 @@ from django_qtasks.backends.results import (
     qtasks_priority,
     to_result,
 )
-from django_qtasks.validation import ensure_json, is_max_time, is_retry
+from django_qtasks.validation import is_max_time, is_retry
 
 
 @dataclass(frozen=True, slots=True, kw_only=True)
@@ -146,18 +146,19 @@ class QTasksBackend(BaseTaskBackend):
         self.validate_task(task)
         options = self.run_options(task)
         name = task.module_path
-        record = Task(
-            uuid=uuid4(),
-            task_name=name,
+        record = Task.new(
+            name,
+            args,
+            kwargs,
             priority=qtasks_priority(task.priority),
             queue=task.queue_name,
-            args=normalize_json(ensure_json(name, "args", list(args))),
-            kwargs=normalize_json(ensure_json(name, "kwargs", dict(kwargs))),
             extra=marker(self.alias),
             tags=options.tags,
             max_attempts=options.retry + 1,
             run_after=task.run_after,
         )
+        # As the worker will read them: tuples as lists, keys as strings.
+        record.args, record.kwargs = normalize_json(record.args), normalize_json(record.kwargs)
         app.submit(record)
         result = to_result(record, task)
         task_enqueued.send(type(self), task_result=result)

@@ -1,5 +1,7 @@
-"""What every broker does. The Task row is the truth; a broker only decides
-which worker runs which task, and when."""
+"""What every broker does. The Task row is the truth; a broker only delivers
+messages that tell workers which tasks to claim, and when. Every change of a
+row goes through the task store (``django_qtasks.store``), the broker's
+marks of what it published included."""
 
 from __future__ import annotations
 
@@ -12,7 +14,6 @@ from django_qtasks.masking import mask_url
 
 if TYPE_CHECKING:
     from django_qtasks.models import Task
-    from django_qtasks.rows import Carried
 
 
 class Broker(ABC):
@@ -21,6 +22,9 @@ class Broker(ABC):
     #: True if rows can exist that the broker has no message for, so that
     #: workers must sweep the outbox (``publish_outbox``).
     needs_outbox: ClassVar[bool] = False
+    #: True if workers receive messages (``take``) and claim the rows they name.
+    #: If not, the rows are the messages: workers claim due rows from the table.
+    delivers_messages: ClassVar[bool] = False
 
     def __init__(self, url: str) -> None:
         self.url = url
@@ -39,18 +43,21 @@ class Broker(ABC):
         for task in tasks:
             self.publish(task)
 
-    @abstractmethod
-    def claim(
-        self, queues: list[str], limit: int, worker_id: str, carried: Carried | None = None
-    ) -> list[Task]:
-        """Take up to ``limit`` due tasks for this worker and mark them ``process``.
+    def take(self, limit: int) -> list[tuple[UUID, Any]]:
+        """Up to ``limit`` messages received and not taken yet: each names a task.
 
-        Returns their records. A task is never returned to two workers.
-        Fewer than ``limit`` means that nothing more can be claimed now: the
-        worker then waits for ``on_work`` (or its next poll) before claiming
-        again. ``carried`` (PostgreSQL only) is the worker's write of results:
-        send it in the claim's statement (``rows.claim_returning``), or run
-        it alone.
+        The worker claims their rows (``TaskStore.claim_by_id``) and then
+        settles them (``settle``). Only for a broker that ``delivers_messages``.
+        """
+        return []
+
+    def settle(self, taken: list[tuple[UUID, Any]], claimed: set[UUID] | None) -> None:
+        """The claim of ``taken`` is over: ``claimed`` holds the keys of the rows it got.
+
+        Every message is acknowledged, claimed or not: a row that was not
+        claimable (already run, cancelled, gone) makes its message a
+        duplicate. ``None``: the claim failed, and the messages go back to
+        be received again.
         """
 
     def start_consuming(

@@ -44,8 +44,7 @@ from kombu.serialization import prepare_accept_content
 
 from django_qtasks.brokers.base import Broker
 from django_qtasks.conf import qtasks_settings
-from django_qtasks.models import READY_STATUSES, Task, task_db
-from django_qtasks.rows import WAITING, Carried, claim_returning, claim_values, mark_published
+from django_qtasks.models import Task, task_db, task_store
 from django_qtasks.stalls import watching
 
 logger = logging.getLogger("django_qtasks.broker")
@@ -74,6 +73,7 @@ OUTBOX_GRACE = timedelta(seconds=2)
 
 class KombuBroker(Broker):
     needs_outbox = True
+    delivers_messages = True
 
     def __init__(self, url: str) -> None:
         super().__init__(url)
@@ -141,7 +141,7 @@ class KombuBroker(Broker):
                 error,
             )
         if sent:
-            mark_published(task_db(), sent, timezone.now())
+            task_store().mark_published(sent, timezone.now())
 
     def publish_now(self, pks: list[UUID]) -> None:
         self.publish_many(
@@ -215,7 +215,7 @@ class KombuBroker(Broker):
         with self._lock:
             queues = set(self._queues_back_to_outbox)
         if queues:
-            count = Task.objects.filter(queue__in=queues).back_to_outbox()
+            count = task_store().back_to_outbox(queues=list(queues))
             with self._lock:
                 self._queues_back_to_outbox -= queues
             if count:
@@ -242,7 +242,7 @@ class KombuBroker(Broker):
                 "Broker %s is unreachable (%s); outbox kept for later.", self.safe_url, error
             )
         if sent:
-            mark_published(task_db(), sent, now)
+            task_store().mark_published(sent, now)
             logger.info("Published %s tasks from the outbox to %s", len(sent), self.safe_url)
         return len(sent)
 
@@ -296,15 +296,7 @@ class KombuBroker(Broker):
         self, queue: str, pks: list[UUID], cutoff: datetime, waiting: int, bound: float
     ) -> int:
         """``redeliver`` for rows of one queue: marked first, so that one worker sends each."""
-        stamp = timezone.now()
-        Task.objects.filter(pk__in=pks, published_at__lt=cutoff).ready().exclude(
-            run_after__gt=stamp
-        ).update(published_at=stamp)
-        rows = list(
-            Task.objects.using(task_db())
-            .filter(pk__in=pks, published_at=stamp)
-            .order_by("priority", "created_at")
-        )
+        rows = task_store().mark_for_redelivery(pks, sent_before=cutoff)
         if not rows:
             return 0  # another worker took them
         logger.warning(
@@ -321,7 +313,7 @@ class KombuBroker(Broker):
         if error is not None:
             unsent = [row.pk for row in rows[len(sent) :]]
             # Back to the outbox, which sends them once the broker is back.
-            Task.objects.filter(pk__in=unsent, published_at=stamp).update(published_at=None)
+            task_store().back_to_outbox(pks=unsent)
             logger.error(
                 "Broker %s is unreachable (%s); %s tasks back in the outbox.",
                 self.safe_url,
@@ -371,32 +363,23 @@ class KombuBroker(Broker):
         if self._consumer is not None:
             self._consumer.give_back(keep)
 
-    def claim(
-        self, queues: list[str], limit: int, worker_id: str, carried: Carried | None = None
-    ) -> list[Task]:
+    def take(self, limit: int) -> list[tuple[UUID, Message]]:
         assert self._consumer is not None, "start_consuming() first"
-        messages = self._consumer.take(limit)
-        if not messages:
-            if carried is not None:
-                carried.run(task_db())
-            return []
-        uuids = [uuid for uuid, _ in messages]
-        now = timezone.now()
-        try:
-            rows = self.claim_rows(uuids, worker_id, now, carried)
-        except Exception:
-            self._consumer.settle(messages, requeue=True)
-            raise
+        return self._consumer.take(limit)
+
+    def settle(self, taken: list[tuple[UUID, Message]], claimed: set[UUID] | None) -> None:
+        assert self._consumer is not None, "start_consuming() first"
+        if claimed is None:
+            self._consumer.settle(taken, requeue=True)
+            return
         # Messages whose row was not claimable (already run, cancelled, gone)
         # are duplicates: ack them too.
-        self._consumer.settle(messages, requeue=False)
-        if len(rows) < len(messages):
-            claimed = {row.pk for row in rows}
-            self.log_unknown([(uuid, msg) for uuid, msg in messages if uuid not in claimed])
-        if len(rows) < limit and self._consumer.has_buffered():
-            # Duplicates made this claim short, yet messages wait: claim again.
-            self._consumer.on_work()
-        return rows
+        self._consumer.settle(taken, requeue=False)
+        if len(claimed) < len(taken):
+            self.log_unknown([(uuid, message) for uuid, message in taken if uuid not in claimed])
+            if self._consumer.has_buffered():
+                # Duplicates made this claim short, yet messages wait: claim again.
+                self._consumer.on_work()
 
     def log_unknown(self, messages: list[tuple[UUID, Message]]) -> None:
         """Say which of these unclaimed messages name no row in this database (dropped)."""
@@ -419,26 +402,6 @@ class KombuBroker(Broker):
                 connections[using].settings_dict.get("NAME", using),
                 self.prefix,
             )
-
-    def claim_rows(
-        self, uuids: list[UUID], worker_id: str, now: datetime, carried: Carried | None = None
-    ) -> list[Task]:
-        using = task_db()
-        if connections[using].vendor == "postgresql":  # one statement
-            condition = f"""
-                "uuid" = ANY(%s) AND "status" IN ({WAITING})
-                AND ("run_after" IS NULL OR "run_after" <= %s)
-            """
-            return claim_returning(using, condition, [uuids, now], worker_id, now, carried)
-        assert carried is None, "carried writes are PostgreSQL's"
-        Task.objects.using(using).filter(pk__in=uuids, status__in=READY_STATUSES).exclude(
-            run_after__gt=now
-        ).update(**claim_values(worker_id, now))
-        return list(
-            Task.objects.using(using)
-            .filter(pk__in=uuids, worker=worker_id, started_at=now)
-            .order_by("priority", "created_at")
-        )
 
     def close(self) -> None:
         self.stop_consuming()
@@ -545,7 +508,7 @@ class Consumer(threading.Thread):
             return
         uuids = [uuid for uuid, _ in excess]
         try:
-            Task.objects.filter(pk__in=uuids).back_to_outbox()
+            task_store().back_to_outbox(pks=uuids)
         except Exception:
             with self.buffer_lock:
                 self.buffer.extend(excess)
@@ -649,7 +612,7 @@ class Consumer(threading.Thread):
         if not uuids:
             return
         try:
-            Task.objects.filter(pk__in=uuids).back_to_outbox()
+            task_store().back_to_outbox(pks=uuids)
         except Exception as exc:
             logger.error(
                 "Could not return %s unclaimed tasks to the outbox (%s): %s",

@@ -5,7 +5,7 @@ A worker is dead when its heartbeat is older than ``HEARTBEAT_TIMEOUT`` by
 the database's clock; every take-over re-checks that in its own statement,
 so that a worker whose heartbeat came back keeps its rows. A dead worker's
 running tasks are retried or failed (``take_over``); those it had only
-prefetched go back to the queue unattempted (``hand_back_rows``).
+prefetched go back to the queue unattempted (``TaskStore.hand_back``).
 """
 
 from __future__ import annotations
@@ -13,16 +13,14 @@ from __future__ import annotations
 import logging
 import uuid
 from datetime import timedelta
-from typing import Any
 
-from django.db.models import DateTimeField, Exists, ExpressionWrapper, F, OuterRef, Q
+from django.db.models import Q
 from django.utils import timezone
 
 from django_qtasks.conf import qtasks_settings
-from django_qtasks.models import Task, TaskQuerySet, TaskStatus, WorkerHeartbeat, task_db
+from django_qtasks.models import Task, WorkerHeartbeat, task_db, task_store
 from django_qtasks.notify import Notifier
-from django_qtasks.worker.liveness import DatabaseNow
-from django_qtasks.worker.writer import attempt_entry
+from django_qtasks.store import heartbeat_cutoff
 
 logger = logging.getLogger("django_qtasks.worker")
 
@@ -72,7 +70,7 @@ class FailOver:
                 and orphan.started_at < beat.last_heartbeat
                 and str(orphan.pk) not in beat.running
             ):
-                if hand_back_rows([orphan.pk], orphan.worker, unless_alive=True):
+                if task_store().hand_back([orphan.pk], orphan.worker, unless_alive=True):
                     logger.warning(
                         "Task %s: worker %s stopped sending heartbeats before it started this "
                         "prefetched task; it is back in the queue, its attempt not counted.",
@@ -96,7 +94,7 @@ class FailOver:
             # put its queues' waiting rows back in the outbox. In the database,
             # not in this process, so that whichever worker reaps it, any
             # worker's outbox sweep publishes them again.
-            count = Task.objects.filter(queue__in=queues).back_to_outbox()
+            count = task_store().back_to_outbox(queues=list(queues))
             if count and self.needs_outbox:
                 logger.warning(
                     "A dead worker may have held messages of %s: %s waiting tasks go back "
@@ -130,63 +128,16 @@ class FailOver:
 
     def take_over(self, orphan: Task, message: str) -> None:
         """Retry ``orphan`` if it has attempts left, else fail it, with ``message``."""
-        now = timezone.now()
-        attempt = attempt_entry(orphan, TaskStatus.ERROR, message, now)
         retry = orphan.attempts < orphan.max_attempts
-        rows = Task.objects.filter(pk=orphan.pk, status=TaskStatus.PROCESS, worker=orphan.worker)
-        if orphan.worker != self.worker_id:  # lost_rows: its own, not running
-            rows = unless_owner_alive(rows)
-        taken = rows.update(
-            status=TaskStatus.RETRY if retry else TaskStatus.ERROR,
-            traceback=message,
-            attempt_log=[*orphan.attempt_log, attempt],
-            run_after=now if retry else orphan.run_after,
-            published_at=None,
-            finished_at=None if retry else now,
-            updated_at=now,
-        )
-        if taken and not retry:
+        # Not this worker's own rows (lost_rows): those of a worker that must still be dead.
+        unless_alive = orphan.worker != self.worker_id
+        if not task_store().take_over(orphan, message, unless_alive=unless_alive):
+            return
+        if not retry:
             self.notifier.task_ended(orphan.pk)
-        if taken:
-            logger.warning(
-                "Task %s: %s %s",
-                orphan.uuid,
-                message,
-                "Retrying it." if retry else "No attempts left: failed.",
-            )
-
-
-def heartbeat_cutoff() -> Any:
-    """Heartbeats older than this, by the database's clock, are out of date."""
-    return ExpressionWrapper(
-        DatabaseNow() - timedelta(seconds=float(qtasks_settings.HEARTBEAT_TIMEOUT)),
-        output_field=DateTimeField(),
-    )
-
-
-def unless_owner_alive(rows: TaskQuerySet) -> TaskQuerySet:
-    """Leave out the rows of a worker whose heartbeat is fresh when the statement
-    runs, whatever it was when they were read."""
-    owner_alive = WorkerHeartbeat.objects.filter(
-        worker_id=OuterRef("worker"), last_heartbeat__gte=heartbeat_cutoff()
-    )
-    return rows.exclude(Exists(owner_alive))
-
-
-def hand_back_rows(pks: list[uuid.UUID], worker_id: str, *, unless_alive: bool = False) -> int:
-    """Put tasks claimed by ``worker_id`` but never started back in the queue, unattempted.
-
-    ``unless_alive``: only if ``worker_id`` is dead when the statement runs
-    (a fail-over, not the worker itself).
-    """
-    rows = Task.objects.filter(pk__in=pks, status=TaskStatus.PROCESS, worker=worker_id)
-    if unless_alive:
-        rows = unless_owner_alive(rows)
-    return rows.update(
-        status=TaskStatus.NEW,
-        worker="",
-        started_at=None,
-        published_at=None,
-        attempts=F("attempts") - 1,
-        updated_at=timezone.now(),
-    )
+        logger.warning(
+            "Task %s: %s %s",
+            orphan.uuid,
+            message,
+            "Retrying it." if retry else "No attempts left: failed.",
+        )

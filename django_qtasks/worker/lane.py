@@ -18,13 +18,14 @@ from typing import TYPE_CHECKING, Any, TypeVar
 from django.db import connections
 
 from django_qtasks.conf import qtasks_settings
-from django_qtasks.models import task_db
+from django_qtasks.models import task_db, task_store
 from django_qtasks.stalls import watching
 from django_qtasks.worker.writer import ResultWriter, refused_values, settle
 
 if TYPE_CHECKING:
     from django_qtasks.brokers.base import Broker
     from django_qtasks.models import Task
+    from django_qtasks.store import Carried
 
 T = TypeVar("T")
 
@@ -90,9 +91,7 @@ class DatabaseLane:
                 endings = []
             try:
                 relax_commits()
-                if carried is None:
-                    return self.broker.claim(self.queues, limit, self.worker_id)
-                records = self.broker.claim(self.queues, limit, self.worker_id, carried)
+                records = self._claim_tasks(limit, carried)
             except Exception as exc:
                 connections.close_all()
                 if endings and refused_values(exc):
@@ -103,8 +102,27 @@ class DatabaseLane:
                 elif endings:
                     settle(endings, exc)  # save_outcome tries again
                 raise
-            self.writer.written(endings, set(carried.pks))
+            if carried is not None:
+                self.writer.written(endings, set(carried.pks))
             return records
+
+    def _claim_tasks(self, limit: int, carried: Carried | None) -> list[Task]:
+        """Claim due rows, or those named by the broker's messages; ``carried`` goes with it."""
+        store = task_store()
+        if not self.broker.delivers_messages:
+            return store.claim_due(self.queues, limit, self.worker_id, carried)
+        taken = self.broker.take(limit)
+        if not taken:
+            if carried is not None:
+                carried.run(store.using)
+            return []
+        try:
+            records = store.claim_by_id([uuid for uuid, _ in taken], self.worker_id, carried)
+        except Exception:
+            self.broker.settle(taken, None)
+            raise
+        self.broker.settle(taken, {record.pk for record in records})
+        return records
 
 
 def relax_commits() -> None:

@@ -20,27 +20,12 @@ from collections.abc import Callable
 from typing import Any
 from uuid import UUID
 
-from django.conf import settings
 from django.db import connections
-from django.db.models.functions import Now
 
 from django_qtasks.models import Task, TaskStatus, WorkerHeartbeat, task_db
+from django_qtasks.store import DatabaseNow
 
 logger = logging.getLogger("django_qtasks.worker")
-
-
-class DatabaseNow(Now):
-    """The database's clock, the one every worker's heartbeat is written and judged by."""
-
-    def as_mysql(self, compiler: Any, connection: Any, **extra_context: Any) -> Any:
-        # CURRENT_TIMESTAMP is in the session's time zone; stored times are UTC.
-        template = "UTC_TIMESTAMP(6)" if settings.USE_TZ else "CURRENT_TIMESTAMP(6)"
-        return self.as_sql(compiler, connection, template=template, **extra_context)
-
-    def as_sqlite(self, compiler: Any, connection: Any, **extra_context: Any) -> Any:
-        # To the millisecond (Django 4.2's CURRENT_TIMESTAMP is to the second).
-        template = "STRFTIME('%%%%Y-%%%%m-%%%%d %%%%H:%%%%M:%%%%f', 'NOW')"
-        return self.as_sql(compiler, connection, template=template, **extra_context)
 
 
 class Heartbeat(threading.Thread):

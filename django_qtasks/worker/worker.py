@@ -30,7 +30,7 @@ from typing import Any, TypeVar
 
 from asgiref.sync import sync_to_async
 from django.db import close_old_connections, connections
-from django.db.models import F, Q
+from django.db.models import Q
 from django.utils import timezone
 
 from django_qtasks.beat import Beat
@@ -38,23 +38,19 @@ from django_qtasks.brokers import get_broker
 from django_qtasks.brokers.base import Broker
 from django_qtasks.conf import qtasks_settings
 from django_qtasks.context import RunState
-from django_qtasks.models import Task, TaskStatus, WorkerHeartbeat, task_db
+from django_qtasks.models import Task, TaskStatus, WorkerHeartbeat, task_db, task_store
 from django_qtasks.notify import get_notifier
 from django_qtasks.registry import default_app
 from django_qtasks.stalls import StallWatch, stack_of
+from django_qtasks.store import still_mine
 from django_qtasks.validation import is_storable
 from django_qtasks.worker.executor import Outcome, TaskExecutor, ThreadStuck, executor_for
-from django_qtasks.worker.failover import FailOver, hand_back_rows
+from django_qtasks.worker.failover import FailOver
 from django_qtasks.worker.lane import DatabaseLane
 from django_qtasks.worker.liveness import Heartbeat, write_heartbeat
 from django_qtasks.worker.prefetch import PREFETCH_WINDOW, PrefetchPolicy
 from django_qtasks.worker.shutdown import install_signal_handlers, remove_signal_handlers
-from django_qtasks.worker.writer import (
-    Ending,
-    ResultWriter,
-    attempt_entry,
-    still_mine,
-)
+from django_qtasks.worker.writer import Ending, ResultWriter
 
 logger = logging.getLogger("django_qtasks.worker")
 
@@ -751,7 +747,7 @@ class Worker:
     def hand_back(self, *records: Task) -> None:
         """Give these claimed tasks back to the queue, their attempt not counted."""
         pks = [record.pk for record in records]
-        hand_back_rows(pks, self.worker_id)
+        task_store().hand_back(pks, self.worker_id)
         # Their messages were settled at the claim: publish them again now,
         # not at an outbox sweep (which leaves new rows OUTBOX_GRACE).
         self.broker.publish_now(pks)
@@ -770,20 +766,8 @@ class Worker:
         with one more allowed.
         """
         record, run = entry.record, entry.run
-        now = timezone.now()
-        limit = qtasks_settings.LOG_LINES
-        released = Task.objects.filter(**still_mine(self.worker_id), pk=record.pk).update(
-            status=TaskStatus.NEW,
-            worker="",
-            started_at=None,
-            published_at=None,
-            max_attempts=F("max_attempts") + 1,
-            logs=[*record.logs, *run.stored_log()][-limit:],
-            attempt_log=[
-                *record.attempt_log,
-                attempt_entry(record, "interrupted", run.interrupted or "", now),
-            ],
-            updated_at=now,
+        released = task_store().hand_back_interrupted(
+            record, self.worker_id, run.stored_log(), run.interrupted or ""
         )
         if released:
             self.broker.publish_now([record.pk])
@@ -840,7 +824,7 @@ class Worker:
                 # Items that are not storable JSON are not shown: the task ends in error
                 # when it returns them, and other tasks' progress still saves.
                 fields["returning"] = run.progress
-            Task.objects.filter(pk=entry.record.pk, **still_mine(self.worker_id)).update(**fields)
+            task_store().update(entry.record.pk, still_mine(self.worker_id), fields)
             entry.saved_progress, entry.saved_lines = run.progress_version, lines
 
     async def run_beat(self, beat: Beat) -> None:

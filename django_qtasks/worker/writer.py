@@ -22,9 +22,9 @@ from django.db import DataError, IntegrityError, connections, transaction
 
 from django_qtasks.chains import next_step
 from django_qtasks.conf import qtasks_settings
-from django_qtasks.models import Task, TaskStatus, task_db
+from django_qtasks.models import Task, TaskStatus, task_store
 from django_qtasks.notify import Notifier
-from django_qtasks.rows import Carried, update_statement, update_task, update_tasks
+from django_qtasks.store import Carried, attempt_entry, still_mine
 from django_qtasks.worker.executor import Outcome
 
 logger = logging.getLogger("django_qtasks.worker")
@@ -46,23 +46,6 @@ class Ending:
     def starts_next_step(self) -> bool:
         """A chain's step that succeeded: its next step is written with its result."""
         return self.outcome.status == TaskStatus.SUCCESS and bool(self.record.chain_steps)
-
-
-def still_mine(worker_id: str) -> dict[str, Any]:
-    """The guard of every write of a run: a row failed over meanwhile is not overwritten."""
-    return {"status": TaskStatus.PROCESS, "worker": worker_id}
-
-
-def attempt_entry(record: Task, status: str, error: str, now: datetime) -> dict[str, Any]:
-    """One item of ``Task.attempt_log``: the attempt that just ended."""
-    return {
-        "attempt": record.attempts,
-        "worker": record.worker,
-        "started_at": record.started_at.isoformat() if record.started_at else None,
-        "finished_at": now.isoformat(),
-        "status": status,
-        "error": error,
-    }
 
 
 def refused_values(exc: Exception) -> bool:
@@ -181,7 +164,7 @@ class ResultWriter:
     def finish(self, endings: list[Ending]) -> set[uuid.UUID]:
         """Store outcomes; the keys of the rows written (a row failed over is no longer ours)."""
         mine = still_mine(self.worker_id)
-        using = task_db()
+        store = task_store()
         saved: set[uuid.UUID] = set()
         changes = []
         for ending in endings:
@@ -189,25 +172,25 @@ class ResultWriter:
             fields = self.fields(ending)
             if ending.starts_next_step:
                 # The next step is written with this result, or not at all.
-                with transaction.atomic(using=using):
-                    if update_task(using, record.pk, mine, fields):
+                with transaction.atomic(using=store.using):
+                    if store.update(record.pk, mine, fields):
                         saved.add(record.pk)
                         record.returning = outcome.returning
                         next_step(record)
             else:
                 changes.append((record.pk, fields))
-        return saved | update_tasks(using, mine, changes)
+        return saved | store.update_many(mine, changes)
 
     def carried(self, endings: list[Ending]) -> Carried | None:
         """The outcomes as one statement for a claim to carry, if they fit in one (``finish``)."""
-        using = task_db()
+        store = task_store()
         # First: on other databases every claim asks, and the changes would go unused.
-        if connections[using].vendor != "postgresql":
+        if not store.carries_writes:
             return None
         if not endings or any(ending.starts_next_step for ending in endings):
             return None
         changes = [(ending.record.pk, self.fields(ending)) for ending in endings]
-        return update_statement(using, still_mine(self.worker_id), changes)
+        return store.update_statement(still_mine(self.worker_id), changes)
 
     def fields(self, ending: Ending) -> dict[str, Any]:
         """The columns that record how this run ended."""
