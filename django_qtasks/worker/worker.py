@@ -12,7 +12,6 @@ progress.
 from __future__ import annotations
 
 import asyncio
-import collections
 import contextlib
 import functools
 import logging
@@ -24,13 +23,10 @@ import traceback
 import uuid
 from collections.abc import Callable, Coroutine
 from concurrent.futures import ThreadPoolExecutor
-from dataclasses import dataclass, field
-from datetime import datetime
 from typing import Any, TypeVar
 
 from asgiref.sync import sync_to_async
 from django.db import close_old_connections, connections
-from django.db.models import Q
 from django.utils import timezone
 
 from django_qtasks.beat import Beat
@@ -42,14 +38,15 @@ from django_qtasks.models import Task, TaskStatus, WorkerHeartbeat, task_db, tas
 from django_qtasks.notify import get_notifier
 from django_qtasks.registry import default_app
 from django_qtasks.stalls import StallWatch, stack_of
-from django_qtasks.store import still_mine
-from django_qtasks.validation import is_storable
+from django_qtasks.worker.cancels import CancelWatch
 from django_qtasks.worker.executor import Outcome, TaskExecutor, ThreadStuck, executor_for
 from django_qtasks.worker.failover import FailOver
 from django_qtasks.worker.lane import DatabaseLane
 from django_qtasks.worker.liveness import Heartbeat, write_heartbeat
 from django_qtasks.worker.prefetch import PREFETCH_WINDOW, PrefetchPolicy
+from django_qtasks.worker.progress import save_progress
 from django_qtasks.worker.shutdown import install_signal_handlers, remove_signal_handlers
+from django_qtasks.worker.slots import Running, Slots
 from django_qtasks.worker.writer import Ending, ResultWriter
 
 logger = logging.getLogger("django_qtasks.worker")
@@ -63,22 +60,6 @@ WRITE_WAIT = 0.002
 #: A stop that returns running tasks gives up writing an outcome after this
 #: many failed tries (before that, the worker tries until it is written).
 SAVE_TRIES_WHEN_STOPPING = 3
-
-
-@dataclass
-class Running:
-    record: Task
-    run: RunState
-    #: The execution alone: cancelling it never interrupts saving the outcome.
-    future: asyncio.Future[Outcome] | None = None
-    saved_progress: int = 0
-    saved_lines: int = 0
-    started: float = field(default_factory=time.monotonic)
-    #: When its outcome became known; from then on, its slot is free while
-    #: the outcome waits to be written.
-    ended_at: datetime | None = None
-    #: Its row was taken from this worker while it ran: its outcome is not ours to write.
-    taken: bool = False
 
 
 class Worker:
@@ -102,10 +83,7 @@ class Worker:
         self.prefetch = PrefetchPolicy(
             self.concurrency, qtasks_settings.PREFETCH if prefetch is None else prefetch
         )
-        #: Claimed ahead of a free slot (``prefetch``), in the order they start.
-        self.reserved: collections.deque[Task] = collections.deque()
-        #: Cancel requests for reserved tasks: they start at once, and stop.
-        self._early_cancels: dict[uuid.UUID, str] = {}
+        self.slots = Slots(self.concurrency)
         self.worker_id = worker_id or (
             f"{socket.gethostname()}:{os.getpid()}:{uuid.uuid4().hex[:6]}"
         )
@@ -114,9 +92,6 @@ class Worker:
         self.shutdown_timeout = (
             qtasks_settings.SHUTDOWN_TIMEOUT if shutdown_timeout is None else shutdown_timeout
         )
-        self.running: dict[uuid.UUID, Running] = {}
-        #: Guards ``running`` against the heartbeat thread, which reads it.
-        self._running_lock = threading.Lock()
         #: Runs whose thread could not be stopped: their rows stay with this
         #: worker (its heartbeat is not removed) until the process is gone.
         self.stuck: set[uuid.UUID] = set()
@@ -126,7 +101,6 @@ class Worker:
         self._force = False
         #: Set when the runs still under way go back to the queue (``drain``).
         self._returning = False
-        self._loop: asyncio.AbstractEventLoop | None = None
         #: Set to bring the claiming loop (``consume``) or ``drain`` back to look.
         self._wakeup = asyncio.Event()
         #: After a claim that came back short, the next one waits for the
@@ -160,7 +134,7 @@ class Worker:
         self._wakeup.set()
 
     async def main(self) -> None:
-        loop = self._loop = asyncio.get_running_loop()
+        loop = asyncio.get_running_loop()
         install_signal_handlers(loop, self)
         await self.lane.run(
             functools.partial(write_heartbeat, self.worker_id, [], **self.heartbeat_fields())
@@ -168,13 +142,18 @@ class Worker:
         heartbeat = Heartbeat(
             worker_id=self.worker_id,
             interval=float(qtasks_settings.HEARTBEAT_INTERVAL),
-            under_way=self.under_way_keys,
+            under_way=self.slots.under_way_keys,
             on_lost=lambda lost: loop.call_soon_threadsafe(self.runs_taken, lost),
             **self.heartbeat_fields(),
         )
         heartbeat.start()
         self.broker.start_consuming(
-            self.queues, prefetch=self.prefetch.first_unclaimed, on_work=self.work_arrived
+            self.queues,
+            prefetch=self.prefetch.first_unclaimed,
+            on_work=functools.partial(call_soon, loop, self.work_arrived),
+        )
+        cancels = CancelWatch(
+            self.worker_id, self.slots, self.lane, self.notifier, loop, self._wakeup.set
         )
         logger.info(
             "Worker %s started: queues %s, concurrency %s, broker %s, %s tasks registered",
@@ -187,7 +166,9 @@ class Worker:
         side_loops = [
             self.side_loop("write_endings", self.write_endings_loop()),
             self.side_loop("fail_over", self.every("HEARTBEAT_INTERVAL", self.fail_over)),
-            self.side_loop("poll_cancels", self.every("CANCEL_POLL_INTERVAL", self.poll_cancels)),
+            self.side_loop(
+                "poll_cancels", self.every("CANCEL_POLL_INTERVAL", cancels.poll_cancels)
+            ),
             self.side_loop("save_progress", self.every("PROGRESS_INTERVAL", self.save_progress)),
         ]
         if self.broker.needs_outbox:
@@ -196,7 +177,7 @@ class Worker:
         if self.periodic is not None:
             side_loops.append(self.side_loop("beat", self.run_beat(self.periodic)))
         self._side_loops = side_loops
-        self.watch_cancels(loop)
+        cancels.watch(self._stopped)
         stall_watch = StallWatch(loop, float(qtasks_settings.STALL_WARNING))
         stall_watch.start()
         try:
@@ -205,10 +186,10 @@ class Worker:
             # for the other workers (their messages go back first, so that it
             # does not receive them again while its runs end).
             await asyncio.to_thread(self.broker.stop_consuming)
-            if self.reserved:
+            if self.slots.reserved:
                 # Never started: back to the queue, as never claimed.
-                await self.lane.run(self.hand_back, *self.reserved)
-                self.reserved.clear()
+                await self.lane.run(self.hand_back, *self.slots.reserved)
+                self.slots.reserved.clear()
             await self.drain()
         finally:
             for side_loop in side_loops:
@@ -282,9 +263,9 @@ class Worker:
             "%s claimed in all; next poll in %.2fs, work arrived %s, stopping %s; database "
             "calls sent %s, begun %s; side loops: %s; broker: %s\n%s",
             self.worker_id,
-            len(self.under_way()),
-            len(self.running) - len(self.under_way()),
-            len(self.reserved),
+            len(self.slots.under_way()),
+            len(self.running) - len(self.slots.under_way()),
+            len(self.slots.reserved),
             self.claimed,
             self._next_poll - now,
             self._work_arrived,
@@ -299,10 +280,10 @@ class Worker:
     def heartbeat_fields(self) -> dict[str, Any]:
         return {"queues": self.queues, "concurrency": self.concurrency}
 
-    def under_way_keys(self) -> list[uuid.UUID]:
-        """The runs not ended yet (from any thread; see ``Heartbeat``)."""
-        with self._running_lock:
-            return [key for key, entry in self.running.items() if entry.ended_at is None]
+    @property
+    def running(self) -> dict[uuid.UUID, Running]:
+        """The runs under way or whose outcome waits to be written (``ctx`` components)."""
+        return self.slots.running
 
     def runs_taken(self, lost: dict[uuid.UUID, tuple[str, str] | None]) -> None:
         """Stop the runs whose rows were taken from this worker: they are someone else's now."""
@@ -347,35 +328,36 @@ class Worker:
         failures = 0
         while not self._stopping:
             free = self.fill_free_slots()
-            ahead = self.prefetch.ahead(entry.started for entry in self.under_way())
+            ahead = self.prefetch.ahead(entry.started for entry in self.slots.under_way())
             if self.prefetch.auto:
                 # Messages, too: as many ahead as tasks are claimed ahead.
                 self.broker.set_prefetch(self.concurrency + ahead)
             if self.prefetch.held_too_long(self.holding_ahead(), free):
                 # Out of the reserve first, so that no slot starts one meanwhile.
-                held = list(self.reserved)
-                self.reserved.clear()
+                held = list(self.slots.reserved)
+                self.slots.reserved.clear()
                 try:
                     await self.lane.run(self.hand_back_held, held)
                 except Exception:
                     logger.exception("Could not hand back %s held tasks", len(held))
-                    self.reserved.extendleft(reversed(held))
+                    self.slots.reserved.extendleft(reversed(held))
                     await self.sleep(1.0)  # they start here meanwhile, as slots free up
                 continue
             # Claim for the free slots, plus some ahead, once the reserve is
             # half used: claims come in batches, not one by one.
-            room = free + ahead - len(self.reserved)
+            reserved = len(self.slots.reserved)
+            room = free + ahead - reserved
             if self.max_tasks is not None:
-                room = min(room, self.max_tasks - self.claimed - len(self.reserved))
-                if room <= 0 and not self.running and not self.reserved:
+                room = min(room, self.max_tasks - self.claimed - reserved)
+                if room <= 0 and self.slots.idle():
                     return
             self._wakeup.clear()
-            if room <= 0 or len(self.reserved) > ahead // 2:
+            if room <= 0 or reserved > ahead // 2:
                 await self.wait_for_slot()
                 continue
             until_poll = self._next_poll - time.monotonic()
             # (--burst, once idle, claims at once to learn whether to stop.)
-            idle_burst = self.burst and not self.running and not self.reserved
+            idle_burst = self.burst and self.slots.idle()
             if until_poll > 0 and not self._work_arrived and not idle_burst:
                 # Woken early by the broker's on_work or a stop (a free slot
                 # only brings the loop back here).
@@ -393,7 +375,7 @@ class Worker:
                 )
                 await self.sleep(pause)
                 continue
-            self.reserved.extend(records)
+            self.slots.reserved.extend(records)
             if self._stopping:
                 # A claim that was under way when the stop came: its tasks
                 # never start here (main hands the reserve back).
@@ -406,19 +388,16 @@ class Worker:
             if (
                 self.burst
                 and not records
-                and not self.running
-                and not self.reserved
+                and self.slots.idle()
                 and not await self.lane.run(self.work_is_due)
             ):
                 return
 
-    def under_way(self) -> list[Running]:
-        """The runs not ended yet: each holds a slot (an ended one waits only for its write)."""
-        return [entry for entry in self.running.values() if entry.ended_at is None]
-
     def holding_ahead(self) -> bool:
         """With "auto": tasks claimed ahead, or more messages than slots (a message broker)."""
-        return self.prefetch.auto and bool(self.reserved or self.broker.held() > self.concurrency)
+        return self.prefetch.auto and bool(
+            self.slots.reserved or self.broker.held() > self.concurrency
+        )
 
     async def wait_for_slot(self) -> None:
         """Wait for a wake-up; with tasks held ("auto"), no longer than the window allows."""
@@ -438,12 +417,7 @@ class Worker:
             timer.cancel()
 
     def work_arrived(self) -> None:
-        """The broker has work (called from its thread): claim now, not at the next poll."""
-        assert self._loop is not None
-        with contextlib.suppress(RuntimeError):  # the loop closed: the worker is gone
-            self._loop.call_soon_threadsafe(self._on_work_arrived)
-
-    def _on_work_arrived(self) -> None:
+        """The broker has work (its ``on_work``, on the loop): claim now, not at the next poll."""
         self._work_arrived = True
         self._wakeup.set()
 
@@ -452,30 +426,9 @@ class Worker:
 
         Returns how many slots are still free.
         """
-        for record in [record for record in self.reserved if record.pk in self._early_cancels]:
-            self.reserved.remove(record)
-            self.start(record)  # it ends at once, as cancelled
-        free = self.concurrency - len(self.under_way())
-        while self.reserved and free > 0:
-            self.start(self.reserved.popleft())
-            free -= 1
-        return free
-
-    def watch_cancels(self, loop: asyncio.AbstractEventLoop) -> None:
-        """With Redis, act on a cancel request as soon as it is made."""
-        if not self.notifier.fast:
-            return
-
-        def on_cancel() -> None:
-            poll = functools.partial(self.poll_cancels, signalled=True)
-            asyncio.run_coroutine_threadsafe(self.lane.run(poll), loop)
-
-        threading.Thread(
-            target=self.notifier.watch_cancels,
-            args=(on_cancel, self._stopped),
-            name="qtasks-cancels",
-            daemon=True,
-        ).start()
+        for record in self.slots.to_start():
+            self.start(record)
+        return self.slots.free()
 
     def work_is_due(self) -> bool:
         return Task.objects.using(task_db()).due(self.queues).exists()
@@ -497,7 +450,7 @@ class Worker:
         run = RunState(
             record.uuid, log_limit=qtasks_settings.LOG_LINES, worker=self, attempt=record.attempts
         )
-        reason = self._early_cancels.pop(record.pk, None)
+        reason = self.slots.early_cancels.pop(record.pk, None)
         if reason is None and record.cancel_requested_at is not None:
             # Asked for while an earlier run was handed back (a worker that
             # stopped or died before it saw the request): end it unrun.
@@ -505,8 +458,7 @@ class Worker:
         if reason is not None:
             run.request_cancel(reason)
         entry = Running(record, run)
-        with self._running_lock:
-            self.running[record.uuid] = entry
+        self.slots.add(entry)
         runner = asyncio.create_task(self.run_one(entry))
         self._runners.add(runner)
         runner.add_done_callback(self._runners.discard)
@@ -605,8 +557,7 @@ class Worker:
             if executor is not None:
                 await executor.outcome_saved(outcome)
         finally:
-            with self._running_lock:
-                self.running.pop(record.uuid, None)
+            self.slots.remove(record.uuid)
             self._wakeup.set()
 
     async def save_outcome(self, entry: Running, outcome: Outcome) -> None:
@@ -703,7 +654,7 @@ class Worker:
         """
         while True:
             await self._endings_ready.wait()
-            if self.reserved or self.under_way():
+            if self.slots.reserved or self.slots.under_way():
                 await asyncio.sleep(WRITE_WAIT)
             self._endings_ready.clear()
             # (Meanwhile a claim may have taken them.)
@@ -774,58 +725,13 @@ class Worker:
 
     def fail_over(self) -> None:
         self.failover.dead_workers()
-        self.failover.lost_rows([*self.running, *(record.pk for record in list(self.reserved))])
+        self.failover.lost_rows(self.slots.held_keys())
 
     def unregister(self) -> None:
         WorkerHeartbeat.objects.filter(worker_id=self.worker_id).delete()
 
-    def poll_cancels(self, signalled: bool = False) -> None:
-        """Look for cancel requests of the tasks this worker runs or holds.
-
-        ``signalled``: a cancel was just requested (Redis). Then also the rows
-        of a claim that has ended but whose tasks are not in the reserve yet:
-        no other look would come before the next poll.
-        """
-        ours = Q(pk__in=[*self.running, *(record.pk for record in list(self.reserved))])
-        if signalled:
-            ours |= Q(worker=self.worker_id, status=TaskStatus.PROCESS)
-        elif not self.running and not self.reserved:
-            return
-        requested = list(
-            Task.objects.using(task_db())
-            .filter(ours, cancel_requested_at__isnull=False)
-            .values_list("pk", "cancel_reason")
-        )
-        if requested:
-            assert self._loop is not None
-            self._loop.call_soon_threadsafe(self.cancel_requested, requested)
-
-    def cancel_requested(self, requested: list[tuple[uuid.UUID, str]]) -> None:
-        """Stop these runs; tasks not started yet start as cancelled (on the loop's thread)."""
-        for pk, reason in requested:
-            entry = self.running.get(pk)
-            if entry is None:  # in the reserve, or on its way there
-                self._early_cancels.setdefault(pk, reason)
-                self._wakeup.set()
-            elif entry.run.cancel_reason is None:
-                entry.run.request_cancel(reason)
-                if entry.future is not None:
-                    entry.future.cancel()
-
     def save_progress(self) -> None:
-        """Write what generators have yielded, and new log lines, while tasks run."""
-        for entry in list(self.running.values()):
-            run = entry.run
-            lines = len(run.log_lines) + run.dropped_lines
-            if run.progress_version == entry.saved_progress and lines == entry.saved_lines:
-                continue
-            fields: dict[str, Any] = {"logs": [*entry.record.logs, *run.stored_log()]}
-            if run.progress is not None and is_storable(run.progress):
-                # Items that are not storable JSON are not shown: the task ends in error
-                # when it returns them, and other tasks' progress still saves.
-                fields["returning"] = run.progress
-            task_store().update(entry.record.pk, still_mine(self.worker_id), fields)
-            entry.saved_progress, entry.saved_lines = run.progress_version, lines
+        save_progress(self.slots, self.worker_id)
 
     async def run_beat(self, beat: Beat) -> None:
         started = False
@@ -847,3 +753,9 @@ class Worker:
                 await self.lane.run(function)
             except Exception:
                 logger.exception("Worker %s: %s failed", self.worker_id, function.__name__)
+
+
+def call_soon(loop: asyncio.AbstractEventLoop, callback: Callable[[], object]) -> None:
+    """Have ``loop`` call ``callback`` (from any thread), unless the loop has closed."""
+    with contextlib.suppress(RuntimeError):  # the loop closed: the worker is gone
+        loop.call_soon_threadsafe(callback)

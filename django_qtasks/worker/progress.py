@@ -1,0 +1,26 @@
+"""What generator tasks have yielded, and new log lines, written while tasks run."""
+
+from __future__ import annotations
+
+from typing import Any
+
+from django_qtasks.models import task_store
+from django_qtasks.store import still_mine
+from django_qtasks.validation import is_storable
+from django_qtasks.worker.slots import Slots
+
+
+def save_progress(slots: Slots, worker_id: str) -> None:
+    """Write the progress of the runs that have some since the last time (in the lane)."""
+    for entry in list(slots.running.values()):
+        run = entry.run
+        lines = len(run.log_lines) + run.dropped_lines
+        if run.progress_version == entry.saved_progress and lines == entry.saved_lines:
+            continue
+        fields: dict[str, Any] = {"logs": [*entry.record.logs, *run.stored_log()]}
+        if run.progress is not None and is_storable(run.progress):
+            # Items that are not storable JSON are not shown: the task ends in error
+            # when it returns them, and other tasks' progress still saves.
+            fields["returning"] = run.progress
+        task_store().update(entry.record.pk, still_mine(worker_id), fields)
+        entry.saved_progress, entry.saved_lines = run.progress_version, lines
