@@ -113,7 +113,7 @@ test: venv  ## Lint and all tests on SQLite, PostgreSQL and MySQL/MariaDB, the w
 # The two ends of the support the package declares (pyproject.toml, tox.ini),
 # on SQLite, each in a venv of its own: Python 3.10 with Django 4.2, and
 # Python 3.13 with Django 6.1. The tests that start no worker, and the
-# worker's own file. CI runs them after `make test`; here, for example:
+# worker's own (marked `cells`). CI runs them after `make test`; here, for example:
 #   make test-cells PYTHON_OLDEST="env PYENV_VERSION=3.10.13 python3"
 PYTHON_OLDEST ?= python3.10
 PYTHON_NEWEST ?= python3.13
@@ -135,11 +135,11 @@ PYTHON_NEWEST ?= python3.13
 
 test-oldest: .venv-oldest/bin/activate  ## The quick tests and the worker's own on SQLite, Python 3.10 + Django 4.2
 	QTASKS_DB=sqlite .venv-oldest/bin/pytest -p no:cacheprovider -m "not e2e"
-	QTASKS_DB=sqlite .venv-oldest/bin/pytest -p no:cacheprovider tests/test_worker.py
+	QTASKS_DB=sqlite .venv-oldest/bin/pytest -p no:cacheprovider -m cells
 
 test-newest: .venv-newest/bin/activate  ## The same on Python 3.13 + Django 6.1
 	QTASKS_DB=sqlite .venv-newest/bin/pytest -p no:cacheprovider -m "not e2e"
-	QTASKS_DB=sqlite .venv-newest/bin/pytest -p no:cacheprovider tests/test_worker.py
+	QTASKS_DB=sqlite .venv-newest/bin/pytest -p no:cacheprovider -m cells
 
 test-cells: test-oldest test-newest  ## Both ends of the declared support (Python 3.10/Django 4.2, 3.13/6.1)
 

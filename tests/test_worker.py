@@ -24,7 +24,7 @@ from django_qtasks.models import Task, TaskStatus, WorkerHeartbeat
 from tests.conftest import run_worker, wait_all_final, wait_status, wait_until
 from tests.testapp import tasks, tasks_lifecycle
 
-pytestmark = [pytest.mark.broker, pytest.mark.django_db(transaction=True)]
+pytestmark = [pytest.mark.broker, pytest.mark.cells, pytest.mark.django_db(transaction=True)]
 
 
 def unique(prefix: str) -> str:

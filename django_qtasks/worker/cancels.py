@@ -8,7 +8,6 @@ made. Runs stop on the event loop's thread (``Slots.request_cancels``).
 from __future__ import annotations
 
 import asyncio
-import functools
 import threading
 import uuid
 from collections.abc import Callable
@@ -45,8 +44,7 @@ class CancelWatch:
             return
 
         def on_cancel() -> None:
-            poll = functools.partial(self.poll_cancels, signalled=True)
-            asyncio.run_coroutine_threadsafe(self.lane.run(poll), self.loop)
+            asyncio.run_coroutine_threadsafe(self.signalled(), self.loop)
 
         threading.Thread(
             target=self.notifier.watch_cancels,
@@ -55,17 +53,22 @@ class CancelWatch:
             daemon=True,
         ).start()
 
-    def poll_cancels(self, signalled: bool = False) -> None:
-        """Look for cancel requests of the tasks this worker runs or holds (in the lane).
+    async def signalled(self) -> None:
+        """A cancel was just requested (Redis): look now (on the loop's thread)."""
+        await self.lane.run(self.poll_cancels, self.slots.held_keys(), True)
+
+    def poll_cancels(self, held: list[uuid.UUID], signalled: bool = False) -> None:
+        """Look for cancel requests of ``held``, the tasks this worker runs or holds (in
+        the lane).
 
         ``signalled``: a cancel was just requested (Redis). Then also the rows
         of a claim that has ended but whose tasks are not in the reserve yet:
         no other look would come before the next poll.
         """
-        ours = Q(pk__in=self.slots.held_keys())
+        ours = Q(pk__in=held)
         if signalled:
             ours |= Q(worker=self.worker_id, status=TaskStatus.PROCESS)
-        elif self.slots.idle():
+        elif not held:
             return
         requested = list(
             Task.objects.using(task_db())

@@ -7,12 +7,12 @@ from typing import Any
 from django_qtasks.models import task_store
 from django_qtasks.store import still_mine
 from django_qtasks.validation import is_storable
-from django_qtasks.worker.slots import Slots
+from django_qtasks.worker.slots import Running
 
 
-def save_progress(slots: Slots, worker_id: str) -> None:
-    """Write the progress of the runs that have some since the last time (in the lane)."""
-    for entry in list(slots.running.values()):
+def save_progress(entries: list[Running], worker_id: str) -> None:
+    """Write the progress these runs made since the last time (in the lane)."""
+    for entry in entries:
         run = entry.run
         lines = len(run.log_lines) + run.dropped_lines
         if run.progress_version == entry.saved_progress and lines == entry.saved_lines:

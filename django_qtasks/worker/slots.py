@@ -65,9 +65,13 @@ class Slots:
         with self._lock:
             return [key for key, entry in self.running.items() if entry.ended_at is None]
 
+    def entries(self) -> list[Running]:
+        """The runs under way or whose outcome waits to be written."""
+        return list(self.running.values())
+
     def held_keys(self) -> list[uuid.UUID]:
         """Every task this worker holds: running, waiting to be written, or reserved."""
-        return [*self.running, *(record.pk for record in list(self.reserved))]
+        return [*self.running, *(record.pk for record in self.reserved)]
 
     def idle(self) -> bool:
         return not self.running and not self.reserved

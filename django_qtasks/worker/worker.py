@@ -165,11 +165,18 @@ class Worker:
         )
         side_loops = [
             self.side_loop("write_endings", self.write_endings_loop()),
-            self.side_loop("fail_over", self.every("HEARTBEAT_INTERVAL", self.fail_over)),
             self.side_loop(
-                "poll_cancels", self.every("CANCEL_POLL_INTERVAL", cancels.poll_cancels)
+                "fail_over",
+                self.every("HEARTBEAT_INTERVAL", self.fail_over, self.slots.held_keys),
             ),
-            self.side_loop("save_progress", self.every("PROGRESS_INTERVAL", self.save_progress)),
+            self.side_loop(
+                "poll_cancels",
+                self.every("CANCEL_POLL_INTERVAL", cancels.poll_cancels, self.slots.held_keys),
+            ),
+            self.side_loop(
+                "save_progress",
+                self.every("PROGRESS_INTERVAL", self.save_progress, self.slots.entries),
+            ),
         ]
         if self.broker.needs_outbox:
             sweep = self.every("OUTBOX_INTERVAL", self.sweep_outbox)
@@ -723,15 +730,15 @@ class Worker:
         if released:
             self.broker.publish_now([record.pk])
 
-    def fail_over(self) -> None:
+    def fail_over(self, held: list[uuid.UUID]) -> None:
         self.failover.dead_workers()
-        self.failover.lost_rows(self.slots.held_keys())
+        self.failover.lost_rows(held)
 
     def unregister(self) -> None:
         WorkerHeartbeat.objects.filter(worker_id=self.worker_id).delete()
 
-    def save_progress(self) -> None:
-        save_progress(self.slots, self.worker_id)
+    def save_progress(self, entries: list[Running]) -> None:
+        save_progress(entries, self.worker_id)
 
     async def run_beat(self, beat: Beat) -> None:
         started = False
@@ -746,11 +753,18 @@ class Worker:
                 pause = float(qtasks_settings.BEAT_INTERVAL)
             await asyncio.sleep(pause)
 
-    async def every(self, interval_key: str, function: Callable[[], None]) -> None:
+    async def every(
+        self, interval_key: str, function: Callable[..., None], *snapshots: Callable[[], Any]
+    ) -> None:
+        """Call ``function`` in the lane every ``interval_key`` seconds.
+
+        Its arguments are ``snapshots`` taken on the loop's thread, which owns
+        what they read: the lane's thread never reads the loop's state.
+        """
         while True:
             await asyncio.sleep(float(getattr(qtasks_settings, interval_key)))
             try:
-                await self.lane.run(function)
+                await self.lane.run(function, *(take() for take in snapshots))
             except Exception:
                 logger.exception("Worker %s: %s failed", self.worker_id, function.__name__)
 
