@@ -493,3 +493,20 @@ def test_both_strategies_leave_the_same_rows():
     }  # fmt: skip
     for name in STRATEGIES:
         assert results[name] == expected, name
+
+
+@pytest.mark.skipif(connection.vendor != "postgresql", reason="a setting of PostgreSQL's")
+def test_relax_commits_turns_synchronous_commit_off_for_the_connection_only_once():
+    store = task_store()
+    try:
+        with CaptureQueriesContext(connection) as queries:
+            store.relax_commits()
+            store.relax_commits()
+        with connection.cursor() as cursor:
+            cursor.execute("SHOW synchronous_commit")
+            assert cursor.fetchone() == ("off",)
+        assert [q["sql"] for q in queries.captured_queries] == ["SET synchronous_commit TO off"]
+    finally:
+        with connection.cursor() as cursor:
+            cursor.execute("SET synchronous_commit TO DEFAULT")
+        del connection.qtasks_relaxed

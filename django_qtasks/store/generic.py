@@ -400,6 +400,10 @@ class TaskStore:
             return "requested"
         return None
 
+    def relax_commits(self) -> None:
+        """Let this connection's commits return before they reach the disk, where the
+        database offers it (the worker's own commits: see ``worker.lane.relax_commits``)."""
+
     # Helpers -------------------------------------------------------------------
 
     def unless_owner_alive(self, rows: TaskQuerySet) -> TaskQuerySet:

@@ -130,6 +130,15 @@ class PostgresTaskStore(TaskStore):
                 [now, [task.pk for task in tasks], [task.updated_at for task in tasks]],
             )
 
+    def relax_commits(self) -> None:
+        connection = connections[self.using]
+        connection.ensure_connection()
+        # Once per connection (a new one after a failure).
+        if getattr(connection, "qtasks_relaxed", None) is not connection.connection:
+            with connection.cursor() as cursor:
+                cursor.execute("SET synchronous_commit TO off")
+            connection.qtasks_relaxed = connection.connection  # type: ignore[attr-defined]
+
     def claim_due(
         self, queues: list[str], limit: int, worker_id: str, carried: Carried | None = None
     ) -> list[Task]:

@@ -108,7 +108,7 @@ class FailOver:
 
         It happens when the database lost the commit of a result (a crash
         right after a commit that did not wait for the disk, see
-        ``_relax_commits``), and when a worker restarts under a fixed
+        ``lane.relax_commits``), and when a worker restarts under a fixed
         ``--worker-id``: its id stays alive, so no one else takes over what
         the previous process left. The margin leaves rows just claimed alone.
         """

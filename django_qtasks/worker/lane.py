@@ -18,7 +18,7 @@ from typing import TYPE_CHECKING, Any, TypeVar
 from django.db import connections
 
 from django_qtasks.conf import qtasks_settings
-from django_qtasks.models import task_db, task_store
+from django_qtasks.models import task_store
 from django_qtasks.stalls import watching
 from django_qtasks.worker.writer import ResultWriter, refused_values, settle
 
@@ -126,7 +126,7 @@ class DatabaseLane:
 
 
 def relax_commits() -> None:
-    """On PostgreSQL, let the worker's own commits return before the disk flush.
+    """Let the worker's own commits return before the disk flush, where the database can.
 
     Each commit of a claim or a result would otherwise wait about a millisecond
     for the WAL to reach the disk, and that wait bounds how many tasks a
@@ -136,11 +136,5 @@ def relax_commits() -> None:
     enqueues keep the database's own setting. QTASKS["WORKER_SYNCHRONOUS_COMMIT"]
     = True turns this off.
     """
-    connection = connections[task_db()]
-    if connection.vendor != "postgresql" or qtasks_settings.WORKER_SYNCHRONOUS_COMMIT:
-        return
-    connection.ensure_connection()
-    if getattr(connection, "qtasks_relaxed", None) is not connection.connection:
-        with connection.cursor() as cursor:
-            cursor.execute("SET synchronous_commit TO off")
-        connection.qtasks_relaxed = connection.connection  # type: ignore[attr-defined]
+    if not qtasks_settings.WORKER_SYNCHRONOUS_COMMIT:
+        task_store().relax_commits()
