@@ -60,6 +60,14 @@ class TaskQuerySet(models.QuerySet["Task"]):
     def finished(self) -> TaskQuerySet:
         return self.filter(status__in=FINAL_STATUSES)
 
+    def back_to_outbox(self) -> int:
+        """Mark the waiting ones unpublished: their messages may be lost. How many changed.
+
+        A worker's outbox sweep publishes them again; a message that did
+        survive becomes a duplicate, dropped at its claim (``TaskStore.back_to_outbox``).
+        """
+        return task_store().back_to_outbox(self)
+
     def due(self, queues: list[str], now: Any = None) -> TaskQuerySet:
         """Ready tasks of ``queues`` whose time has come, best first."""
         now = now or timezone.now()

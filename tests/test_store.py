@@ -310,8 +310,8 @@ def test_back_to_outbox_and_redelivery_marks(store):
     assert [task.args[0] for task in stamped] == [0, 1]
     assert again == []  # stamped since: another worker sends them
     assert {task.published_at for task in stamped} == {by_number(queue)[0].published_at}
-    assert store.back_to_outbox(pks=[records[0].pk]) == 1
-    assert store.back_to_outbox(queues=[queue]) == 2  # 1 and 2; 3 has ended
+    assert store.back_to_outbox(Task.objects.filter(pk=records[0].pk)) == 1
+    assert store.back_to_outbox(Task.objects.filter(queue=queue)) == 2  # 1 and 2; 3 has ended
     rows = by_number(queue)
     assert [rows[n].published_at for n in range(3)] == [None, None, None]
     assert rows[3].published_at == old
@@ -451,7 +451,7 @@ def a_day_of_work(store: TaskStore) -> dict[int, tuple[Any, ...]]:
     store.hand_back_interrupted(by_id[1], WORKER, [], "stopped")
     store.cancel(records[7].pk, "not needed", "tester")
     store.cancel(claimed[1].pk, "stop", "tester")
-    store.back_to_outbox(pks=[records[3].pk])
+    store.back_to_outbox(Task.objects.filter(pk=records[3].pk))
     return {
         task.args[0]: (
             task.status,

@@ -215,7 +215,7 @@ class KombuBroker(Broker):
         with self._lock:
             queues = set(self._queues_back_to_outbox)
         if queues:
-            count = task_store().back_to_outbox(queues=list(queues))
+            count = Task.objects.filter(queue__in=queues).back_to_outbox()
             with self._lock:
                 self._queues_back_to_outbox -= queues
             if count:
@@ -313,7 +313,7 @@ class KombuBroker(Broker):
         if error is not None:
             unsent = [row.pk for row in rows[len(sent) :]]
             # Back to the outbox, which sends them once the broker is back.
-            task_store().back_to_outbox(pks=unsent)
+            Task.objects.filter(pk__in=unsent).back_to_outbox()
             logger.error(
                 "Broker %s is unreachable (%s); %s tasks back in the outbox.",
                 self.safe_url,
@@ -508,7 +508,7 @@ class Consumer(threading.Thread):
             return
         uuids = [uuid for uuid, _ in excess]
         try:
-            task_store().back_to_outbox(pks=uuids)
+            Task.objects.filter(pk__in=uuids).back_to_outbox()
         except Exception:
             with self.buffer_lock:
                 self.buffer.extend(excess)
@@ -612,7 +612,7 @@ class Consumer(threading.Thread):
         if not uuids:
             return
         try:
-            task_store().back_to_outbox(pks=uuids)
+            Task.objects.filter(pk__in=uuids).back_to_outbox()
         except Exception as exc:
             logger.error(
                 "Could not return %s unclaimed tasks to the outbox (%s): %s",

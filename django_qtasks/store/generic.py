@@ -203,19 +203,14 @@ class TaskStore:
         ).update(published_at=stamp)
         return list(self.rows().filter(pk__in=pks, published_at=stamp).order_by(*CLAIM_ORDER))
 
-    def back_to_outbox(self, *, queues: Sequence[str] = (), pks: Sequence[UUID] = ()) -> int:
-        """Mark the waiting rows of ``queues`` or ``pks`` unpublished: their messages may
-        be lost. How many changed.
+    def back_to_outbox(self, rows: TaskQuerySet) -> int:
+        """Mark the waiting ones of ``rows`` unpublished: their messages may be lost.
+        How many changed (``TaskQuerySet.back_to_outbox``), on their own database.
 
         A worker's outbox sweep publishes them again (``KombuBroker.publish_outbox``);
         a message that did survive becomes a duplicate, dropped at its claim.
         """
-        return (
-            self.rows()
-            .ready()
-            .filter(Q(queue__in=queues) | Q(pk__in=pks), published_at__isnull=False)
-            .update(published_at=None)
-        )
+        return rows.ready().filter(published_at__isnull=False).update(published_at=None)
 
     # Claim -------------------------------------------------------------------
 

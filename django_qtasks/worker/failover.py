@@ -94,7 +94,7 @@ class FailOver:
             # put its queues' waiting rows back in the outbox. In the database,
             # not in this process, so that whichever worker reaps it, any
             # worker's outbox sweep publishes them again.
-            count = task_store().back_to_outbox(queues=list(queues))
+            count = Task.objects.filter(queue__in=queues).back_to_outbox()
             if count and self.needs_outbox:
                 logger.warning(
                     "A dead worker may have held messages of %s: %s waiting tasks go back "
