@@ -251,7 +251,15 @@ class Task(models.Model):
         return await sync_to_async(self.wait_result)(timeout)
 
     def cancel(self, reason: str = "", by: str = "") -> bool:
-        """Cancel this task; return False when it had already ended.
+        """Cancel this task; return False when it had already ended (``cancel_with_outcome``)."""
+        return self.cancel_with_outcome(reason, by) is not None
+
+    def cancel_with_outcome(self, reason: str = "", by: str = "") -> str | None:
+        """Cancel this task: ``"ended"`` if it was waiting, ``"requested"`` if it was
+        running, None if it had already ended. The record is read again afterwards.
+
+        What the cancel did, not what the row says once read again: a worker
+        may end a running task as cancelled in between.
 
         A ``reason`` longer than CANCEL_REASON_MAX_LENGTH is kept cut, ending with "…".
 
@@ -272,7 +280,7 @@ class Task(models.Model):
         elif done == "requested":
             get_notifier().cancel_requested(self.pk)
         self.refresh_from_db(using=using)
-        return bool(done)
+        return done
 
     def retry(self) -> Task | None:
         """Enqueue a new run of this ended task; None if it has not ended.

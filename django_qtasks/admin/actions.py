@@ -100,8 +100,10 @@ def cancel(
     selected = queryset.count()
     waiting = list(queryset.exclude(status__in=FINAL_STATUSES).only("uuid", "task_name", "status"))
     for task in waiting:
-        if task.cancel(reason, by=by):
-            if task.status == TaskStatus.CANCEL:
+        # What each cancel did: a worker may end a running one before it is read again.
+        outcome = task.cancel_with_outcome(reason, by=by)
+        if outcome is not None:
+            if outcome == "ended":
                 report.cancelled += 1
             else:
                 report.stopping += 1
