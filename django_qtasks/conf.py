@@ -91,6 +91,27 @@ OPTIONS: dict[str, Option] = {
     ),
     "CANCEL_GRACE": Option(10.0, NUMBER, "seconds a sync task has to stop once cancelled"),
     "SHUTDOWN_TIMEOUT": Option(30.0, NUMBER, "seconds running tasks have to end on shutdown"),
+    "PROCESSES": Option(
+        1, (int,), "worker processes that qtasks_worker starts and watches", least="at least 1"
+    ),
+    "MAX_TASKS_PER_CHILD": Option(
+        None,
+        (int, type(None)),
+        "tasks a pool's child runs before it is replaced; None: no limit",
+        least="at least 1",
+    ),
+    "MAX_MEMORY_PER_CHILD": Option(
+        None,
+        (int, type(None)),
+        "resident memory in KiB past which a pool's child is replaced; None: no limit",
+        least="at least 1",
+    ),
+    "AUTOSCALE_IDLE": Option(
+        30.0,
+        NUMBER,
+        "seconds the queues must need fewer children before --autoscale retires one",
+        least=PERIOD,
+    ),
     "LOG_LINES": Option(200, (int,), "log lines kept with each task"),
     "LOG_LINE_MAX_CHARS": Option(
         4000, (int,), "longest log line kept with a task, in characters", least="at least 1"

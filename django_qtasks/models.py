@@ -370,6 +370,8 @@ class WorkerHeartbeat(models.Model):
     pid = models.PositiveIntegerField(_("pid"))
     queues = models.JSONField(_("queues"), default=list)
     concurrency = models.PositiveIntegerField(_("concurrency"))
+    #: The ``--processes`` pool this worker is a child of, blank for a lone worker.
+    supervisor = models.CharField(_("supervisor"), max_length=200, blank=True, default="")
     running = models.JSONField(_("running tasks"), default=list, blank=True)
     started_at = models.DateTimeField(_("started at"), default=timezone.now)
     last_heartbeat = models.DateTimeField(_("last heartbeat"), default=timezone.now, db_index=True)

@@ -12,6 +12,7 @@ import uuid
 from collections import Counter
 from collections.abc import Callable, Iterator
 from pathlib import Path
+from typing import Any
 
 import pytest
 from django.db import connection
@@ -80,13 +81,19 @@ STARTUP_TIMEOUT = 120
 class WorkerProcess:
     """A ``manage.py qtasks_worker`` (or other command) subprocess with its log in a file."""
 
-    def __init__(self, *args: str, command: str = "qtasks_worker", ready: str = "started:") -> None:
+    def __init__(
+        self,
+        *args: str,
+        command: str = "qtasks_worker",
+        ready: str = "started:",
+        env: dict[str, str] | None = None,
+    ) -> None:
         self.log_file = tempfile.NamedTemporaryFile(  # noqa: SIM115 (closed in stop)
             "w+", prefix=f"{command}-", suffix=".log", delete=False
         )
         self.process = subprocess.Popen(
             [sys.executable, "-m", "django", command, *args],
-            env=worker_env(),
+            env={**worker_env(), **(env or {})},
             cwd=ROOT,
             stdout=self.log_file,
             stderr=subprocess.STDOUT,
@@ -153,7 +160,7 @@ def start_worker(django_db_setup: None) -> Iterator[Callable[..., WorkerProcess]
     """Start workers with the given command-line options; all are stopped at the end."""
     started: list[WorkerProcess] = []
 
-    def start(*args: str, **options: str) -> WorkerProcess:
+    def start(*args: str, **options: Any) -> WorkerProcess:
         worker = WorkerProcess(*args, **options)
         started.append(worker)
         return worker

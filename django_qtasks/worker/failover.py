@@ -63,24 +63,11 @@ class FailOver:
             .filter(started_at__lt=cutoff)
         )
         for orphan in orphans:
-            beat = last_beats.get(orphan.worker)
-            if (
-                beat is not None
-                and orphan.started_at is not None
-                and orphan.started_at < beat.last_heartbeat
-                and str(orphan.pk) not in beat.running
-            ):
-                if task_store().hand_back([orphan.pk], orphan.worker, unless_alive=True):
-                    logger.warning(
-                        "Task %s: worker %s stopped sending heartbeats before it started this "
-                        "prefetched task; it is back in the queue, its attempt not counted.",
-                        orphan.uuid,
-                        orphan.worker,
-                    )
-                continue
-            self.take_over(
+            self.settle_orphan(
                 orphan,
+                last_beats.get(orphan.worker),
                 f"Worker {orphan.worker} stopped sending heartbeats while running this task.",
+                unless_alive=True,
             )
         # Only now that its tasks are dealt with: until then, its heartbeat
         # (what it was running) is what tells its prefetched tasks apart, for
@@ -88,8 +75,51 @@ class FailOver:
         deleted = WorkerHeartbeat.objects.filter(
             pk__in=[beat.pk for beat in dead], last_heartbeat__lt=cutoff
         ).delete()[0]
+        if deleted:
+            self.republish_queues_of(dead)
+
+    def process_died(self, worker_id: str, cause: str) -> None:
+        """Fail over, now, the tasks of a pool's child whose process is known to be gone.
+
+        Its supervisor saw it die (``cause``): no need to wait for its
+        heartbeat to go out of date. Its tasks are settled as
+        ``dead_workers`` settles those of a silent worker.
+        """
+        beat = WorkerHeartbeat.objects.using(task_db(WorkerHeartbeat)).filter(pk=worker_id).first()
+        for orphan in Task.objects.using(task_db()).running().filter(worker=worker_id):
+            self.settle_orphan(orphan, beat, f"{cause[:1].upper()}{cause[1:]}.", unless_alive=False)
+        if beat is not None:
+            WorkerHeartbeat.objects.filter(pk=worker_id).delete()
+            self.republish_queues_of([beat])
+
+    def settle_orphan(
+        self, orphan: Task, beat: WorkerHeartbeat | None, message: str, *, unless_alive: bool
+    ) -> None:
+        """Retry or fail a dead worker's task, or hand it back if it had not started.
+
+        A row claimed before the worker's last heartbeat (``beat``), which
+        listed what it was running, and not in that list, was waiting in its
+        reserve at the time: it goes back to the queue unattempted.
+        """
+        if (
+            beat is not None
+            and orphan.started_at is not None
+            and orphan.started_at < beat.last_heartbeat
+            and str(orphan.pk) not in beat.running
+        ):
+            if task_store().hand_back([orphan.pk], orphan.worker, unless_alive=unless_alive):
+                logger.warning(
+                    "Task %s: worker %s was gone before it started this prefetched task; "
+                    "it is back in the queue, its attempt not counted.",
+                    orphan.uuid,
+                    orphan.worker,
+                )
+            return
+        self.take_over(orphan, message, unless_alive=unless_alive)
+
+    def republish_queues_of(self, dead: list[WorkerHeartbeat]) -> None:
         queues = {name for beat in dead for name in beat.queues}
-        if deleted and queues:
+        if queues:
             # A dead worker may have held messages that it had not claimed yet:
             # put its queues' waiting rows back in the outbox. In the database,
             # not in this process, so that whichever worker reaps it, any
@@ -124,13 +154,15 @@ class FailOver:
                 row,
                 f"Worker {row.worker} is not running this task: it restarted, "
                 "or the database lost its result.",
+                unless_alive=False,
             )
 
-    def take_over(self, orphan: Task, message: str) -> None:
-        """Retry ``orphan`` if it has attempts left, else fail it, with ``message``."""
+    def take_over(self, orphan: Task, message: str, *, unless_alive: bool) -> None:
+        """Retry ``orphan`` if it has attempts left, else fail it, with ``message``.
+
+        ``unless_alive``: only if its worker is still dead when the row changes.
+        """
         retry = orphan.attempts < orphan.max_attempts
-        # Not this worker's own rows (lost_rows): those of a worker that must still be dead.
-        unless_alive = orphan.worker != self.worker_id
         if not task_store().take_over(orphan, message, unless_alive=unless_alive):
             return
         if not retry:

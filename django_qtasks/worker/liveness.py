@@ -43,6 +43,7 @@ class Heartbeat(threading.Thread):
         worker_id: str,
         queues: list[str],
         concurrency: int,
+        supervisor: str,
         interval: float,
         under_way: Callable[[], list[UUID]],
         on_lost: Callable[[dict[UUID, tuple[str, str] | None]], object],
@@ -51,6 +52,7 @@ class Heartbeat(threading.Thread):
         self.worker_id = worker_id
         self.queues = queues
         self.concurrency = concurrency
+        self.supervisor = supervisor
         self.interval = interval
         self.under_way = under_way
         self.on_lost = on_lost
@@ -76,7 +78,13 @@ class Heartbeat(threading.Thread):
     def beat(self) -> None:
         """Write the heartbeat, then report the rows taken from this worker."""
         keys = self.under_way()
-        write_heartbeat(self.worker_id, keys, queues=self.queues, concurrency=self.concurrency)
+        write_heartbeat(
+            self.worker_id,
+            keys,
+            queues=self.queues,
+            concurrency=self.concurrency,
+            supervisor=self.supervisor,
+        )
         if keys:
             lost = rows_not_held(self.worker_id, keys)
             if lost:
@@ -84,7 +92,12 @@ class Heartbeat(threading.Thread):
 
 
 def write_heartbeat(
-    worker_id: str, running: list[UUID], *, queues: list[str], concurrency: int
+    worker_id: str,
+    running: list[UUID],
+    *,
+    queues: list[str],
+    concurrency: int,
+    supervisor: str = "",
 ) -> None:
     """Record that ``worker_id`` is alive now, by the database's clock, and what it runs.
 
@@ -99,6 +112,7 @@ def write_heartbeat(
         "pid": os.getpid(),
         "queues": queues,
         "concurrency": concurrency,
+        "supervisor": supervisor,
     }
     # One statement at a time, not update_or_create(): on SQLite a
     # transaction that reads then writes fails at once with "database is

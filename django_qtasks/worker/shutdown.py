@@ -1,6 +1,8 @@
 """OS signals for the worker: the first SIGINT/SIGTERM stops it warmly (no new
 work, running tasks get the shutdown timeout), the second stops it now;
-SIGUSR1 logs its state and every thread's stack."""
+SIGUSR2 retires it (no new work, running tasks end with no timeout: how a
+``--processes`` pool recycles a child); SIGUSR1 logs its state and every
+thread's stack."""
 
 from __future__ import annotations
 
@@ -42,10 +44,11 @@ def install_signal_handlers(loop: asyncio.AbstractEventLoop, worker: Worker) -> 
     for signum in (signal.SIGINT, signal.SIGTERM):
         loop.add_signal_handler(signum, on_signal, signum)
     loop.add_signal_handler(signal.SIGUSR1, worker.report_state)
+    loop.add_signal_handler(signal.SIGUSR2, worker.retire, "it received SIGUSR2")
 
 
 def remove_signal_handlers(loop: asyncio.AbstractEventLoop) -> None:
     if threading.current_thread() is not threading.main_thread():
         return
-    for signum in (signal.SIGINT, signal.SIGTERM, signal.SIGUSR1):
+    for signum in (signal.SIGINT, signal.SIGTERM, signal.SIGUSR1, signal.SIGUSR2):
         loop.remove_signal_handler(signum)

@@ -43,6 +43,7 @@ from django_qtasks.worker.executor import Outcome, TaskExecutor, ThreadStuck, ex
 from django_qtasks.worker.failover import FailOver
 from django_qtasks.worker.lane import DatabaseLane
 from django_qtasks.worker.liveness import Heartbeat, write_heartbeat
+from django_qtasks.worker.memory import rss_kib
 from django_qtasks.worker.prefetch import PREFETCH_WINDOW, PrefetchPolicy
 from django_qtasks.worker.progress import save_progress
 from django_qtasks.worker.shutdown import install_signal_handlers, remove_signal_handlers
@@ -53,6 +54,11 @@ logger = logging.getLogger("django_qtasks.worker")
 
 T = TypeVar("T")
 THREAD_PREFIX = "qtasks-task"
+
+#: What a pool's child tells its supervisor (``worker.pool``): it takes
+#: tasks; it takes no more (recycled) and exits once those running end.
+READY = b"r"
+RETIRING = b"x"
 
 #: Under load, an outcome waits this many seconds for those of the runs
 #: under way, to be written with them: a write for several tasks, not each.
@@ -75,6 +81,9 @@ class Worker:
         shutdown_timeout: float | None = None,
         broker: Broker | None = None,
         beat: bool = False,
+        supervisor: str = "",
+        max_memory: int | None = None,
+        tell_supervisor: Callable[[bytes], object] | None = None,
     ) -> None:
         self.app = default_app()
         self.broker = broker or get_broker()
@@ -89,6 +98,13 @@ class Worker:
         )
         self.burst = burst
         self.max_tasks = max_tasks
+        #: The ``--processes`` pool this worker is a child of ("": none).
+        self.supervisor = supervisor
+        #: Resident memory (KiB) past which it retires (``--max-memory-per-child``).
+        self.max_memory = max_memory
+        #: A pool's child tells its supervisor when it takes tasks, and when
+        #: it takes no more (``worker.pool``).
+        self.tell_supervisor = tell_supervisor
         self.shutdown_timeout = (
             qtasks_settings.SHUTDOWN_TIMEOUT if shutdown_timeout is None else shutdown_timeout
         )
@@ -99,6 +115,8 @@ class Worker:
         self.claimed = 0
         self._stopping = False
         self._force = False
+        #: Set by ``retire``: no new tasks, and those running end unhurried.
+        self._retiring = False
         #: Set when the runs still under way go back to the queue (``drain``).
         self._returning = False
         #: Set to bring the claiming loop (``consume``) or ``drain`` back to look.
@@ -133,6 +151,24 @@ class Worker:
         self._force = self._force or force
         self._wakeup.set()
 
+    def retire(self, reason: str) -> None:
+        """Take no new tasks, let the running ones end (no timeout), then stop.
+
+        How a pool recycles a child (``--max-tasks-per-child`` stops the same
+        way) and scales down. A stop that comes later still applies its
+        shutdown timeout.
+        """
+        if self._retiring or self._stopping:
+            return
+        logger.info("Worker %s retires: %s", self.worker_id, reason)
+        self._retiring = True
+        self._wakeup.set()
+        self.tell(RETIRING)
+
+    def tell(self, message: bytes) -> None:
+        if self.tell_supervisor is not None:
+            self.tell_supervisor(message)
+
     async def main(self) -> None:
         loop = asyncio.get_running_loop()
         install_signal_handlers(loop, self)
@@ -163,6 +199,7 @@ class Worker:
             self.broker.safe_url,
             len(self.app.tasks),
         )
+        self.tell(READY)
         side_loops = [
             self.side_loop("write_endings", self.write_endings_loop()),
             self.side_loop(
@@ -285,7 +322,11 @@ class Worker:
         )
 
     def heartbeat_fields(self) -> dict[str, Any]:
-        return {"queues": self.queues, "concurrency": self.concurrency}
+        return {
+            "queues": self.queues,
+            "concurrency": self.concurrency,
+            "supervisor": self.supervisor,
+        }
 
     @property
     def running(self) -> dict[uuid.UUID, Running]:
@@ -333,7 +374,7 @@ class Worker:
 
     async def consume(self) -> None:
         failures = 0
-        while not self._stopping:
+        while not self._stopping and not self._retiring:
             free = self.fill_free_slots()
             ahead = self.prefetch.ahead(entry.started for entry in self.slots.under_way())
             if self.prefetch.auto:
@@ -451,6 +492,8 @@ class Worker:
 
     def start(self, record: Task) -> None:
         self.claimed += 1
+        if self.claimed == self.max_tasks:
+            self.tell(RETIRING)  # its replacement can start while this one ends
         self.prefetch.started()
         # A reserved task was claimed earlier: its run starts now.
         record.started_at = timezone.now()
@@ -566,6 +609,17 @@ class Worker:
         finally:
             self.slots.remove(record.uuid)
             self._wakeup.set()
+            if self.max_memory is not None:
+                self.check_memory()
+
+    def check_memory(self) -> None:
+        """Retire once this process's resident memory is past ``max_memory``."""
+        used = rss_kib()
+        if used > (self.max_memory or 0):
+            self.retire(
+                f"it uses {used // 1024} MiB, over its limit of {(self.max_memory or 0) // 1024} "
+                "MiB (--max-memory-per-child)"
+            )
 
     async def save_outcome(self, entry: Running, outcome: Outcome) -> None:
         """Write ``outcome`` with those of the other runs that ended meanwhile."""
@@ -573,7 +627,7 @@ class Worker:
         ended_at = entry.ended_at = timezone.now()
         self.prefetch.ended(time.monotonic() - entry.started)
         self._wakeup.set()  # the slot is free: the next claim can go with this write
-        if not self._stopping:
+        if not self._stopping and not self._retiring:
             # Its next task starts now, not when ``consume`` is back: that
             # may be waiting for a claim.
             self.fill_free_slots()

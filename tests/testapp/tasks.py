@@ -283,3 +283,26 @@ def log_config(self: SyncTask) -> dict[str, Any]:
     config = self.ctx.get_config()
     self.ctx.get_logger().info(config)
     return config
+
+
+#: What ``leak`` keeps: memory that its worker process never gives back.
+_leaked: list[bytes] = []
+
+
+@task
+def leak(megabytes: int) -> int:
+    """Keep ``megabytes`` of touched memory for the process's life; its pid."""
+    _leaked.append(b"x" * (megabytes * 1024 * 1024))
+    return os.getpid()
+
+
+@task
+def process_id(pause: float = 0.0) -> int:
+    """The pid of the worker process that ran it."""
+    time.sleep(pause)
+    return os.getpid()
+
+
+@task
+def cpu_bound(n: int) -> int:
+    return sum(range(n))

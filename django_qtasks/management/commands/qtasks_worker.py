@@ -3,15 +3,21 @@
 from __future__ import annotations
 
 import argparse
+import json
 import logging
 import os
+import socket
 import sys
+import uuid
+from collections.abc import Callable
 from typing import Any
 
 from django.core.checks import Tags
 from django.core.management.base import BaseCommand, CommandError, CommandParser
 
 from django_qtasks.conf import qtasks_settings
+from django_qtasks.worker.pool import Supervisor
+from django_qtasks.worker.reload import CHECK_ENV, STATE_ENV
 from django_qtasks.worker.worker import Worker
 
 LEVELS = ("DEBUG", "INFO", "WARNING", "ERROR", "CRITICAL")
@@ -69,6 +75,36 @@ def prefetch_value(value: str) -> int | str:
     return number
 
 
+def memory_size(value: str) -> int:
+    """KiB, as Celery's --max-memory-per-child; or with a unit: 512M, 2G."""
+    units = {"K": 1, "M": 1024, "G": 1024 * 1024}
+    text = value.strip().upper().removesuffix("B").removesuffix("I")
+    unit = units.get(text[-1:], 0)
+    try:
+        number = float(text[:-1] if unit else text) * (unit or 1)
+    except ValueError:
+        number = 0
+    if number < 1:
+        raise argparse.ArgumentTypeError(
+            f"must be a size in KiB, or with a unit such as 512M or 2G, not {value!r}"
+        )
+    return int(number)
+
+
+def autoscale_bounds(value: str) -> tuple[int, int]:
+    """``MAX,MIN`` (Celery's order), or ``MAX`` alone (MIN 1)."""
+    parts = value.split(",")
+    try:
+        most, least = (int(parts[0]), int(parts[1]) if len(parts) > 1 else 1)
+    except ValueError:
+        most = least = 0
+    if len(parts) > 2 or least < 1 or most < least:
+        raise argparse.ArgumentTypeError(
+            f"must be MAX,MIN with 1 <= MIN <= MAX, for example 8,2; not {value!r}"
+        )
+    return most, least
+
+
 class Command(BaseCommand):
     help = "Run django-qtasks tasks: async ones on an event loop, sync ones in threads."
     requires_system_checks = PROCESS_CHECKS
@@ -110,6 +146,41 @@ class Command(BaseCommand):
             action="store_true",
             help="Also enqueue periodic tasks (as manage.py qtasks_beat does).",
         )
+        pool = parser.add_argument_group(
+            "processes",
+            "A supervisor starts worker processes, each with its own --concurrency, and "
+            "replaces them when they die or reach a limit.",
+        )
+        pool.add_argument(
+            "--processes",
+            "-p",
+            type=positive_int,
+            help="Worker processes (default: QTASKS['PROCESSES'], 1: no supervisor).",
+        )
+        pool.add_argument(
+            "--autoscale",
+            type=autoscale_bounds,
+            metavar="MAX,MIN",
+            help="Between MIN and MAX processes, following the depth of the queues.",
+        )
+        pool.add_argument(
+            "--max-tasks-per-child",
+            type=positive_int,
+            help="Replace a process once it has run this many tasks "
+            "(default: QTASKS['MAX_TASKS_PER_CHILD']).",
+        )
+        pool.add_argument(
+            "--max-memory-per-child",
+            type=memory_size,
+            metavar="KIB",
+            help="Replace a process once its resident memory passes this many KiB, or 512M, "
+            "2G (default: QTASKS['MAX_MEMORY_PER_CHILD']).",
+        )
+        pool.add_argument(
+            "--reload",
+            action="store_true",
+            help="Restart the processes when Python files change (for development).",
+        )
 
     def handle(self, *args: Any, **options: Any) -> None:
         configure_logging(options["loglevel"])
@@ -117,6 +188,25 @@ class Command(BaseCommand):
         if options["shutdown_timeout"] is not None and options["shutdown_timeout"] < 0:
             raise CommandError("--shutdown-timeout must not be negative.")
         qtasks_settings.as_dict()  # a broken QTASKS fails here, with its message
+        if os.environ.get(CHECK_ENV):
+            return  # a pool checking that new code loads (worker.reload): it does
+        processes = options["processes"] or qtasks_settings.PROCESSES
+        max_tasks_per_child = options["max_tasks_per_child"] or qtasks_settings.MAX_TASKS_PER_CHILD
+        max_memory = options["max_memory_per_child"] or qtasks_settings.MAX_MEMORY_PER_CHILD
+        if (
+            processes > 1
+            or options["autoscale"]
+            or options["reload"]
+            or max_tasks_per_child
+            or max_memory
+        ):
+            for option in ("burst", "max_tasks"):
+                if options[option]:
+                    raise CommandError(
+                        f"--{option.replace('_', '-')} stops a single worker process: it does "
+                        "not go with --processes, --autoscale, --reload or the per-child limits."
+                    )
+            sys.exit(self.run_pool(options, queues, processes, max_tasks_per_child, max_memory))
         worker = Worker(
             queues=queues or None,
             concurrency=options["concurrency"],
@@ -139,3 +229,44 @@ class Command(BaseCommand):
             sys.stdout.flush()
             sys.stderr.flush()
             os._exit(0)
+
+    def run_pool(
+        self,
+        options: dict[str, Any],
+        queues: list[str],
+        processes: int,
+        max_tasks_per_child: int | None,
+        max_memory: int | None,
+    ) -> int:
+        adopted = os.environ.pop(STATE_ENV, None)
+        state = json.loads(adopted) if adopted else None
+        supervisor_id = (
+            (state or {}).get("supervisor_id")
+            or options["worker_id"]
+            or (f"{socket.gethostname()}:{os.getpid()}:{uuid.uuid4().hex[:6]}")
+        )
+
+        def make_worker(worker_id: str, tell: Callable[[bytes], object]) -> Worker:
+            return Worker(
+                queues=queues or None,
+                concurrency=options["concurrency"],
+                prefetch=options["prefetch"],
+                worker_id=worker_id,
+                max_tasks=max_tasks_per_child,
+                shutdown_timeout=options["shutdown_timeout"],
+                supervisor=supervisor_id,
+                max_memory=max_memory,
+                tell_supervisor=tell,
+            )
+
+        return Supervisor(
+            supervisor_id=supervisor_id,
+            make_worker=make_worker,
+            processes=processes,
+            queues=queues or [qtasks_settings.DEFAULT_QUEUE],
+            concurrency=options["concurrency"] or qtasks_settings.CONCURRENCY,
+            autoscale=options["autoscale"],
+            beat=options["beat"],
+            reload=options["reload"],
+            adopted=state,
+        ).run()
