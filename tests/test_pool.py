@@ -17,6 +17,8 @@ from collections.abc import Callable
 from pathlib import Path
 
 import pytest
+from django.test import Client
+from django.urls import reverse
 
 from django_qtasks import app
 from django_qtasks.models import Task, TaskStatus, WorkerHeartbeat
@@ -51,14 +53,23 @@ def pool(
     return start_worker("--queues", QUEUE, *args, env=env)
 
 
-def test_children_run_tasks_and_stop_with_the_supervisor(start_worker: StartWorker) -> None:
+def test_children_run_tasks_and_stop_with_the_supervisor(
+    start_worker: StartWorker, admin_client: Client
+) -> None:
     worker = pool(start_worker, "--processes", "2", "--concurrency", "2")
     wait_until(lambda: len(children_started(worker)) == 2, message=lambda: worker.log)
     children = set(children_started(worker))
     wait_until(lambda: WorkerHeartbeat.objects.filter(pid__in=children).count() == 2)
-    supervisor = {beat.supervisor for beat in WorkerHeartbeat.objects.filter(pid__in=children)}
-    assert len(supervisor) == 1
-    assert supervisor != {""}
+    supervisor = re.findall(r"Supervisor (\S+) started", worker.log)
+    # The dashboard and the API show each child with its pid and its supervisor.
+    shown = admin_client.get(reverse("admin:django_qtasks_task_dashboard_data")).json()
+    assert {(row["pid"], row["supervisor"]) for row in shown["workers"]} >= {
+        (pid, supervisor[0]) for pid in children
+    }
+    listed = admin_client.get("/api/qtasks/workers/").json()
+    assert {(row["pid"], row["supervisor"]) for row in listed} >= {
+        (pid, supervisor[0]) for pid in children
+    }
 
     tasks = [process_id.add_task(queue=QUEUE) for _ in range(20)]
     assert wait_all_final([task.pk for task in tasks], stalled_for=60) == {"success": 20}

@@ -114,6 +114,7 @@ def dashboard_data(period: str, task_url: str) -> dict[str, Any]:
                 "id": beat.worker_id,
                 "hostname": beat.hostname,
                 "pid": beat.pid,
+                "supervisor": beat.supervisor,
                 "queues": beat.queues,
                 "concurrency": beat.concurrency,
                 "started_at": iso(beat.started_at),
@@ -206,6 +207,8 @@ def labels() -> dict[str, Any]:
         "minutesAgo": _("%(count)s min ago"),
         "hoursAgo": _("%(count)s h ago"),
         "updated": _("Updated at %(time)s"),
+        "process": _("pid %(pid)s"),
+        "child": _("pid %(pid)s, child of supervisor %(supervisor)s"),
         "updateFailed": _("Could not refresh: %(error)s"),
         "chartTitle": _("%(time)s: %(success)s succeeded, %(error)s failed, %(cancel)s cancelled"),
     }

@@ -56,7 +56,8 @@ class WorkerSerializer(serializers.ModelSerializer[WorkerHeartbeat]):
 
     class Meta:
         model = WorkerHeartbeat
-        fields = ["worker_id", "hostname", "pid", "queues", "concurrency", "started_at"]
+        fields = ["worker_id", "supervisor", "hostname", "pid", "queues", "concurrency"]
+        fields += ["started_at"]
         fields += ["last_heartbeat", "running"]
         read_only_fields = fields
 

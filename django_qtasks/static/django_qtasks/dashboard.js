@@ -124,7 +124,11 @@
       const beat = el("span", {}, [state, document.createTextNode(" " + since(w.last_heartbeat, now))]);
       const running = w.running.length ? el("span", {}, w.running.flatMap((t, i) => (
         i ? [document.createTextNode(", "), taskLink(t)] : [taskLink(t)]))) : labels.idle;
-      return [el("code", {text: w.id}), w.queues.join(", "), w.running.length + "/" + w.concurrency,
+      const process = format(w.supervisor ? labels.child : labels.process,
+        {pid: w.pid, supervisor: w.supervisor});
+      const name = el("span", {}, [el("code", {text: w.id}), el("br"),
+        el("small", {class: "qtasks-process", text: process})]);
+      return [name, w.queues.join(", "), w.running.length + "/" + w.concurrency,
         beat, running];
     }), labels.noWorkers, 5);
     document.getElementById("qtasks-updated").textContent =
