@@ -12,3 +12,9 @@ def noop(x):
 def stamp():
     # First line: when the task started, compared with the client's clock.
     return time.time()
+
+
+@shared_task
+def cpu(n):
+    # W3: CPU-bound, holds the GIL throughout.
+    return sum(range(n))
