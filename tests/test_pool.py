@@ -211,7 +211,7 @@ def test_children_that_die_at_start_up_stop_the_supervisor(start_worker: StartWo
     )
     try:
         assert worker.wait(timeout=120) == 1
-        assert "children in a row died before taking tasks" in worker.log
+        assert "children in a row failed before taking tasks" in worker.log
     finally:
         worker.stop()
 

@@ -65,7 +65,6 @@ class Child:
     worker_id: str
     #: Read end of the pipe on which the child says it is ready (None once closed).
     ready_fd: int | None
-    started: float
     ready: bool = False
     retiring: bool = False
     #: Started by the supervisor's image before a restart: replaced one by one.
@@ -263,6 +262,8 @@ class Supervisor:
     # Children -----------------------------------------------------------------
 
     def spawn(self, *, beat: bool = False) -> None:
+        if self.stops_asked:
+            return  # (giving up meanwhile)
         self.spawned += 1
         number = self.spawned
         worker_id = "" if beat else f"{self.supervisor_id}/{number}"
@@ -271,7 +272,15 @@ class Supervisor:
         connections.close_all()
         for stream in (sys.stdout, sys.stderr):
             stream.flush()
-        pid = os.fork()
+        try:
+            pid = os.fork()
+        except OSError:
+            logger.exception("Supervisor %s could not start a child", self.supervisor_id)
+            os.close(ready_read)
+            os.close(ready_write)
+            self.start_failures += 1
+            self.give_up_if_failing("fork() failed")
+            return
         if pid == 0:
             code = 1
             try:
@@ -288,7 +297,7 @@ class Supervisor:
                 logging.shutdown()
                 os._exit(code)
         os.close(ready_write)
-        child = Child(number, pid, worker_id, ready_read, time.monotonic(), ready=beat)
+        child = Child(number, pid, worker_id, ready_read, ready=beat)
         self.children[pid] = child
         logger.info("Child %s started: pid %s", child.name, pid)
 
@@ -340,16 +349,21 @@ class Supervisor:
                     "heartbeat is out of date",
                     child.name,
                 )
+                connections.close_all()
+        self.give_up_if_failing(cause)
+
+    def give_up_if_failing(self, last: str) -> None:
+        """Stop the pool once children keep failing before they take tasks."""
         if self.start_failures >= START_FAILURES_ALLOWED and not self.stops_asked:
             logger.critical(
-                "Supervisor %s: %s children in a row died before taking tasks (the last: %s); "
-                "see the errors above. Giving up.",
+                "Supervisor %s: %s children in a row failed before taking tasks (the last: "
+                "%s); see the errors above. Giving up.",
                 self.supervisor_id,
                 self.start_failures,
-                cause,
+                last,
             )
             self.exit_code = 1
-            self.stop("its children keep dying at start-up")
+            self.stop("its children keep failing at start-up")
 
     def retire(self, child: Child, reason: str) -> None:
         """Have ``child`` take no new tasks, end those it runs, and exit."""
@@ -371,9 +385,8 @@ class Supervisor:
             load = autoscaler.load()
         except Exception:
             logger.exception("Could not read the depth of the queues; the pool keeps its size")
+            connections.close_all()  # a broken connection is opened again next time
             return
-        finally:
-            connections.close_all()
         wanted = autoscaler.wanted(current, now, load)
         if wanted != self.target:
             logger.info(
@@ -400,18 +413,24 @@ class Supervisor:
         os.set_inheritable(self.lifeline_write, True)
         signal.set_wakeup_fd(-1)
         logging.shutdown()
-        exec_again(
-            {
-                "supervisor_id": self.supervisor_id,
-                "spawned": self.spawned,
-                "target": self.target,
-                "lifeline": [self.lifeline_read, self.lifeline_write],
-                "children": [
-                    [child.number, child.pid, child.worker_id, child.retiring]
-                    for child in self.children.values()
-                ],
-            }
-        )
+        try:
+            exec_again(self.state())
+        except OSError:
+            logger.exception("Supervisor %s could not restart itself", self.supervisor_id)
+            signal.set_wakeup_fd(self.wake_write, warn_on_full_buffer=False)
+
+    def state(self) -> dict[str, Any]:
+        """What the image that replaces this one needs to take over the pool (``adopt``)."""
+        return {
+            "supervisor_id": self.supervisor_id,
+            "spawned": self.spawned,
+            "target": self.target,
+            "lifeline": [self.lifeline_read, self.lifeline_write],
+            "children": [
+                [child.number, child.pid, child.worker_id, child.retiring]
+                for child in self.children.values()
+            ],
+        }
 
     def adopt(self, state: dict[str, Any]) -> None:
         """Take over the pool of the image this process replaced (``restart``)."""
@@ -424,7 +443,7 @@ class Supervisor:
         self.target = int(state["target"])
         for number, pid, worker_id, retiring in state["children"]:
             self.children[pid] = Child(
-                number, pid, worker_id, None, time.monotonic(), True, retiring, old=True
+                number, pid, worker_id, None, ready=True, retiring=retiring, old=True
             )
         logger.info(
             "Supervisor %s restarted on the new code; replacing its %s children one by one",
