@@ -54,6 +54,7 @@ NAMES: dict[tuple[str, str], tuple[str, str]] = {
         "SyncTaskUtils",
     ),
     ("qtasks.middlewares.task", "TaskMiddleware"): ("django_qtasks.middlewares", "TaskMiddleware"),
+    ("qtasks.contrib.django", "autodiscover_tasks"): ("django_qtasks.compat", "autodiscover_tasks"),
 }
 
 IMPORT = re.compile(r"^(\s*)from (qtasks[\w.]*) import (.+)$")
