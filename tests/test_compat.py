@@ -4,6 +4,7 @@ installed app, so that the tasks they define are registered."""
 
 from __future__ import annotations
 
+import importlib
 import sys
 from collections.abc import Iterator
 
@@ -13,7 +14,7 @@ from django.apps import apps
 from django_qtasks import app
 from django_qtasks.app import TASK_MODULES
 from django_qtasks.compat import QueueTasks, autodiscover_tasks
-from tests.qtasks_conformance.rewrite import port
+from tests.qtasks_conformance.rewrite import NAMES, port
 
 MODULE = "tests.testapp.tasks_discovered"
 
@@ -54,3 +55,25 @@ def test_the_import_of_autodiscover_tasks_is_rewritten():
     assert port("from qtasks.contrib.django import autodiscover_tasks") == (
         "from django_qtasks.compat import autodiscover_tasks\n"
     )
+
+
+def test_every_name_of_the_rewrite_imports():
+    for module, name in NAMES.values():
+        assert getattr(importlib.import_module(module), name) is not None, (module, name)
+
+
+@pytest.mark.parametrize(
+    "line",
+    [
+        # qtasks.__all__, less __version__.
+        "from qtasks import QueueTasks, AsyncRouter, SyncRouter, shared_task, Depends",
+        # docs/en/components.md
+        "from qtasks.plugins import BasePlugin",
+        # qtasks.executors' own names, next to qtasks.executors.base's.
+        "from qtasks.executors import SyncTaskExecutor, AsyncTaskExecutor",
+    ],
+)
+def test_qtasks_public_imports_have_a_rewrite(line):
+    ported = port(line)
+    assert "qtasks." not in ported.replace("django_qtasks.", "")
+    exec(ported, {})
