@@ -61,6 +61,11 @@ def register_row_runner(key: str, runner: Callable[[QTasksApp, Task], BaseTask])
     ROW_RUNNERS[key] = runner
 
 
+#: The module names that ``autodiscover`` imports from every installed app:
+#: ``tasks``, and those that ``django_qtasks.compat.autodiscover_tasks`` names.
+TASK_MODULES: list[str] = ["tasks"]
+
+
 #: Decorator keywords with a meaning of their own; any other goes to ``extra``.
 TASK_OPTIONS = frozenset(
     {
@@ -197,10 +202,11 @@ class QTasksApp:
         return self._tasks.get(record.task_name)
 
     def autodiscover(self) -> None:
-        """Import the ``tasks`` module of every installed app."""
+        """Import the ``tasks`` module of every installed app (and the modules
+        named by ``autodiscover_tasks``, ``TASK_MODULES``)."""
         from django.utils.module_loading import autodiscover_modules
 
-        autodiscover_modules("tasks")
+        autodiscover_modules(*TASK_MODULES)
 
     # Enqueueing -------------------------------------------------------------
 

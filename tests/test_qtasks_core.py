@@ -177,10 +177,23 @@ def test_qtasks_executors_run_their_steps(worker):
     assert asynchronous.returning == [2, "qt_async_executor"]
 
 
+def test_qtasks_executors_are_built_with_keywords_as_qtasks_builds_them(worker):
+    # QTasks' workers call executor(task_func=, task_broker=, log=, plugins=).
+    record = wait_status(tasks_qtcore.qt_keywords_executor.add_task(), timeout=WAIT)
+    assert record.status == TaskStatus.SUCCESS, record.traceback
+    assert record.returning == [["plugins"], "qt_keywords_executor", "dict"]
+    record = wait_status(tasks_qtcore.qt_keyword_only_executor.add_task(), timeout=WAIT)
+    assert record.status == TaskStatus.SUCCESS, record.traceback
+    assert record.returning == "qt_keyword_only_executor"
+
+
 @pytest.mark.parametrize(
     ("name", "error"),
     [
-        ("qt_two_args_executor", "TypeError: TwoArgs.__init__() takes 3 positional arguments"),
+        (
+            "qt_two_args_executor",
+            "TypeError: TwoArgs.__init__() got an unexpected keyword argument 'log'",
+        ),
         ("qt_unbuildable_executor", "TypeError: this executor cannot be built"),
     ],
 )

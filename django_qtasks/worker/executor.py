@@ -446,8 +446,13 @@ class QTasksExecutorRun(TaskExecutor):
         return inspect.iscoroutinefunction(self.executor_class.execute)
 
     def build(self) -> Any:
+        # With keywords, as QTasks' workers build it: a constructor that takes
+        # ``**kwargs`` or keyword-only parameters works here as it does there.
         return self.executor_class(
-            self.task_func, self.task_broker, logging.getLogger("django_qtasks.executor"), {}
+            task_func=self.task_func,
+            task_broker=self.task_broker,
+            log=logging.getLogger("django_qtasks.executor"),
+            plugins=dict(self.handle.app.plugins.by_trigger),
         )
 
     def pipeline_sync(self) -> Any:

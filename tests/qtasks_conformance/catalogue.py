@@ -2031,8 +2031,8 @@ NOT_RUN: list[tuple[str, str, str]] = [
 GAPS = {
     "yield-echo-no-self": "Fails on QTasks as well: echo=True passes self as the only parameter",
     "results-async": "Fails on QTasks as well: the sync app's add_task is not awaitable",
-    "features-executor": "Fails on QTasks as well (its wait returns None); here the task "
-    "does not end in success either",
+    "features-executor": "Fails on QTasks as well (its wait returns None): the executor's "
+    "constructor refuses the plugins= keyword; here the task ends in error with that TypeError",
 }
 
 #: Usages whose outcome here depends on how fast the machine runs the task:

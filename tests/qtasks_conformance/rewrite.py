@@ -54,6 +54,11 @@ NAMES: dict[tuple[str, str], tuple[str, str]] = {
         "SyncTaskUtils",
     ),
     ("qtasks.middlewares.task", "TaskMiddleware"): ("django_qtasks.middlewares", "TaskMiddleware"),
+    ("qtasks.contrib.django", "autodiscover_tasks"): ("django_qtasks.compat", "autodiscover_tasks"),
+    ("qtasks", "Depends"): ("django_qtasks.plugins", "Depends"),
+    ("qtasks.plugins", "BasePlugin"): ("django_qtasks.plugins", "BasePlugin"),
+    ("qtasks.executors", "SyncTaskExecutor"): ("django_qtasks.executors", "SyncTaskExecutor"),
+    ("qtasks.executors", "AsyncTaskExecutor"): ("django_qtasks.executors", "AsyncTaskExecutor"),
 }
 
 IMPORT = re.compile(r"^(\s*)from (qtasks[\w.]*) import (.+)$")

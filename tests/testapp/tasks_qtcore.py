@@ -101,6 +101,25 @@ class TwoArgs(SyncTaskExecutor):
         super().__init__(task_func, task_broker)
 
 
+class KeywordsExecutor(SyncTaskExecutor):
+    """Takes what it does not name as keywords, which QTasks' workers pass."""
+
+    def __init__(self, task_func: Any, task_broker: Any, log: Any = None, **kwargs: Any) -> None:
+        super().__init__(task_func, task_broker, log, **kwargs)
+        self.given = sorted(kwargs)
+
+    def execute(self, decode: bool = True) -> Any:
+        return [self.given, self.task_broker.name, type(self.plugins).__name__]
+
+
+class KeywordOnlyExecutor(AsyncTaskExecutor):
+    def __init__(self, *, task_func: Any, task_broker: Any, log: Any, plugins: Any) -> None:
+        super().__init__(task_func, task_broker, log, plugins)
+
+    async def execute(self, decode: bool = True) -> Any:
+        return self.task_func.name
+
+
 class Unbuildable(TaskExecutor):
     def __init__(self, *args: Any) -> None:
         raise TypeError("this executor cannot be built")
@@ -109,6 +128,16 @@ class Unbuildable(TaskExecutor):
 @app.task(executor=TwoArgs)
 def qt_two_args_executor() -> str:
     return "never"
+
+
+@app.task(executor=KeywordsExecutor)
+def qt_keywords_executor() -> str:
+    return "not run: the executor's execute() answers"
+
+
+@app.task(executor=KeywordOnlyExecutor)
+async def qt_keyword_only_executor() -> str:
+    return "not run: the executor's execute() answers"
 
 
 @app.task(executor=Unbuildable)
