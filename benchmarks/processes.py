@@ -148,11 +148,12 @@ def measure(name: str, args: argparse.Namespace) -> None:
     with Pool(argv) as pool:
         client.enqueue("cpu", [1])
         client.wait_done(1, pool)
-        started = time.monotonic()
+        started, cpu = time.monotonic(), pool.cpu_seconds()
         client.enqueue("cpu", [args.n] * args.tasks)
         client.wait_done(1 + args.tasks, pool)
         took = time.monotonic() - started
         print(f"cpu_per_s={args.tasks / took:.1f}")
+        print(f"cpu_ms_per_task={(pool.cpu_seconds() - cpu) * 1000 / args.tasks:.2f}")
         print(f"peak_pss_mib={pool.peak_pss / 1024 / 1024:.1f}")
         print(f"processes={pool.processes}")
 
@@ -224,7 +225,7 @@ class Pool:
         self.sampler.join()
         import psutil
 
-        tree = psutil.Process(self.process.pid).children(recursive=True)
+        tree = self.tree()[1:]
         self.process.terminate()
         with suppress(subprocess.TimeoutExpired):
             self.process.wait(30)
@@ -234,19 +235,37 @@ class Pool:
         self.process.kill()
         self.process.wait()
 
+    def tree(self) -> list[Any]:
+        import psutil
+
+        try:
+            root = psutil.Process(self.process.pid)
+            return [root, *root.children(recursive=True)]
+        except psutil.NoSuchProcess:
+            return []
+
+    def cpu_seconds(self) -> float:
+        """CPU time of the worker's processes (a child that exited meanwhile is not counted)."""
+        import psutil
+
+        total = 0.0
+        for proc in self.tree():
+            with suppress(psutil.NoSuchProcess):
+                times = proc.cpu_times()
+                total += times.user + times.system
+        return total
+
     def sample(self) -> None:
         import psutil
 
         while not self.stopping.wait(0.2):
-            with suppress(psutil.NoSuchProcess):
-                root = psutil.Process(self.process.pid)
-                tree = [root, *root.children(recursive=True)]
-                total = 0
-                for proc in tree:
-                    with suppress(psutil.NoSuchProcess):
-                        total += proc.memory_full_info().pss
-                self.peak_pss = max(self.peak_pss, total)
-                self.processes = max(self.processes, len(tree))
+            tree = self.tree()
+            total = 0
+            for proc in tree:
+                with suppress(psutil.NoSuchProcess):
+                    total += proc.memory_full_info().pss
+            self.peak_pss = max(self.peak_pss, total)
+            self.processes = max(self.processes, len(tree))
 
 
 def report(results: dict[str, list[dict[str, float]]]) -> None:
@@ -255,10 +274,14 @@ def report(results: dict[str, list[dict[str, float]]]) -> None:
         for name, runs in results.items()
         if runs
     }
-    print(f"\n{'run':<18}{'W3 tasks/s':>12}{'peak PSS MiB':>14}{'processes':>11}{'W1 /s':>9}")
+    print(
+        f"\n{'run':<21}{'W3 tasks/s':>12}{'CPU ms/task':>13}{'peak PSS MiB':>14}"
+        f"{'processes':>11}{'W1 /s':>9}"
+    )
     for name, figures in medians.items():
         print(
-            f"{name:<18}{figures.get('cpu_per_s', float('nan')):>12.1f}"
+            f"{name:<21}{figures.get('cpu_per_s', float('nan')):>12.1f}"
+            f"{figures.get('cpu_ms_per_task', float('nan')):>13.2f}"
             f"{figures.get('peak_pss_mib', float('nan')):>14.1f}"
             f"{figures.get('processes', float('nan')):>11.0f}"
             f"{figures.get('drain_per_s', float('nan')):>9.1f}"
