@@ -17,6 +17,7 @@ from collections.abc import Callable
 from pathlib import Path
 
 import pytest
+from django.db import connection
 from django.test import Client
 from django.urls import reverse
 
@@ -32,7 +33,15 @@ from tests.conftest import (
 )
 from tests.testapp.tasks import leak, process_id, sync_sleeper
 
-pytestmark = [pytest.mark.e2e, pytest.mark.db_independent, pytest.mark.django_db(transaction=True)]
+pytestmark = [
+    pytest.mark.e2e,
+    # Processes are the same on every database: once, on PostgreSQL; and
+    # again on Redis and RabbitMQ, whose messages must survive a child's death.
+    pytest.mark.db_independent,
+    pytest.mark.broker,
+    pytest.mark.amqp,
+    pytest.mark.django_db(transaction=True),
+]
 
 #: Pool tests take tasks from a queue of their own: no other worker of the
 #: test session (the shared one serves "default") takes them.
@@ -199,15 +208,20 @@ def test_autoscale_follows_the_queue_up_and_down(start_worker: StartWorker) -> N
     assert len(children_started(worker)) == 3  # down to one, not flapping back up
 
 
-def test_children_that_die_at_start_up_stop_the_supervisor(start_worker: StartWorker) -> None:
-    # Its children cannot reach this database; the supervisor itself needs none to start.
+def test_children_that_die_at_start_up_stop_the_supervisor(tmp_path: Path) -> None:
+    # Its children cannot use this database (on SQLite: one with no tables);
+    # the supervisor itself queries none to start.
+    missing = "qtasks_no_such_database"
+    if connection.vendor == "sqlite":
+        missing = str(tmp_path / "empty.sqlite3")
+        Path(missing).touch()
     worker = WorkerProcess(
         "--queues",
         QUEUE,
         "--processes",
         "2",
         ready="Supervisor",
-        env={"QTASKS_DB_NAME": "qtasks_no_such_database"},
+        env={"QTASKS_DB_NAME": missing},
     )
     try:
         assert worker.wait(timeout=120) == 1
