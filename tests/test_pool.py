@@ -40,6 +40,8 @@ pytestmark = [
     pytest.mark.db_independent,
     pytest.mark.broker,
     pytest.mark.amqp,
+    # Forking, signals and exec on the oldest and newest Python too.
+    pytest.mark.cells,
     pytest.mark.django_db(transaction=True),
 ]
 
