@@ -47,6 +47,7 @@ QTASKS_WORKER = [PY, MANAGE, "qtasks_worker", "--loglevel", "WARNING"]
 #: name: (the benchmark system whose settings it runs with, worker argv, workload)
 RUNS: dict[str, tuple[str, list[str], str]] = {
     "qtasks-p1": ("qtasks-db", [*QTASKS_WORKER, "--concurrency", "2"], "w3"),
+    "qtasks-p1-c1": ("qtasks-db", [*QTASKS_WORKER, "--concurrency", "1"], "w3"),
     "qtasks-p2": ("qtasks-db", [*QTASKS_WORKER, "--processes", "2", "--concurrency", "1"], "w3"),
     "qtasks-p2-prefetch0": (
         "qtasks-db-prefetch0",
