@@ -37,6 +37,13 @@ def test_a_nul_in_a_filter_or_search_is_a_bad_lookup(admin_client, tasks, page, 
     assert admin_client.get(response.url).status_code == 200
 
 
+def test_a_schedule_id_of_other_digits_than_ascii_ones_is_a_bad_lookup(admin_client, tasks):
+    # str.isdigit() takes a superscript two, which int() refuses.
+    response = admin_client.get(reverse(CHANGELIST), {"schedule__id__exact": "\u00b2"})
+    assert response.status_code == 302
+    assert response.url.endswith("?e=1")
+
+
 @pytest.mark.parametrize("page", [CHANGELIST, SCHEDULES])
 def test_a_nul_in_the_search_box_is_not_an_error(admin_client, tasks, page):
     # Django 5.0+ drops it with a message; on Django 4.2 it is a bad lookup ("?e=1").

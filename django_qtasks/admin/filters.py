@@ -67,6 +67,12 @@ def refuse_nul(value: str) -> str:
     return value
 
 
+def is_id(value: str) -> bool:
+    """A primary key as the admin writes it: ASCII digits (``isdigit()`` alone takes
+    superscript digits, which ``int()`` refuses)."""
+    return value.isascii() and value.isdigit()
+
+
 def offered_lookups(model_admin: admin.ModelAdmin[Any], request: HttpRequest | None) -> set[str]:
     """The query parameters of the changelist's own filters and date hierarchy.
 
@@ -168,7 +174,7 @@ class ScheduleFilter(admin.SimpleListFilter):
         value = self.value()
         if not value:
             return []
-        if not str(value).isdigit():
+        if not is_id(str(value)):
             return [(str(value), str(value))]  # refused by queryset()
         name = Schedule.objects.filter(pk=int(value)).values_list("name", flat=True).first()
         return [(str(value), name or gettext("#%(id)s (deleted)") % {"id": value})]
@@ -177,6 +183,6 @@ class ScheduleFilter(admin.SimpleListFilter):
         value = self.value()
         if not value:
             return queryset
-        if not str(value).isdigit():
+        if not is_id(str(value)):
             raise IncorrectLookupParameters(value)
         return queryset.filter(schedule_id=int(value))
