@@ -5,6 +5,7 @@ from __future__ import annotations
 from typing import Any
 
 from django.contrib import admin, messages
+from django.contrib.admin.options import IncorrectLookupParameters
 from django.contrib.admin.utils import unquote
 from django.contrib.admin.views.main import ChangeList
 from django.db.models import QuerySet
@@ -82,6 +83,20 @@ def in_chain(task: Task) -> bool:
 
 
 class TaskChangeList(ChangeList):
+    def get_filters(self, request: HttpRequest, *args: Any, **kwargs: Any) -> Any:
+        """Django's, with a date whose period ends past year 9999 a bad lookup (``?e=1``).
+
+        Django computes the end of the year, month or day picked in the date
+        hierarchy (``created_at__year=9999``) and its datetime overflows.
+        """
+        try:
+            return super().get_filters(request, *args, **kwargs)
+        except (ValueError, OverflowError) as exc:
+            prefix = f"{self.date_hierarchy}__"
+            if not any(str(key).startswith(prefix) for key in self.filter_params):
+                raise
+            raise IncorrectLookupParameters(exc) from exc
+
     def get_queryset(self, request: HttpRequest, exclude_parameters: Any = None) -> QuerySet[Task]:
         if exclude_parameters is None:  # Django < 5.0 has no such parameter
             queryset = super().get_queryset(request)
