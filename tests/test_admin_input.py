@@ -70,6 +70,28 @@ def test_a_task_created_in_year_9999_leaves_the_list_and_its_date_hierarchy_work
     assert "created_at__year=9999" in text(response)
 
 
+@pytest.mark.parametrize(
+    ("page", "action", "selected"),
+    [
+        (CHANGELIST, "cancel_selected", "not-a-uuid"),
+        (CHANGELIST, "retry_selected", "\x00"),
+        (CHANGELIST, "delete_selected", "1"),
+        (SCHEDULES, "run_selected", "abc"),
+        (SCHEDULES, "enable_selected", "\u00b2"),
+    ],
+)
+def test_an_action_on_a_selection_that_is_no_key_of_the_list_is_400(
+    admin_client, tasks, page, action, selected
+):
+    Schedule.objects.create(name="nightly", task_name="echo", interval=timedelta(minutes=1))
+    before = list(Task.objects.order_by("pk").values_list()), list(Schedule.objects.values_list())
+    payload = {"action": action, "_selected_action": [selected], "post": "yes", "reason": "x"}
+    response = admin_client.post(reverse(page), payload)
+    assert response.status_code == 400
+    after = list(Task.objects.order_by("pk").values_list()), list(Schedule.objects.values_list())
+    assert after == before
+
+
 @pytest.mark.parametrize("page", [CHANGELIST, SCHEDULES])
 def test_a_nul_in_the_search_box_is_not_an_error(admin_client, tasks, page):
     # Django 5.0+ drops it with a message; on Django 4.2 it is a bad lookup ("?e=1").

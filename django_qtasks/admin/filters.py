@@ -14,8 +14,10 @@ from collections.abc import Iterable
 from typing import Any
 
 from django.contrib import admin
+from django.contrib.admin import helpers
 from django.contrib.admin.options import IncorrectLookupParameters
 from django.contrib.admin.utils import get_fields_from_path
+from django.core.exceptions import SuspiciousOperation, ValidationError
 from django.db import connections
 from django.db.models import Q, QuerySet
 from django.http import HttpRequest
@@ -71,6 +73,21 @@ def is_id(value: str) -> bool:
     """A primary key as the admin writes it: ASCII digits (``isdigit()`` alone takes
     superscript digits, which ``int()`` refuses)."""
     return value.isascii() and value.isdigit()
+
+
+def refuse_bad_selection(model_admin: admin.ModelAdmin[Any], request: HttpRequest) -> None:
+    """SuspiciousOperation (400) unless every row an action was posted for is named
+    by a value its primary key takes: the list only ever posts those."""
+    key = model_admin.model._meta.pk
+    assert key is not None
+    for value in request.POST.getlist(helpers.ACTION_CHECKBOX_NAME):
+        try:
+            key.to_python(value)
+        except ValidationError:
+            raise SuspiciousOperation(
+                f"An action was posted for {value!r}, which is no {key.verbose_name} of "
+                f"{model_admin.model._meta.verbose_name_plural}."
+            ) from None
 
 
 def offered_lookups(model_admin: admin.ModelAdmin[Any], request: HttpRequest | None) -> set[str]:

@@ -22,6 +22,7 @@ from django_qtasks.admin.filters import (
     TagFilter,
     TaskNameFilter,
     offered_lookups,
+    refuse_bad_selection,
     search_q,
 )
 from django_qtasks.admin.hierarchy import ProbedDatesQuerySet
@@ -241,6 +242,12 @@ class TaskAdmin(TaskColumns, admin.ModelAdmin):
 
     def lookup_allowed(self, lookup: str, value: str, request: HttpRequest | None = None) -> bool:
         return lookup in offered_lookups(self, request)
+
+    def response_action(
+        self, request: HttpRequest, queryset: QuerySet[Task], *args: Any, **kwargs: Any
+    ) -> HttpResponse | None:
+        refuse_bad_selection(self, request)
+        return super().response_action(request, queryset, *args, **kwargs)
 
     def get_search_results(
         self, request: HttpRequest, queryset: QuerySet[Task], search_term: str
