@@ -382,6 +382,13 @@ class WorkerHeartbeat(models.Model):
     def __str__(self) -> str:
         return self.worker_id
 
+    def queue_names(self) -> list[str]:
+        """The names listed in ``queues``. Anything else there (a row written by hand, or
+        by another program) is left out rather than break what reads them."""
+        if not isinstance(self.queues, list):
+            return []
+        return [name for name in self.queues if isinstance(name, str)]
+
     def running_uuids(self) -> list[str]:
         """The uuids listed in ``running``, as text. Anything else there (a row written
         by hand, or by another program) is left out rather than break the pages that list it."""

@@ -114,7 +114,7 @@ def dashboard_data(period: str, task_url: str) -> dict[str, Any]:
                 "id": beat.worker_id,
                 "hostname": beat.hostname,
                 "pid": beat.pid,
-                "queues": beat.queues,
+                "queues": beat.queue_names(),
                 "concurrency": beat.concurrency,
                 "started_at": iso(beat.started_at),
                 "last_heartbeat": iso(beat.last_heartbeat),

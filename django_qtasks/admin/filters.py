@@ -158,8 +158,8 @@ class QueueFilter(ChoicesFilter):
         queues = {qtasks_settings.DEFAULT_QUEUE}
         queues.update(handle.queue for handle in registered_tasks() if handle.queue)
         # A handful of rows, one per live worker.
-        for listened in WorkerHeartbeat.objects.values_list("queues", flat=True):
-            queues.update(str(queue) for queue in listened or [])
+        for heartbeat in WorkerHeartbeat.objects.only("queues"):
+            queues.update(heartbeat.queue_names())
         return queues
 
     def matching(self, value: str) -> Q:
