@@ -68,7 +68,7 @@ class FailOver:
                 beat is not None
                 and orphan.started_at is not None
                 and orphan.started_at < beat.last_heartbeat
-                and str(orphan.pk) not in beat.running
+                and str(orphan.pk) not in beat.running_uuids()
             ):
                 if task_store().hand_back([orphan.pk], orphan.worker, unless_alive=True):
                     logger.warning(
@@ -88,7 +88,7 @@ class FailOver:
         deleted = WorkerHeartbeat.objects.filter(
             pk__in=[beat.pk for beat in dead], last_heartbeat__lt=cutoff
         ).delete()[0]
-        queues = {name for beat in dead for name in beat.queues}
+        queues = {name for beat in dead for name in beat.queue_names()}
         if deleted and queues:
             # A dead worker may have held messages that it had not claimed yet:
             # put its queues' waiting rows back in the outbox. In the database,
