@@ -174,10 +174,13 @@ def storable_text(text: str) -> str:
     return UNSTORABLE_CHARS.sub(lambda match: f"\\u{ord(match.group()):04x}", text)
 
 
-def is_storable(value: Any) -> bool:
-    """True if ``value`` is JSON that every database stores (``is_json`` and ``unstorable``)."""
+def is_storable(value: Any, max_bytes: int | None = None) -> bool:
+    """True if ``value`` is JSON that every database stores (``is_json`` and ``unstorable``),
+    of at most ``max_bytes`` bytes of JSON when given."""
     try:
         text = json.dumps(value, allow_nan=False, ensure_ascii=False)
     except (TypeError, ValueError):
+        return False
+    if max_bytes is not None and (len(text) > max_bytes or len(text.encode()) > max_bytes):
         return False
     return unstorable(value, dumped=text) is None

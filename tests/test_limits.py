@@ -7,8 +7,8 @@ import json
 
 import pytest
 
-from django_qtasks.models import TaskStatus
-from tests.conftest import wait_status
+from django_qtasks.models import FINAL_STATUSES, Task, TaskStatus
+from tests.conftest import wait_status, wait_until
 from tests.testapp import tasks
 
 pytestmark = pytest.mark.django_db(transaction=True)
@@ -43,3 +43,22 @@ def test_a_long_log_line_is_cut_with_a_marker(limited_worker):
     assert task.status == TaskStatus.SUCCESS
     [line] = [line["message"] for line in task.logs]
     assert line == "a" * 30 + "b" * 20 + " [... 80 more characters not kept]"
+
+
+def test_the_progress_of_a_generator_is_stored_only_within_the_limit(limited_worker):
+    # 400 numbers are about 1,900 bytes of JSON: past the limit midway.
+    task = tasks.slow_gen.add_task(400, 0.005, queue=QUEUE)
+    stored: list[int] = []
+
+    def ended() -> bool:
+        row = Task.objects.get(pk=task.pk)
+        if row.status == TaskStatus.PROCESS and row.returning is not None:
+            stored.append(len(json.dumps(row.returning, ensure_ascii=False).encode()))
+        return row.status in FINAL_STATUSES
+
+    wait_until(ended, timeout=60, message="the generator's end")
+    task.refresh_from_db()
+    assert task.status == TaskStatus.ERROR
+    assert "over the limit of 1000 bytes" in task.traceback
+    assert stored, "no progress was seen"
+    assert max(stored) <= 1000
