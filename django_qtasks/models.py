@@ -28,14 +28,13 @@ from django_qtasks.registry import default_app
 from django_qtasks.scheduling import check_schedule
 from django_qtasks.statuses import FINAL_STATUSES, READY_STATUSES, TaskStatus
 from django_qtasks.store import TaskStore, store_for
-from django_qtasks.validation import ensure_json, storable_text
+from django_qtasks.validation import (
+    CANCEL_REASON_MAX_LENGTH as CANCEL_REASON_MAX_LENGTH,  # its documented place
+)
+from django_qtasks.validation import ensure_json, kept_cancel_reason, storable_text
 
 #: Where a wait for a result that ran out of time is logged (QTasks' results logger).
 results_logger = logging.getLogger("django_qtasks.results")
-
-#: The longest cancel reason kept, in characters: the admin and the API refuse a
-#: longer one, and ``Task.cancel()`` cuts it (a cancel should not fail for its wording).
-CANCEL_REASON_MAX_LENGTH = 1000
 
 
 def task_db(model: type[models.Model] | None = None) -> str:
@@ -268,11 +267,9 @@ class Task(models.Model):
         DESIGN: async tasks stop at their next await, sync ones at their next
         ``ctx.sleep``/``ctx.checkpoint`` or after the grace period).
         """
-        if len(reason) > CANCEL_REASON_MAX_LENGTH:
-            reason = reason[: CANCEL_REASON_MAX_LENGTH - 1] + "\u2026"
         # A reason typed by a user keeps what it says, escaped where a
         # database would refuse it (NUL, surrogates).
-        reason, by = storable_text(reason), storable_text(by)
+        reason, by = kept_cancel_reason(reason), storable_text(by)
         using = task_db()
         done = task_store(using).cancel(self.pk, reason, by)
         if done == "ended":
