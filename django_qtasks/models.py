@@ -78,6 +78,11 @@ class TaskQuerySet(models.QuerySet["Task"]):
         )
 
 
+#: Task columns that hold a list the worker extends (``logs``, ``attempt_log``) or takes
+#: the next chain step from (``chain_steps``).
+LIST_COLUMNS = ("logs", "attempt_log", "chain_steps")
+
+
 class Task(models.Model):
     uuid = models.UUIDField(_("uuid"), primary_key=True, default=uuid.uuid4, editable=False)
     task_name = models.CharField(_("task name"), max_length=200)
@@ -187,6 +192,17 @@ class Task(models.Model):
             fields["cancel_reason"] = self.cancel_reason
         inner = ", ".join(f"{key}={value!r}" for key, value in fields.items())
         return f"Task({inner})"
+
+    @classmethod
+    def from_db(cls, db: str | None, field_names: Any, values: Any, **kwargs: Any) -> Task:
+        """A row as read, its lists that hold something else (a row written by hand, or
+        by another program) read as empty: workers extend them and pages list them."""
+        record = super().from_db(db, field_names, values, **kwargs)
+        loaded = record.__dict__
+        for name in LIST_COLUMNS:
+            if name in loaded and not isinstance(loaded[name], list):
+                loaded[name] = []
+        return record
 
     @classmethod
     def new(
