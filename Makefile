@@ -7,7 +7,7 @@ MANAGE := $(BIN)/python testproject/manage.py
 
 .DEFAULT_GOAL := help
 .PHONY: help venv demo run docs test test-quick test-sqlite test-postgres test-postgres-db test-independent \
-	test-mysql test-brokers test-redis test-amqp test-oldest test-newest test-cells lint format screenshots clean bench faults FORCE
+	test-mysql test-brokers test-redis test-amqp test-oldest test-newest test-cells lint format screenshots clean bench faults hostile FORCE
 
 help:  ## List the targets
 	@grep -E '^[a-z-]+:.*## ' $(MAKEFILE_LIST) | awk -F':.*## ' '{printf "  make %-14s %s\n", $$1, $$2}'
@@ -163,6 +163,11 @@ bench: $(BENCH_VENV)/bin/activate  ## Benchmark against Celery, RQ, Huey and dja
 #   make faults FAULTS_ARGS="--scenarios lock,shutdown --brokers django"
 faults: venv  ## Fault scenarios: every task ends exactly once, none stuck (PostgreSQL + Redis)
 	$(BIN)/python benchmarks/faults.py $(FAULTS_ARGS)
+
+# Hostile inputs to the REST API, the admin and a real worker (PostgreSQL, about
+# 3 minutes): every refusal a 4xx that writes nothing, no 5xx.
+hostile: venv  ## Hostile inputs: no 5xx, nothing written on refusal (PostgreSQL)
+	$(BIN)/python benchmarks/hostile.py
 
 screenshots: venv  ## Refresh the admin screenshots in docs/img (needs chromium)
 	QTASKS_SCREENSHOTS=docs/img $(BIN)/python -m pytest tests/test_admin_browser.py -k "filter or schedule"

@@ -12,7 +12,7 @@ chain; the steps that did not run stay listed on its row.
 from __future__ import annotations
 
 import time
-from typing import TYPE_CHECKING
+from typing import TYPE_CHECKING, Any
 
 from asgiref.sync import sync_to_async
 
@@ -83,13 +83,14 @@ def next_step(record: Task) -> Task:
 
     app = default_app()
     step, *rest = record.chain_steps
-    handle = app.tasks.get(step["task_name"])
+    task_name, args, kwargs = step_parts(step)
+    handle = app.tasks.get(task_name)
     # A step whose task this worker does not know still gets its row: it
     # then ends in error like any unknown task, and the chain shows where.
     following = Task.new(
-        step["task_name"],
-        [*step["args"], record.returning],
-        step["kwargs"],
+        task_name,
+        [*args, record.returning],
+        kwargs,
         priority=handle.priority if handle else 0,
         queue=handle.queue if handle else None,
         extra=handle.extra if handle else {},
@@ -99,6 +100,22 @@ def next_step(record: Task) -> Task:
         chain_steps=rest,
     )
     return app.submit(following)
+
+
+def step_parts(step: Any) -> tuple[str, list[Any], dict[str, Any]]:
+    """The task name, arguments and keyword arguments of a chain step (``Step.as_json()``).
+
+    A step written by hand may leave out its arguments; one that is no step
+    raises ValueError, which ends the task before it in error, saying so.
+    """
+    if isinstance(step, dict):
+        name, args, kwargs = step.get("task_name"), step.get("args", []), step.get("kwargs", {})
+        if isinstance(name, str) and isinstance(args, list) and isinstance(kwargs, dict):
+            return name, args, kwargs
+    raise ValueError(
+        f"The next step of the chain is not a step: {step!r}; a step is "
+        '{"task_name": ..., "args": [...], "kwargs": {...}}.'
+    )
 
 
 def chain_of(record: Task) -> list[Task]:

@@ -28,14 +28,13 @@ from django_qtasks.registry import default_app
 from django_qtasks.scheduling import check_schedule
 from django_qtasks.statuses import FINAL_STATUSES, READY_STATUSES, TaskStatus
 from django_qtasks.store import TaskStore, store_for
-from django_qtasks.validation import ensure_json, storable_text
+from django_qtasks.validation import (
+    CANCEL_REASON_MAX_LENGTH as CANCEL_REASON_MAX_LENGTH,  # its documented place
+)
+from django_qtasks.validation import ensure_json, kept_cancel_reason, storable_text
 
 #: Where a wait for a result that ran out of time is logged (QTasks' results logger).
 results_logger = logging.getLogger("django_qtasks.results")
-
-#: The longest cancel reason kept, in characters: the admin and the API refuse a
-#: longer one, and ``Task.cancel()`` cuts it (a cancel should not fail for its wording).
-CANCEL_REASON_MAX_LENGTH = 1000
 
 
 def task_db(model: type[models.Model] | None = None) -> str:
@@ -77,6 +76,11 @@ class TaskQuerySet(models.QuerySet["Task"]):
             .filter(models.Q(run_after__isnull=True) | models.Q(run_after__lte=now))
             .order_by("priority", "created_at")
         )
+
+
+#: Task columns that hold a list the worker extends (``logs``, ``attempt_log``) or takes
+#: the next chain step from (``chain_steps``).
+LIST_COLUMNS = ("logs", "attempt_log", "chain_steps")
 
 
 class Task(models.Model):
@@ -190,6 +194,17 @@ class Task(models.Model):
         return f"Task({inner})"
 
     @classmethod
+    def from_db(cls, db: str | None, field_names: Any, values: Any, **kwargs: Any) -> Task:
+        """A row as read, its lists that hold something else (a row written by hand, or
+        by another program) read as empty: workers extend them and pages list them."""
+        record = super().from_db(db, field_names, values, **kwargs)
+        loaded = record.__dict__
+        for name in LIST_COLUMNS:
+            if name in loaded and not isinstance(loaded[name], list):
+                loaded[name] = []
+        return record
+
+    @classmethod
     def new(
         cls,
         task_name: str,
@@ -268,11 +283,9 @@ class Task(models.Model):
         DESIGN: async tasks stop at their next await, sync ones at their next
         ``ctx.sleep``/``ctx.checkpoint`` or after the grace period).
         """
-        if len(reason) > CANCEL_REASON_MAX_LENGTH:
-            reason = reason[: CANCEL_REASON_MAX_LENGTH - 1] + "\u2026"
         # A reason typed by a user keeps what it says, escaped where a
         # database would refuse it (NUL, surrogates).
-        reason, by = storable_text(reason), storable_text(by)
+        reason, by = kept_cancel_reason(reason), storable_text(by)
         using = task_db()
         done = task_store(using).cancel(self.pk, reason, by)
         if done == "ended":
@@ -383,6 +396,13 @@ class WorkerHeartbeat(models.Model):
 
     def __str__(self) -> str:
         return self.worker_id
+
+    def queue_names(self) -> list[str]:
+        """The names listed in ``queues``. Anything else there (a row written by hand, or
+        by another program) is left out rather than break what reads them."""
+        if not isinstance(self.queues, list):
+            return []
+        return [name for name in self.queues if isinstance(name, str)]
 
     def running_uuids(self) -> list[str]:
         """The uuids listed in ``running``, as text. Anything else there (a row written

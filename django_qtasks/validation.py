@@ -174,10 +174,27 @@ def storable_text(text: str) -> str:
     return UNSTORABLE_CHARS.sub(lambda match: f"\\u{ord(match.group()):04x}", text)
 
 
-def is_storable(value: Any) -> bool:
-    """True if ``value`` is JSON that every database stores (``is_json`` and ``unstorable``)."""
+#: The longest cancel reason kept, in characters: the admin and the API refuse a
+#: longer one; ``Task.cancel()`` and a task's own ``ctx.cancel()`` keep it cut (a
+#: cancel should not fail for its wording).
+CANCEL_REASON_MAX_LENGTH = 1000
+
+
+def kept_cancel_reason(reason: str) -> str:
+    """``reason`` as it is kept: cut to CANCEL_REASON_MAX_LENGTH characters, ending
+    with "…", and with the characters a database refuses escaped (``storable_text``)."""
+    if len(reason) > CANCEL_REASON_MAX_LENGTH:
+        reason = reason[: CANCEL_REASON_MAX_LENGTH - 1] + "\u2026"
+    return storable_text(reason)
+
+
+def is_storable(value: Any, max_bytes: int | None = None) -> bool:
+    """True if ``value`` is JSON that every database stores (``is_json`` and ``unstorable``),
+    of at most ``max_bytes`` bytes of JSON when given."""
     try:
         text = json.dumps(value, allow_nan=False, ensure_ascii=False)
     except (TypeError, ValueError):
+        return False
+    if max_bytes is not None and (len(text) > max_bytes or len(text.encode()) > max_bytes):
         return False
     return unstorable(value, dumped=text) is None

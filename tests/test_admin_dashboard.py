@@ -109,6 +109,25 @@ def test_a_worker_whose_running_list_holds_no_uuid_does_not_break_the_dashboard(
     assert "host:3:odd" in text(page)
 
 
+@pytest.mark.parametrize(
+    ("queues", "shown"),
+    [(5, []), ("emails", []), ([{"a": 1}, None, 5, ["x"], "emails"], ["emails"])],
+)
+def test_a_worker_whose_queues_are_not_a_list_of_names_breaks_no_page(admin_client, queues, shown):
+    # A heartbeat row written by another program.
+    WorkerHeartbeat.objects.create(
+        worker_id="host:4:odd", hostname="host", pid=4, queues=queues, concurrency=1
+    )
+    data = admin_client.get(url("dashboard_data"))
+    assert data.status_code == 200
+    [worker] = data.json()["workers"]
+    assert worker["queues"] == shown
+    assert admin_client.get(url("dashboard")).status_code == 200
+    tasks = admin_client.get(reverse("admin:django_qtasks_task_changelist"))
+    assert tasks.status_code == 200
+    assert ("?queue=emails" in text(tasks)) == bool(shown)
+
+
 def test_dashboard_page_embeds_its_data_and_translated_labels(admin_client, busy):
     page = text(admin_client.get(url("dashboard"), {"period": "24h"}))
     assert 'id="qtasks-data"' in page

@@ -2,7 +2,8 @@
 
 from __future__ import annotations
 
-from datetime import timedelta
+from datetime import datetime, timedelta
+from datetime import timezone as dt_timezone
 
 import pytest
 from django.urls import reverse
@@ -35,6 +36,60 @@ def test_a_nul_in_a_filter_or_search_is_a_bad_lookup(admin_client, tasks, page, 
     assert response.url.endswith("?e=1")
     # The admin's own answer to a bad lookup: the list, unfiltered.
     assert admin_client.get(response.url).status_code == 200
+
+
+def test_a_schedule_id_of_other_digits_than_ascii_ones_is_a_bad_lookup(admin_client, tasks):
+    # str.isdigit() takes a superscript two, which int() refuses.
+    response = admin_client.get(reverse(CHANGELIST), {"schedule__id__exact": "\u00b2"})
+    assert response.status_code == 302
+    assert response.url.endswith("?e=1")
+
+
+@pytest.mark.parametrize(
+    "query",
+    [
+        {"created_at__year": "9999"},
+        {"created_at__year": "9999", "created_at__month": "12"},
+        {"created_at__year": "9999", "created_at__month": "12", "created_at__day": "31"},
+    ],
+)
+def test_a_date_whose_period_ends_past_year_9999_is_a_bad_lookup(admin_client, tasks, query):
+    # The period's end is past what a datetime holds.
+    response = admin_client.get(reverse(CHANGELIST), query)
+    assert response.status_code == 302
+    assert response.url.endswith("?e=1")
+
+
+def test_a_task_created_in_year_9999_leaves_the_list_and_its_date_hierarchy_working(
+    admin_client,
+):
+    # A row written by hand: the date hierarchy's probes would go past year 9999.
+    make(created_at=datetime(9999, 12, 31, 12, tzinfo=dt_timezone.utc))
+    response = admin_client.get(reverse(CHANGELIST))
+    assert response.status_code == 200
+    assert "created_at__year=9999" in text(response)
+
+
+@pytest.mark.parametrize(
+    ("page", "action", "selected"),
+    [
+        (CHANGELIST, "cancel_selected", "not-a-uuid"),
+        (CHANGELIST, "retry_selected", "\x00"),
+        (CHANGELIST, "delete_selected", "1"),
+        (SCHEDULES, "run_selected", "abc"),
+        (SCHEDULES, "enable_selected", "\u00b2"),
+    ],
+)
+def test_an_action_on_a_selection_that_is_no_key_of_the_list_is_400(
+    admin_client, tasks, page, action, selected
+):
+    Schedule.objects.create(name="nightly", task_name="echo", interval=timedelta(minutes=1))
+    before = list(Task.objects.order_by("pk").values_list()), list(Schedule.objects.values_list())
+    payload = {"action": action, "_selected_action": [selected], "post": "yes", "reason": "x"}
+    response = admin_client.post(reverse(page), payload)
+    assert response.status_code == 400
+    after = list(Task.objects.order_by("pk").values_list()), list(Schedule.objects.values_list())
+    assert after == before
 
 
 @pytest.mark.parametrize("page", [CHANGELIST, SCHEDULES])

@@ -189,6 +189,12 @@ def test_add_an_interval_schedule_with_empty_arguments(admin_client):
         ({"kwargs": "[1]"}, "kwargs", "Keyword arguments must be a JSON object"),
         ({"args": "[1,"}, "args", "Enter a valid JSON."),
         ({"args": "[NaN]"}, "args", "NaN and infinity cannot be stored as JSON."),
+        # What the database would refuse (a 500 on PostgreSQL), and what json cannot read.
+        ({"args": '["a\\u0000b"]'}, "args", "U+0000 at character 1 of args[0]"),
+        ({"args": '["\\ud800"]'}, "args", "U+D800 at character 0 of args[0]"),
+        ({"kwargs": '{"\\udfff": 1}'}, "kwargs", "U+DFFF at character 0 of a key of kwargs"),
+        ({"args": "[" + "9" * 5000 + "]"}, "args", "Enter a valid JSON."),
+        ({"args": "[" * 100_000 + "]" * 100_000}, "args", "Enter a valid JSON."),
         ({"task_name": "no_such_task"}, "task_name", "Select a valid choice."),
         ({"name": "hourly"}, "name", "A schedule named hourly is declared in code or settings"),
     ],

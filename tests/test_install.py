@@ -12,6 +12,7 @@ import, first on its ``PYTHONPATH``.
 
 from __future__ import annotations
 
+import importlib.metadata
 import json
 import subprocess
 import sys
@@ -66,6 +67,29 @@ def redis_broker(monkeypatch: pytest.MonkeyPatch) -> Iterator[None]:
     monkeypatch.setenv("QTASKS_TEST_SETTINGS", json.dumps({"BROKER_URL": REDIS_URL}))
     with override_settings(QTASKS={**settings.QTASKS, "BROKER_URL": REDIS_URL}):
         yield
+
+
+# --- The extras ------------------------------------------------------------------------------
+
+
+def extra_requirements(distribution: str, extra: str) -> set[str]:
+    """The names of what ``pip install 'distribution[extra]'`` adds."""
+    from packaging.requirements import Requirement
+    from packaging.utils import canonicalize_name
+
+    return {
+        canonicalize_name(Requirement(text).name)
+        for text in importlib.metadata.requires(distribution) or []
+        if f'extra == "{extra}"' in text
+    }
+
+
+@pytest.mark.django_db(transaction=False)
+def test_the_redis_extra_installs_what_kombus_redis_transport_needs():
+    # kombu lists them in an extra of its own, which ours does not pull in.
+    needed = extra_requirements("kombu", "redis")
+    assert "packaging" in needed
+    assert needed <= extra_requirements("django-qtasks", "redis")
 
 
 # --- E006: the broker's transport cannot be loaded ----------------------------------------

@@ -1,5 +1,6 @@
-"""What a task may store: results up to RESULT_MAX_BYTES, log lines up to
-LOG_LINE_MAX_CHARS. Run by real workers started with these settings."""
+"""What a task may store: results (and a generator's progress) up to RESULT_MAX_BYTES,
+log lines up to LOG_LINE_MAX_CHARS, cancel reasons up to CANCEL_REASON_MAX_LENGTH. Run
+by real workers started with these settings."""
 
 from __future__ import annotations
 
@@ -7,9 +8,9 @@ import json
 
 import pytest
 
-from django_qtasks.models import TaskStatus
-from tests.conftest import wait_status
-from tests.testapp import tasks
+from django_qtasks.models import CANCEL_REASON_MAX_LENGTH, FINAL_STATUSES, Task, TaskStatus
+from tests.conftest import wait_status, wait_until
+from tests.testapp import tasks, tasks_params
 
 pytestmark = pytest.mark.django_db(transaction=True)
 
@@ -43,3 +44,30 @@ def test_a_long_log_line_is_cut_with_a_marker(limited_worker):
     assert task.status == TaskStatus.SUCCESS
     [line] = [line["message"] for line in task.logs]
     assert line == "a" * 30 + "b" * 20 + " [... 80 more characters not kept]"
+
+
+def test_the_progress_of_a_generator_is_stored_only_within_the_limit(limited_worker):
+    # 400 numbers are about 1,900 bytes of JSON: past the limit midway.
+    task = tasks.slow_gen.add_task(400, 0.005, queue=QUEUE)
+    stored: list[int] = []
+
+    def ended() -> bool:
+        row = Task.objects.get(pk=task.pk)
+        if row.status == TaskStatus.PROCESS and row.returning is not None:
+            stored.append(len(json.dumps(row.returning, ensure_ascii=False).encode()))
+        return row.status in FINAL_STATUSES
+
+    wait_until(ended, timeout=60, message="the generator's end")
+    task.refresh_from_db()
+    assert task.status == TaskStatus.ERROR
+    assert "over the limit of 1000 bytes" in task.traceback
+    assert stored, "no progress was seen"
+    assert max(stored) <= 1000
+
+
+def test_a_task_that_cancels_itself_keeps_its_reason_cut_to_the_limit(limited_worker):
+    # The limit of the admin, the API and Task.cancel(), for ctx.cancel() too.
+    task = tasks_params.probe_cancel_sync.add_task("s" * 5000, queue=QUEUE)
+    task = wait_status(task, timeout=60)
+    assert task.status == TaskStatus.CANCEL
+    assert task.cancel_reason == "s" * (CANCEL_REASON_MAX_LENGTH - 1) + "\u2026"

@@ -53,6 +53,13 @@ def test_storable_text_escapes_what_a_database_refuses():
     assert storable_text("plain") == "plain"
 
 
+def test_is_storable_counts_the_bytes_of_the_json_against_a_limit():
+    assert is_storable(["a" * 10], max_bytes=16)  # ["aaaaaaaaaa"]: 14 bytes
+    assert not is_storable(["a" * 20], max_bytes=16)
+    assert not is_storable(["\u00e9" * 10], max_bytes=16)  # 10 characters, 24 bytes
+    assert is_storable(["\u00e9" * 10])
+
+
 # Enqueueing -------------------------------------------------------------------
 
 

@@ -557,6 +557,45 @@ def test_a_worker_never_fails_over_its_own_tasks_whatever_its_heartbeat_says():
     assert not WorkerHeartbeat.objects.filter(worker_id=dead_id).exists()
 
 
+@pytest.mark.django_db(transaction=False)
+@pytest.mark.parametrize(
+    ("running", "queues", "status"),
+    [
+        # Written by another program: what is no uuid is not read as one; the
+        # orphan's own uuid, in capitals, still is (it ran: it is taken over).
+        (["not-a-uuid", 5, None, {"a": 1}, "ORPHAN"], ["q"], TaskStatus.ERROR),
+        (5, ["q"], TaskStatus.NEW),  # lists nothing: the orphan was only prefetched
+        ("text", ["q"], TaskStatus.NEW),
+        ([], 5, TaskStatus.NEW),
+        ([], [{"a": 1}, None, ["q"]], TaskStatus.NEW),
+    ],
+)
+def test_a_dead_worker_whose_heartbeat_holds_odd_values_is_failed_over(running, queues, status):
+    # The rows are in this test's transaction, which no worker process sees.
+    worker = Worker(queues=[unique("self")], worker_id=unique("reaper"))
+    dead_id = unique("odd")
+    long_ago = timezone.now() - timedelta(hours=1)
+    orphan = Task.objects.create(
+        task_name="echo",
+        status=TaskStatus.PROCESS,
+        started_at=long_ago - timedelta(minutes=1),
+        attempts=1,
+        worker=dead_id,
+    )
+    if isinstance(running, list):
+        running = [str(orphan.pk).upper() if item == "ORPHAN" else item for item in running]
+    WorkerHeartbeat.objects.create(
+        worker_id=dead_id, hostname="h", pid=1, queues=queues, concurrency=1, running=running
+    )
+    WorkerHeartbeat.objects.filter(worker_id=dead_id).update(last_heartbeat=long_ago)
+
+    worker.failover.dead_workers()
+
+    orphan.refresh_from_db()
+    assert orphan.status == status
+    assert not WorkerHeartbeat.objects.filter(worker_id=dead_id).exists()
+
+
 def test_a_run_whose_row_was_taken_from_its_worker_stops_and_writes_nothing(worker):
     task = tasks.sync_sleeper.add_task(30)
     wait_logged(task, "going to sleep")

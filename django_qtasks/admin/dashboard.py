@@ -115,7 +115,7 @@ def dashboard_data(period: str, task_url: str) -> dict[str, Any]:
                 "hostname": beat.hostname,
                 "pid": beat.pid,
                 "supervisor": beat.supervisor,
-                "queues": beat.queues,
+                "queues": beat.queue_names(),
                 "concurrency": beat.concurrency,
                 "started_at": iso(beat.started_at),
                 "last_heartbeat": iso(beat.last_heartbeat),

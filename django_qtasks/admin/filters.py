@@ -14,8 +14,10 @@ from collections.abc import Iterable
 from typing import Any
 
 from django.contrib import admin
+from django.contrib.admin import helpers
 from django.contrib.admin.options import IncorrectLookupParameters
 from django.contrib.admin.utils import get_fields_from_path
+from django.core.exceptions import SuspiciousOperation, ValidationError
 from django.db import connections
 from django.db.models import Q, QuerySet
 from django.http import HttpRequest
@@ -65,6 +67,27 @@ def refuse_nul(value: str) -> str:
     if "\x00" in value:
         raise IncorrectLookupParameters(gettext("A filter value holds a NUL character."))
     return value
+
+
+def is_id(value: str) -> bool:
+    """A primary key as the admin writes it: ASCII digits (``isdigit()`` alone takes
+    superscript digits, which ``int()`` refuses)."""
+    return value.isascii() and value.isdigit()
+
+
+def refuse_bad_selection(model_admin: admin.ModelAdmin[Any], request: HttpRequest) -> None:
+    """SuspiciousOperation (400) unless every row an action was posted for is named
+    by a value its primary key takes: the list only ever posts those."""
+    key = model_admin.model._meta.pk
+    assert key is not None
+    for value in request.POST.getlist(helpers.ACTION_CHECKBOX_NAME):
+        try:
+            key.to_python(value)
+        except ValidationError:
+            raise SuspiciousOperation(
+                f"An action was posted for {value!r}, which is no {key.verbose_name} of "
+                f"{model_admin.model._meta.verbose_name_plural}."
+            ) from None
 
 
 def offered_lookups(model_admin: admin.ModelAdmin[Any], request: HttpRequest | None) -> set[str]:
@@ -135,8 +158,8 @@ class QueueFilter(ChoicesFilter):
         queues = {qtasks_settings.DEFAULT_QUEUE}
         queues.update(handle.queue for handle in registered_tasks() if handle.queue)
         # A handful of rows, one per live worker.
-        for listened in WorkerHeartbeat.objects.values_list("queues", flat=True):
-            queues.update(str(queue) for queue in listened or [])
+        for heartbeat in WorkerHeartbeat.objects.only("queues"):
+            queues.update(heartbeat.queue_names())
         return queues
 
     def matching(self, value: str) -> Q:
@@ -168,7 +191,7 @@ class ScheduleFilter(admin.SimpleListFilter):
         value = self.value()
         if not value:
             return []
-        if not str(value).isdigit():
+        if not is_id(str(value)):
             return [(str(value), str(value))]  # refused by queryset()
         name = Schedule.objects.filter(pk=int(value)).values_list("name", flat=True).first()
         return [(str(value), name or gettext("#%(id)s (deleted)") % {"id": value})]
@@ -177,6 +200,6 @@ class ScheduleFilter(admin.SimpleListFilter):
         value = self.value()
         if not value:
             return queryset
-        if not str(value).isdigit():
+        if not is_id(str(value)):
             raise IncorrectLookupParameters(value)
         return queryset.filter(schedule_id=int(value))

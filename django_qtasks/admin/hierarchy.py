@@ -52,18 +52,20 @@ class ProbedDatesQuerySet(TaskQuerySet):
         first, last = bounds["first"], bounds["last"]
         if timezone.is_aware(first):
             first, last = timezone.localtime(first), timezone.localtime(last)
-        starts = [period_start(first, kind)]
-        while next_period(starts[-1], kind) <= last:
-            if len(starts) >= MAX_PROBES:
-                return super().datetimes(field_name, kind)
-            starts.append(next_period(starts[-1], kind))
+        try:
+            starts = [period_start(first, kind)]
+            while next_period(starts[-1], kind) <= last:
+                if len(starts) >= MAX_PROBES:
+                    return super().datetimes(field_name, kind)
+                starts.append(next_period(starts[-1], kind))
+            ends = [next_period(start, kind) for start in starts]
+        except (ValueError, OverflowError):  # a period that ends past year 9999
+            return super().datetimes(field_name, kind)
         probes = {
             f"p{index}": Exists(
-                self.order_by().filter(
-                    **{f"{field_name}__gte": start, f"{field_name}__lt": next_period(start, kind)}
-                )
+                self.order_by().filter(**{f"{field_name}__gte": start, f"{field_name}__lt": end})
             )
-            for index, start in enumerate(starts)
+            for index, (start, end) in enumerate(zip(starts, ends, strict=True))
         }
         row = self.order_by().annotate(**probes).values(*probes)[:1]
         found = row[0] if row else {}

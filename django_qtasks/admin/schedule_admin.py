@@ -31,7 +31,12 @@ from django.views import View
 
 from django_qtasks import beat
 from django_qtasks.admin import display
-from django_qtasks.admin.filters import TaskNameFilter, offered_lookups, refuse_nul
+from django_qtasks.admin.filters import (
+    TaskNameFilter,
+    offered_lookups,
+    refuse_bad_selection,
+    refuse_nul,
+)
 from django_qtasks.admin.schedule_form import ScheduleForm, problems_of
 from django_qtasks.cron import describe_cron
 from django_qtasks.exceptions import InvalidSchedule
@@ -416,6 +421,12 @@ class ScheduleAdmin(admin.ModelAdmin):
 
     def lookup_allowed(self, lookup: str, value: str, request: HttpRequest | None = None) -> bool:
         return lookup in offered_lookups(self, request)
+
+    def response_action(
+        self, request: HttpRequest, queryset: QuerySet[Schedule], *args: Any, **kwargs: Any
+    ) -> HttpResponse | None:
+        refuse_bad_selection(self, request)
+        return super().response_action(request, queryset, *args, **kwargs)
 
     def get_search_results(
         self, request: HttpRequest, queryset: QuerySet[Schedule], search_term: str

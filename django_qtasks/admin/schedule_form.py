@@ -8,10 +8,12 @@ with one of them is shown at the top of the form instead.
 
 from __future__ import annotations
 
+import json
 from typing import Any
 
 from django import forms
 from django.core.exceptions import NON_FIELD_ERRORS, FieldDoesNotExist, ValidationError
+from django.forms.fields import InvalidJSONInput
 from django.utils.translation import gettext
 from django.utils.translation import gettext_lazy as _
 
@@ -19,7 +21,7 @@ from django_qtasks.exceptions import InvalidSchedule
 from django_qtasks.models import Schedule
 from django_qtasks.registry import default_app
 from django_qtasks.scheduling import check_schedule, declared_schedules
-from django_qtasks.validation import is_json
+from django_qtasks.validation import is_json, unstorable
 
 JSON_ATTRS = {"rows": 3, "cols": 60, "class": "vLargeTextField qtasks-json-input"}
 
@@ -46,6 +48,32 @@ def field_label(name: str) -> str:
         return name
 
 
+class ReadableJSONField(forms.JSONField):
+    """Django's JSON field, with what json cannot read an invalid value, not a 500
+    (an integer of more than 4,300 digits, a document nested too deep to parse),
+    and a value holding a lone surrogate shown again escaped (the page is UTF-8)."""
+
+    def to_python(self, value: Any) -> Any:
+        try:
+            return super().to_python(value)
+        except (ValueError, RecursionError):
+            raise ValidationError(self.error_messages["invalid"], code="invalid") from None
+
+    def bound_data(self, data: Any, initial: Any) -> Any:
+        try:
+            return super().bound_data(data, initial)
+        except (ValueError, RecursionError):
+            return InvalidJSONInput(data)
+
+    def prepare_value(self, value: Any) -> Any:
+        text = super().prepare_value(value)
+        try:
+            text.encode()
+        except UnicodeEncodeError:
+            return json.dumps(value, cls=self.encoder)
+        return text
+
+
 class ScheduleForm(forms.ModelForm):
     """Every editable field of a Schedule; the admin leaves out the read-only ones."""
 
@@ -65,6 +93,7 @@ class ScheduleForm(forms.ModelForm):
             "queue",
             "priority",
         ]
+        field_classes = {"args": ReadableJSONField, "kwargs": ReadableJSONField}
         widgets = {
             "args": forms.Textarea(attrs=JSON_ATTRS),
             "kwargs": forms.Textarea(attrs=JSON_ATTRS),
@@ -93,11 +122,11 @@ class ScheduleForm(forms.ModelForm):
 
     def clean_args(self) -> Any:
         value = self.cleaned_data.get("args")
-        return [] if value is None else self._json(value)
+        return [] if value is None else self._json("args", value)
 
     def clean_kwargs(self) -> Any:
         value = self.cleaned_data.get("kwargs")
-        return {} if value is None else self._json(value)
+        return {} if value is None else self._json("kwargs", value)
 
     def clean_name(self) -> str:
         """Refuse the name of a declared schedule: the beat would take the row over."""
@@ -119,9 +148,16 @@ class ScheduleForm(forms.ModelForm):
     def clean_cron(self) -> str:
         return " ".join(str(self.cleaned_data.get("cron") or "").split())
 
-    def _json(self, value: Any) -> Any:
+    def _json(self, name: str, value: Any) -> Any:
+        """``value``, if it is JSON that every database stores (as the API and add_task ask)."""
         if not is_json(value):
             raise ValidationError(gettext("NaN and infinity cannot be stored as JSON."))
+        problem = unstorable(value, name)
+        if problem:
+            raise ValidationError(
+                gettext("%(name)s cannot be stored: it holds %(problem)s.")
+                % {"name": name, "problem": problem}
+            )
         return value
 
     def add_error(self, field: str | None, error: Any) -> None:

@@ -5,6 +5,7 @@ from __future__ import annotations
 from typing import Any
 
 from django.contrib import admin, messages
+from django.contrib.admin.options import IncorrectLookupParameters
 from django.contrib.admin.utils import unquote
 from django.contrib.admin.views.main import ChangeList
 from django.db.models import QuerySet
@@ -21,6 +22,7 @@ from django_qtasks.admin.filters import (
     TagFilter,
     TaskNameFilter,
     offered_lookups,
+    refuse_bad_selection,
     search_q,
 )
 from django_qtasks.admin.hierarchy import ProbedDatesQuerySet
@@ -82,6 +84,20 @@ def in_chain(task: Task) -> bool:
 
 
 class TaskChangeList(ChangeList):
+    def get_filters(self, request: HttpRequest, *args: Any, **kwargs: Any) -> Any:
+        """Django's, with a date whose period ends past year 9999 a bad lookup (``?e=1``).
+
+        Django computes the end of the year, month or day picked in the date
+        hierarchy (``created_at__year=9999``) and its datetime overflows.
+        """
+        try:
+            return super().get_filters(request, *args, **kwargs)
+        except (ValueError, OverflowError) as exc:
+            prefix = f"{self.date_hierarchy}__"
+            if not any(str(key).startswith(prefix) for key in self.filter_params):
+                raise
+            raise IncorrectLookupParameters(exc) from exc
+
     def get_queryset(self, request: HttpRequest, exclude_parameters: Any = None) -> QuerySet[Task]:
         if exclude_parameters is None:  # Django < 5.0 has no such parameter
             queryset = super().get_queryset(request)
@@ -226,6 +242,12 @@ class TaskAdmin(TaskColumns, admin.ModelAdmin):
 
     def lookup_allowed(self, lookup: str, value: str, request: HttpRequest | None = None) -> bool:
         return lookup in offered_lookups(self, request)
+
+    def response_action(
+        self, request: HttpRequest, queryset: QuerySet[Task], *args: Any, **kwargs: Any
+    ) -> HttpResponse | None:
+        refuse_bad_selection(self, request)
+        return super().response_action(request, queryset, *args, **kwargs)
 
     def get_search_results(
         self, request: HttpRequest, queryset: QuerySet[Task], search_term: str

@@ -34,7 +34,12 @@ from django_qtasks.plugins import TaskPluginTriggerError
 from django_qtasks.plugins.depends import ainject, inject
 from django_qtasks.plugins.pydantic import build_models, dump_model
 from django_qtasks.task import BaseTask
-from django_qtasks.validation import is_storable, storable_text, unstorable
+from django_qtasks.validation import (
+    is_storable,
+    kept_cancel_reason,
+    storable_text,
+    unstorable,
+)
 
 logger = logging.getLogger("django_qtasks.worker")
 
@@ -59,7 +64,7 @@ class Outcome:
         # Messages keep what they say, with characters that a database
         # refuses escaped: the run's real outcome is stored, not a failed write.
         self.traceback = storable_text(self.traceback)
-        self.cancel_reason = storable_text(self.cancel_reason)
+        self.cancel_reason = kept_cancel_reason(self.cancel_reason)
 
     def unwritable(self, why: str) -> None:
         """Turn this outcome into an error: the database refused to store it (``why``)."""

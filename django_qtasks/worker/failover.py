@@ -105,7 +105,7 @@ class FailOver:
             beat is not None
             and orphan.started_at is not None
             and orphan.started_at < beat.last_heartbeat
-            and str(orphan.pk) not in beat.running
+            and str(orphan.pk) not in beat.running_uuids()
         ):
             if task_store().hand_back([orphan.pk], orphan.worker, unless_alive=unless_alive):
                 logger.warning(
@@ -118,7 +118,7 @@ class FailOver:
         self.take_over(orphan, message, unless_alive=unless_alive)
 
     def republish_queues_of(self, dead: list[WorkerHeartbeat]) -> None:
-        queues = {name for beat in dead for name in beat.queues}
+        queues = {name for beat in dead for name in beat.queue_names()}
         if queues:
             # A dead worker may have held messages that it had not claimed yet:
             # put its queues' waiting rows back in the outbox. In the database,

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 from typing import Any
 
+from django_qtasks.conf import qtasks_settings
 from django_qtasks.models import task_store
 from django_qtasks.store import still_mine
 from django_qtasks.validation import is_storable
@@ -18,9 +19,11 @@ def save_progress(entries: list[Running], worker_id: str) -> None:
         if run.progress_version == entry.saved_progress and lines == entry.saved_lines:
             continue
         fields: dict[str, Any] = {"logs": [*entry.record.logs, *run.stored_log()]}
-        if run.progress is not None and is_storable(run.progress):
-            # Items that are not storable JSON are not shown: the task ends in error
-            # when it returns them, and other tasks' progress still saves.
+        limit = qtasks_settings.RESULT_MAX_BYTES
+        if run.progress is not None and is_storable(run.progress, limit):
+            # Items that are not storable JSON, or more of them than RESULT_MAX_BYTES
+            # holds, are not shown: the task ends in error when it returns them (the
+            # progress stored last stays), and other tasks' progress still saves.
             fields["returning"] = run.progress
         task_store().update(entry.record.pk, still_mine(worker_id), fields)
         entry.saved_progress, entry.saved_lines = run.progress_version, lines
