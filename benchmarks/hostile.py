@@ -1310,7 +1310,7 @@ for surface, rows in by_surface.items():
     )
 report = "\n".join(
     [
-        "# Probe results (issue 22)",
+        "# Hostile inputs: results",
         "",
         *summary,
         "",
