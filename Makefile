@@ -7,7 +7,7 @@ MANAGE := $(BIN)/python testproject/manage.py
 
 .DEFAULT_GOAL := help
 .PHONY: help venv demo run docs test test-quick test-sqlite test-postgres test-postgres-db test-independent \
-	test-mysql test-brokers test-redis test-amqp test-oldest test-newest test-cells lint format screenshots clean bench faults hostile FORCE
+	test-mysql test-brokers test-redis test-amqp test-oldest test-newest test-cells lint format screenshots clean bench bench-processes faults hostile FORCE
 
 help:  ## List the targets
 	@grep -E '^[a-z-]+:.*## ' $(MAKEFILE_LIST) | awk -F':.*## ' '{printf "  make %-14s %s\n", $$1, $$2}'
@@ -157,6 +157,11 @@ $(BENCH_VENV)/bin/activate: pyproject.toml benchmarks/requirements.txt $(BENCH_V
 
 bench: $(BENCH_VENV)/bin/activate  ## Benchmark against Celery, RQ, Huey and django-tasks-db (PostgreSQL + Redis, ~9 min)
 	$(BENCH_VENV)/bin/python benchmarks/run.py $(BENCH_ARGS)
+
+# Worker processes (--processes) against Celery's prefork pool and Huey's
+# process workers: CPU-bound work, memory, drain, crash recovery, SIGHUP.
+bench-processes: $(BENCH_VENV)/bin/activate  ## Benchmark --processes against Celery prefork and Huey (PostgreSQL + Redis, ~3 min)
+	$(BENCH_VENV)/bin/python benchmarks/processes.py $(BENCH_ARGS)
 
 # Fault scenarios on django:// and redis:// (PostgreSQL + Redis, about 5
 # minutes; not part of `make test`). FAULTS_ARGS passes options, e.g.

@@ -1,5 +1,6 @@
 """Worker processes, side by side with their peers: W3 (CPU-bound) and W1 (drain).
 
+    make bench-processes
     .venv-bench/bin/python benchmarks/processes.py [--tasks 1000] [--n 200000]
         [--drain-tasks 5000] [--rounds 1] [--only name,...]
 
@@ -17,6 +18,12 @@ W1: ``--drain-tasks`` no-op tasks enqueued with no worker running, then the
 worker is started and timed until the last result, for django-qtasks with
 one process and with two (``--concurrency 2`` each).
 
+The pool's own scenarios (``--processes 2 --concurrency 2``): qtasks-kill
+SIGKILLs a child running two tasks and times until neither is ``process``
+any more (the supervisor failed them over); qtasks-sighup sends SIGHUP
+while 3,000 tasks of 5 ms run, then checks that each ran once and compares
+the longest pause between two task ends with the median one.
+
 Each system gets a fresh PostgreSQL database and Redis database as in
 ``run.py``; django-qtasks uses its default broker (``django://``).
 """
@@ -24,7 +31,9 @@ Each system gets a fresh PostgreSQL database and Redis database as in
 from __future__ import annotations
 
 import argparse
+import itertools
 import os
+import signal
 import statistics
 import subprocess
 import sys
@@ -66,6 +75,16 @@ RUNS: dict[str, tuple[str, list[str], str]] = {
         "huey",
         [PY, MANAGE, "run_huey", "--workers", "2", "--worker-type", "process", "--quiet"],
         "w3",
+    ),
+    "qtasks-kill": (
+        "qtasks-db",
+        [*QTASKS_WORKER, "--processes", "2", "--concurrency", "2"],
+        "kill",
+    ),
+    "qtasks-sighup": (
+        "qtasks-db",
+        [*QTASKS_WORKER, "--processes", "2", "--concurrency", "2"],
+        "sighup",
     ),
     "qtasks-drain-p1": ("qtasks-db", [*QTASKS_WORKER, "--concurrency", "2"], "w1"),
     "qtasks-drain-p2": (
@@ -146,6 +165,14 @@ def measure(name: str, args: argparse.Namespace) -> None:
             took = time.monotonic() - started
         print(f"drain_per_s={args.drain_tasks / took:.1f}")
         return
+    if workload == "kill":
+        with Pool(argv) as pool:
+            measure_kill(client, pool)
+        return
+    if workload == "sighup":
+        with Pool(argv) as pool:
+            measure_sighup(client, pool)
+        return
     with Pool(argv) as pool:
         client.enqueue("cpu", [1])
         client.wait_done(1, pool)
@@ -157,6 +184,46 @@ def measure(name: str, args: argparse.Namespace) -> None:
         print(f"cpu_ms_per_task={(pool.cpu_seconds() - cpu) * 1000 / args.tasks:.2f}")
         print(f"peak_pss_mib={pool.peak_pss / 1024 / 1024:.1f}")
         print(f"processes={pool.processes}")
+
+
+def measure_kill(client: Client, pool: Pool) -> None:
+    """SIGKILL a child running two tasks: seconds until they are no longer ``process``."""
+    from django_qtasks.models import Task, WorkerHeartbeat
+
+    client.enqueue("nap", [600] * 4)
+    deadline = time.monotonic() + 60
+    while True:
+        busy = [beat for beat in WorkerHeartbeat.objects.all() if len(beat.running) == 2]
+        if len(busy) == 2:
+            break
+        if time.monotonic() > deadline:
+            raise RuntimeError("the four tasks did not start")
+        time.sleep(0.01)
+    victim = busy[0]
+    killed = time.monotonic()
+    os.kill(victim.pid, signal.SIGKILL)
+    while Task.objects.filter(worker=victim.worker_id, status="process").exists():
+        time.sleep(0.005)
+    print(f"recovered_s={time.monotonic() - killed:.3f}")
+    print(f"failed_over={Task.objects.filter(traceback__contains='died: signal 9').count()}")
+
+
+def measure_sighup(client: Client, pool: Pool, tasks: int = 3000) -> None:
+    """SIGHUP during a stream of short tasks: none lost or run twice, and the longest
+    pause between two task ends against the usual one."""
+    from django_qtasks.models import Task
+
+    client.enqueue("nap", [0.005] * tasks)
+    client.wait_done(tasks // 10, pool)
+    pool.process.send_signal(signal.SIGHUP)
+    client.wait_done(tasks, pool)
+    rows = Task.objects.filter(task_name="nap")
+    ends = sorted(rows.values_list("finished_at", flat=True))
+    gaps = sorted((b - a).total_seconds() for a, b in itertools.pairwise(ends))
+    print(f"tasks_ok={rows.filter(status='success', attempts=1).count()}")
+    print(f"tasks={rows.count()}")
+    print(f"longest_gap_s={gaps[-1]:.3f}")
+    print(f"median_gap_s={statistics.median(gaps):.4f}")
 
 
 class Client:
@@ -304,6 +371,9 @@ def report(results: dict[str, list[dict[str, float]]]) -> None:
         "W1 qtasks-drain-p2 / -p1:         "
         f"{ratio('qtasks-drain-p2', 'qtasks-drain-p1', 'drain_per_s')}"
     )
+    for name in ("qtasks-kill", "qtasks-sighup"):
+        if name in medians:
+            print(f"{name}: " + ", ".join(f"{k} {v:g}" for k, v in medians[name].items()))
 
 
 if __name__ == "__main__":

@@ -18,3 +18,9 @@ def stamp():
 def cpu(n):
     # W3: CPU-bound, holds the GIL throughout.
     return sum(range(n))
+
+
+@app.task
+def nap(seconds):
+    # The pool's scenarios: a task that holds its slot without using the CPU.
+    time.sleep(seconds)
