@@ -188,6 +188,23 @@ def kept_cancel_reason(reason: str) -> str:
     return storable_text(reason)
 
 
+#: The longest traceback kept, in characters (its attempt log's error too): its
+#: start and its end, where the exception's message is, with a marker between.
+#: A typical traceback is a few thousand; a huge exception message is no
+#: reason to store megabytes on every attempt.
+TRACEBACK_MAX_CHARS = 20_000
+
+
+def kept_traceback(text: str) -> str:
+    """``text`` as it is kept: its first and last TRACEBACK_MAX_CHARS / 2 characters
+    when it is longer, and with the characters a database refuses escaped."""
+    if len(text) > TRACEBACK_MAX_CHARS:
+        half = TRACEBACK_MAX_CHARS // 2
+        cut = len(text) - 2 * half
+        text = f"{text[:half]}\n[... {cut} characters not kept ...]\n{text[-half:]}"
+    return storable_text(text)
+
+
 def is_storable(value: Any, max_bytes: int | None = None) -> bool:
     """True if ``value`` is JSON that every database stores (``is_json`` and ``unstorable``),
     of at most ``max_bytes`` bytes of JSON when given."""

@@ -1,5 +1,6 @@
 """What a task may store: results (and a generator's progress) up to RESULT_MAX_BYTES,
-log lines up to LOG_LINE_MAX_CHARS, cancel reasons up to CANCEL_REASON_MAX_LENGTH. Run
+log lines up to LOG_LINE_MAX_CHARS, cancel reasons up to CANCEL_REASON_MAX_LENGTH,
+tracebacks up to TRACEBACK_MAX_CHARS. Run
 by real workers started with these settings."""
 
 from __future__ import annotations
@@ -9,6 +10,7 @@ import json
 import pytest
 
 from django_qtasks.models import CANCEL_REASON_MAX_LENGTH, FINAL_STATUSES, Task, TaskStatus
+from django_qtasks.validation import TRACEBACK_MAX_CHARS
 from tests.conftest import wait_status, wait_until
 from tests.testapp import tasks, tasks_params
 
@@ -71,3 +73,15 @@ def test_a_task_that_cancels_itself_keeps_its_reason_cut_to_the_limit(limited_wo
     task = wait_status(task, timeout=60)
     assert task.status == TaskStatus.CANCEL
     assert task.cancel_reason == "s" * (CANCEL_REASON_MAX_LENGTH - 1) + "\u2026"
+
+
+def test_a_huge_exception_message_is_kept_cut_with_its_end(limited_worker):
+    message = "start " + "x" * 1_000_000 + " end"
+    task = tasks.fails_with.add_task(message, queue=QUEUE)
+    task = wait_status(task, TaskStatus.ERROR, TaskStatus.SUCCESS, timeout=60)
+    assert task.status == TaskStatus.ERROR
+    assert len(task.traceback) < TRACEBACK_MAX_CHARS + 100
+    assert task.traceback.startswith("Traceback (most recent call last):")
+    assert "characters not kept ...]" in task.traceback
+    assert task.traceback.rstrip().endswith(" end")
+    assert len(task.attempt_log[-1]["error"]) < TRACEBACK_MAX_CHARS + 100

@@ -37,6 +37,7 @@ from django_qtasks.task import BaseTask
 from django_qtasks.validation import (
     is_storable,
     kept_cancel_reason,
+    kept_traceback,
     storable_text,
     unstorable,
 )
@@ -63,7 +64,7 @@ class Outcome:
     def __post_init__(self) -> None:
         # Messages keep what they say, with characters that a database
         # refuses escaped: the run's real outcome is stored, not a failed write.
-        self.traceback = storable_text(self.traceback)
+        self.traceback = kept_traceback(self.traceback)
         self.cancel_reason = kept_cancel_reason(self.cancel_reason)
 
     def unwritable(self, why: str) -> None:
