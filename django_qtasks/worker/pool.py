@@ -165,7 +165,9 @@ class Supervisor:
 
     def wait(self, timeout: float) -> None:
         """Until a signal, a child's message, or ``timeout`` seconds."""
-        ready_fds = {child.ready_fd: child for child in self.children.values() if child.ready_fd}
+        ready_fds = {
+            child.ready_fd: child for child in self.children.values() if child.ready_fd is not None
+        }
         with contextlib.suppress(InterruptedError):
             readable, _, _ = select.select([self.wake_read, *ready_fds], [], [], timeout)
             for fd in readable:

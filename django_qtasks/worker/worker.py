@@ -167,7 +167,9 @@ class Worker:
 
     def tell(self, message: bytes) -> None:
         if self.tell_supervisor is not None:
-            self.tell_supervisor(message)
+            # (A supervisor that is gone stops this worker through its lifeline.)
+            with contextlib.suppress(OSError):
+                self.tell_supervisor(message)
 
     async def main(self) -> None:
         loop = asyncio.get_running_loop()
