@@ -94,7 +94,7 @@ class TaskChangeList(ChangeList):
             return super().get_filters(request, *args, **kwargs)
         except (ValueError, OverflowError) as exc:
             prefix = f"{self.date_hierarchy}__"
-            if not any(str(key).startswith(prefix) for key in self.filter_params):
+            if not any(str(key).startswith(prefix) for key in self.params):
                 raise
             raise IncorrectLookupParameters(exc) from exc
 
