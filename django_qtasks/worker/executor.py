@@ -117,6 +117,10 @@ class ThreadGuard:
 class TaskExecutor:
     #: False when the pipeline applies ``decode`` itself (QTasks-shaped executors).
     applies_decode = True
+    #: Whether ``thread_main`` closes its thread's stale connections: a worker's
+    #: pool thread does; immediate mode runs sync tasks in the caller's thread,
+    #: whose connection (a test's transaction) is not the executor's to close.
+    closes_connections = True
     # Set for QTasks-shaped middlewares, which read and change them.
     _args: list[Any]
     _kwargs: dict[str, Any]
@@ -375,13 +379,15 @@ class TaskExecutor:
         raise TaskTimeout(f"Task exceeded its max_time of {self.handle.max_time:g}s")
 
     def thread_main(self, function: Callable[[], Any]) -> Any:
-        close_old_connections()
+        if self.closes_connections:
+            close_old_connections()
         self.guard.enter()
         try:
             return function()
         finally:
             self.guard.leave()
-            close_old_connections()
+            if self.closes_connections:
+                close_old_connections()
 
     async def stop_thread(self, future: asyncio.Future[Any], grace: float) -> bool:
         """Give the thread ``grace`` seconds to notice ``run.stop``, then interrupt it.

@@ -48,7 +48,7 @@ from django_qtasks.worker.prefetch import PREFETCH_WINDOW, PrefetchPolicy
 from django_qtasks.worker.progress import save_progress
 from django_qtasks.worker.shutdown import install_signal_handlers, remove_signal_handlers
 from django_qtasks.worker.slots import Running, Slots
-from django_qtasks.worker.writer import Ending, ResultWriter
+from django_qtasks.worker.writer import Ending, ResultWriter, log_outcome
 
 logger = logging.getLogger("django_qtasks.worker")
 
@@ -639,11 +639,11 @@ class Worker:
         # returns running tasks (past the shutdown timeout) gives up.
         failures = 0
         while True:
-            ending = Ending(record, outcome, entry.run.stored_log(), ended_at, loop.create_future())
-            self.writer.add(ending)
+            saved = loop.create_future()
+            self.writer.add(Ending(record, outcome, entry.run.stored_log(), ended_at, saved))
             self._endings_ready.set()
             try:
-                await ending.saved
+                await saved
                 break
             except Exception:
                 failures += 1
@@ -657,42 +657,7 @@ class Worker:
                     return
                 logger.exception("Could not save the result of task %s", record.uuid)
                 await asyncio.sleep(min(0.5 * 2**failures, 30.0))
-        log_extra = {"task_uuid": str(record.uuid), "task_name": record.task_name}
-        took = time.monotonic() - entry.started
-        if outcome.status == TaskStatus.CANCEL:
-            logger.info(
-                "Task %s was canceled due to: %s",
-                record.uuid,
-                outcome.cancel_reason,
-                extra=log_extra,
-            )
-        elif outcome.status == TaskStatus.RETRY:
-            logger.warning(
-                "Task %s (%s) failed (%s) and will be retried at %s",
-                record.uuid,
-                record.task_name,
-                outcome.summary,
-                outcome.run_after,
-                extra=log_extra,
-            )
-        elif outcome.status == TaskStatus.ERROR:
-            logger.error(
-                "Task %s (%s) failed after %.3fs: %s",
-                record.uuid,
-                record.task_name,
-                took,
-                outcome.summary,
-                extra=log_extra,
-            )
-        else:
-            logger.info(
-                "Task %s (%s) ended with status %s in %.3fs",
-                record.uuid,
-                record.task_name,
-                outcome.status,
-                took,
-                extra=log_extra,
-            )
+        log_outcome(record, outcome, time.monotonic() - entry.started)
 
     def replace_task_pool(self) -> None:
         """Give the next runs a pool of their own: a thread of this one is left running.

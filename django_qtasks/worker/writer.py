@@ -39,8 +39,9 @@ class Ending:
     #: The run's own log lines, kept with the row after those of earlier attempts.
     log_lines: list[dict[str, Any]]
     ended_at: datetime
-    #: Resolved once written (or found no longer this worker's); an exception: try again.
-    saved: asyncio.Future[None]
+    #: Resolved once written (or found no longer this worker's); an exception: try
+    #: again. None when the caller writes it itself (immediate mode).
+    saved: asyncio.Future[None] | None = None
 
     @property
     def starts_next_step(self) -> bool:
@@ -60,7 +61,7 @@ def refused_values(exc: Exception) -> bool:
 
 def settle(endings: list[Ending], error: Exception | None) -> None:
     """From the database thread: resolve the endings' futures (of one loop) in one call to it."""
-    futures = [ending.saved for ending in endings]
+    futures = [ending.saved for ending in endings if ending.saved is not None]
     if not futures:
         return
 
@@ -74,6 +75,45 @@ def settle(endings: list[Ending], error: Exception | None) -> None:
                 future.set_exception(error)
 
     futures[0].get_loop().call_soon_threadsafe(resolve)
+
+
+def log_outcome(record: Task, outcome: Outcome, took: float) -> None:
+    """The log line of a run whose outcome was written."""
+    log_extra = {"task_uuid": str(record.uuid), "task_name": record.task_name}
+    if outcome.status == TaskStatus.CANCEL:
+        logger.info(
+            "Task %s was canceled due to: %s",
+            record.uuid,
+            outcome.cancel_reason,
+            extra=log_extra,
+        )
+    elif outcome.status == TaskStatus.RETRY:
+        logger.warning(
+            "Task %s (%s) failed (%s) and will be retried at %s",
+            record.uuid,
+            record.task_name,
+            outcome.summary,
+            outcome.run_after,
+            extra=log_extra,
+        )
+    elif outcome.status == TaskStatus.ERROR:
+        logger.error(
+            "Task %s (%s) failed after %.3fs: %s",
+            record.uuid,
+            record.task_name,
+            took,
+            outcome.summary,
+            extra=log_extra,
+        )
+    else:
+        logger.info(
+            "Task %s (%s) ended with status %s in %.3fs",
+            record.uuid,
+            record.task_name,
+            outcome.status,
+            took,
+            extra=log_extra,
+        )
 
 
 class ResultWriter:
