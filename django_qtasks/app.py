@@ -61,6 +61,12 @@ def register_row_runner(key: str, runner: Callable[[QTasksApp, Task], BaseTask])
     ROW_RUNNERS[key] = runner
 
 
+#: Runs new rows in the caller's process when ``QTASKS["IMMEDIATE"]`` is on:
+#: ``django_qtasks.immediate.run_delivered``, registered from the app config's
+#: ``ready()`` (enqueueing does not import the worker's parts).
+IMMEDIATE_RUNNER: list[Callable[[list[Task], str], None]] = []
+
+
 #: The module names that ``autodiscover`` imports from every installed app:
 #: ``tasks``, and those that ``django_qtasks.compat.autodiscover_tasks`` names.
 TASK_MODULES: list[str] = ["tasks"]
@@ -410,15 +416,20 @@ class QTasksApp:
         """Insert new Task rows, all or none; the broker gets them once committed.
 
         A worker never sees a task before the data it needs, and a task whose
-        transaction rolls back never runs.
+        transaction rolls back never runs. In immediate mode they run in this
+        process instead (``django_qtasks.immediate``).
         """
         from django.db import transaction
 
         from django_qtasks.brokers import get_broker
         from django_qtasks.models import task_store
 
-        broker = get_broker()
         store = task_store()
+        if qtasks_settings.IMMEDIATE and IMMEDIATE_RUNNER:
+            store.insert(records)
+            IMMEDIATE_RUNNER[0](records, store.using)
+            return
+        broker = get_broker()
         store.insert(records)
         transaction.on_commit(lambda: publish_committed(broker, records), using=store.using)
 

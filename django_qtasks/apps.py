@@ -18,7 +18,8 @@ class QTasksConfig(AppConfig):
 
     def ready(self) -> None:
         from django_qtasks import app, checks  # noqa: F401  (registers the checks)
-        from django_qtasks.app import DJANGO_TASK_KEY, register_row_runner
+        from django_qtasks.app import DJANGO_TASK_KEY, IMMEDIATE_RUNNER, register_row_runner
+        from django_qtasks.immediate import run_delivered
 
         if django.VERSION >= (6, 0):
             # The django.tasks backend's rows run through its own runner.
@@ -29,6 +30,7 @@ class QTasksConfig(AppConfig):
             # A row of the backend (written by a project on Django 6 that
             # shares this database) fails saying why.
             register_row_runner(DJANGO_TASK_KEY, needs_django_tasks)
+        IMMEDIATE_RUNNER[:] = [run_delivered]
         app.autodiscover()
 
 

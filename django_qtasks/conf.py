@@ -150,6 +150,12 @@ OPTIONS: dict[str, Option] = {
     "USER_KEYS": Option(
         [], (list, tuple), "the project's own keys of QTASKS, kept unchecked", items="strings"
     ),
+    "IMMEDIATE": Option(
+        False,
+        (bool,),
+        "for tests: tasks run in the process that enqueues them, when their transaction "
+        "commits; no worker, no broker",
+    ),
     "WAIT_TIMEOUT_RAISES": Option(
         False, (bool,), "an expired add_task(timeout=...) raises WaitTimeout instead of giving None"
     ),
