@@ -63,7 +63,33 @@ def check_settings(app_configs: Any = None, **kwargs: Any) -> list[CheckMessage]
         )
     errors += check_schedules(raw.get("SCHEDULES", {}))
     errors += check_unknown_keys(raw)
+    if not any(message.is_serious() for message in errors):  # errors first
+        errors += check_queue_prefix(raw)
     return errors
+
+
+def check_queue_prefix(raw: Mapping[Any, Any]) -> list[CheckMessage]:
+    """W002: outside DEBUG, a broker service that environments may share, and no prefix.
+
+    A worker takes every message under its prefix: a staging worker, or a
+    test run, on a production Redis would run production's tasks.
+    """
+    url = raw.get("BROKER_URL", "django://")
+    shared = (isinstance(url, str) and not url.startswith("django:")) or raw.get(
+        "REDIS_CACHE_ALIAS"
+    )
+    if settings.DEBUG or "QUEUE_PREFIX" in raw or not shared:
+        return []
+    return [
+        CheckWarning(
+            f"{SETTING_NAME}['QUEUE_PREFIX'] is not set: this environment's queues and "
+            "signals have the default names ('qtasks...'), which every other environment on "
+            "the same Redis or RabbitMQ also uses; their workers take each other's messages.",
+            hint="Give each environment (production, staging, CI, each developer) a prefix of "
+            "its own, e.g. QUEUE_PREFIX = 'myproject-production'.",
+            id="django_qtasks.W002",
+        )
+    ]
 
 
 def check_transport(url: str) -> list[CheckMessage]:

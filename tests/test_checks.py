@@ -57,7 +57,7 @@ def test_project_settings_pass_the_checks():
         {"BROKER_URL": "django://", "DEFAULT_QUEUE": "main", "CONCURRENCY": 1},
         {"POLL_INTERVAL": 0.01, "RETRY_BACKOFF": 0, "REDIS_CACHE_ALIAS": None},
         {"HEARTBEAT_INTERVAL": 30, "HEARTBEAT_TIMEOUT": 31, "SHUTDOWN_TIMEOUT": 0},
-        {"REDIS_CACHE_ALIAS": "qtasks"},
+        {"REDIS_CACHE_ALIAS": "qtasks", "QUEUE_PREFIX": "myproject"},  # (W002 without it)
         # The project's own keys, declared: never checked.
         {"MY_OWN_KEY": object(), "USER_KEYS": ["MY_OWN_KEY"]},
         {"CONCURENCY": 3, "USER_KEYS": ("CONCURENCY",)},
@@ -253,7 +253,8 @@ def test_e003_with_a_matching_cache_passes():
         "default": {"BACKEND": "django.core.cache.backends.locmem.LocMemCache"},
         "redis": {"BACKEND": "django_redis.cache.RedisCache", "LOCATION": "redis://127.0.0.1"},
     }
-    with override_settings(CACHES=caches, QTASKS={"REDIS_CACHE_ALIAS": "redis"}):
+    config = {"REDIS_CACHE_ALIAS": "redis", "QUEUE_PREFIX": "myproject"}
+    with override_settings(CACHES=caches, QTASKS=config):
         assert check_settings() == []
 
 
@@ -449,6 +450,7 @@ def test_every_check_id_is_documented():
         "django_qtasks.E005",
         "django_qtasks.E006",
         "django_qtasks.W001",
+        "django_qtasks.W002",
     ]
     for check_id in check_ids:
         assert f"## {check_id}: " in docs
