@@ -21,7 +21,8 @@ How the ```python blocks of README.md and docs/*.md are run:
 - A block with a top-level ``await`` runs as a coroutine, as in
   ``python -m asyncio``: everything in it must then be async-safe.
 - Functions named ``test_*`` and ``unittest.TestCase`` classes that a block
-  defines are run right after it, as pytest or ``manage.py test`` would.
+  defines are run right after it, as pytest or ``manage.py test`` would; a
+  test function gets the fixtures of ``FIXTURES`` that it names.
 - A page with ``<!-- no-worker: <reason> -->`` gets no background worker (its
   examples run their own).
 
@@ -32,6 +33,7 @@ from __future__ import annotations
 
 import ast
 import asyncio
+import contextlib
 import importlib.util
 import inspect
 import io
@@ -42,7 +44,7 @@ import sys
 import threading
 import types
 import unittest
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 from contextlib import contextmanager
 from dataclasses import dataclass
 from pathlib import Path
@@ -51,11 +53,12 @@ from typing import Any
 import pytest
 from asgiref.sync import sync_to_async
 from django.conf import settings
-from django.db import connections
+from django.db import connections, transaction
 from django.test import override_settings
 
 from django_qtasks import app
 from django_qtasks.conf import OPTIONS
+from django_qtasks.testing import WorkerThread, immediate
 
 pytestmark = pytest.mark.db_independent
 
@@ -306,13 +309,37 @@ def run_tests_defined(namespace: dict[str, Any], block: Block) -> None:
     for name in sorted(defined):
         value = namespace.get(name)
         if inspect.isfunction(value) and name.startswith("test_"):
-            value()
+            with contextlib.ExitStack() as stack:
+                fixtures = {
+                    parameter: stack.enter_context(FIXTURES[parameter]())
+                    for parameter in inspect.signature(value).parameters
+                }
+                value(**fixtures)
         elif inspect.isclass(value) and issubclass(value, unittest.TestCase):
             suite = unittest.defaultTestLoader.loadTestsFromTestCase(value)
             output = io.StringIO()
             result = unittest.TextTestRunner(stream=output, verbosity=2).run(suite)
             assert result.testsRun, f"{block.where}: {name} has no tests"
             assert result.wasSuccessful(), output.getvalue()
+
+
+@contextmanager
+def testcase_transaction() -> Iterator[None]:
+    """pytest-django's ``db``: a transaction that is rolled back, as a TestCase's."""
+    atomic = transaction.atomic()
+    atomic._from_testcase = True  # type: ignore[attr-defined]
+    with atomic:
+        yield
+        transaction.set_rollback(True)
+
+
+#: The fixtures that examples' test functions may ask for, as pytest gives them.
+FIXTURES: dict[str, Callable[[], contextlib.AbstractContextManager[Any]]] = {
+    "db": testcase_transaction,
+    "transactional_db": contextlib.nullcontext,  # the page's test commits
+    "qtasks_immediate": immediate,
+    "qtasks_worker": WorkerThread,
+}
 
 
 @contextmanager

@@ -251,6 +251,7 @@ from tests.testapp import (  # noqa: E402, F401
     tasks_lifecycle,
     tasks_params,
     tasks_qtcore,
+    tasks_testing,
     tasks_unstorable,
 )
 
