@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import asyncio
 import os
 import subprocess
 import sys
@@ -9,9 +10,10 @@ import textwrap
 from pathlib import Path
 
 import pytest
+from asgiref.sync import sync_to_async
 from django.conf import settings
 from django.contrib.auth.models import User
-from django.db import transaction
+from django.db import connections, transaction
 from django.test import override_settings
 
 from django_qtasks import chain
@@ -223,7 +225,7 @@ def test_the_plugins_fixtures_work_in_a_projects_test_suite(tmp_path):
         textwrap.dedent(
             """
             import pytest
-            from django.db import transaction
+            from django.db import connections, transaction
 
             from django_qtasks.testing import assert_enqueued, run_pending, wait_for
             from tests.testapp.tasks import echo
@@ -281,3 +283,22 @@ def test_w002_warns_of_a_shared_broker_without_a_prefix(debug, config, warned):
     with override_settings(DEBUG=debug, QTASKS=config):
         found = [m for m in check_settings() if m.id == "django_qtasks.W002"]
     assert bool(found) is warned
+
+
+@pytest.mark.django_db(transaction=True)
+def test_an_async_caller_gets_the_ended_task(qtasks_immediate):
+    async def enqueue() -> tuple[Task, Task]:
+        by_handle = await tasks.async_echo.aadd_task("x")
+        spawned = await tasks.spawns_child.aadd_task(4)
+        # The connection of asgiref's thread: PostgreSQL drops the test database at the end.
+        await sync_to_async(connections.close_all)()
+        return by_handle, spawned
+
+    by_handle, spawned = asyncio.run(enqueue())
+    assert (by_handle.status, by_handle.returning) == ("success", "x")
+    assert spawned.status == "success"
+    children = Task.objects.filter(task_name="echo_child").order_by("created_at")
+    assert [(child.status, child.returning) for child in children] == [
+        ("success", 4),
+        ("success", 5),
+    ]
