@@ -9,6 +9,7 @@ import sys
 import textwrap
 from pathlib import Path
 
+import django
 import pytest
 from asgiref.sync import sync_to_async
 from django.conf import settings
@@ -302,3 +303,12 @@ def test_an_async_caller_gets_the_ended_task(qtasks_immediate):
         ("success", 4),
         ("success", 5),
     ]
+
+
+@pytest.mark.skipif(django.VERSION < (6, 0), reason="django.tasks is Django 6+")
+@pytest.mark.django_db
+def test_a_django_task_runs_immediately_too(qtasks_immediate):
+    from tests.testapp import django_tasks
+
+    result = django_tasks.double.enqueue(21)
+    assert (result.status, result.return_value) == ("SUCCESSFUL", 42)
