@@ -135,17 +135,28 @@ def run_claimed(record: Task) -> Outcome:
     if record.cancel_requested_at is not None:
         run.request_cancel(record.cancel_reason)
     prepared = prepare(record, run)
-    executor = prepared if isinstance(prepared, TaskExecutor) else None
-    outcome = async_to_sync(executor.execute)() if executor else prepared
-    assert isinstance(outcome, Outcome)
+    if isinstance(prepared, TaskExecutor):
+        return async_to_sync(run_and_write)(prepared, record, run, started)
+    write_outcome(record, prepared, run, started)
+    return prepared
+
+
+async def run_and_write(
+    executor: TaskExecutor, record: Task, run: RunState, started: float
+) -> Outcome:
+    """The executor's run, its outcome written in the caller's thread, and its hook."""
+    outcome = await executor.execute()
+    await sync_to_async(write_outcome, thread_sensitive=True)(record, outcome, run, started)
+    await executor.outcome_saved(outcome)
+    return outcome
+
+
+def write_outcome(record: Task, outcome: Outcome, run: RunState, started: float) -> None:
     if outcome.status == TaskStatus.RETRY:
         outcome.run_after = timezone.now()  # no backoff: the next attempt runs now
     ending = Ending(record, outcome, run.stored_log(), timezone.now())
     ResultWriter(WORKER_ID, Notifier()).write_alone(ending)
     log_outcome(record, outcome, time.monotonic() - started)
-    if executor is not None:
-        async_to_sync(executor.outcome_saved)(outcome)
-    return outcome
 
 
 def prepare(record: Task, run: RunState) -> TaskExecutor | Outcome:
