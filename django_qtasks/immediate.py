@@ -148,6 +148,7 @@ async def run_and_write(
     outcome = await executor.execute()
     await sync_to_async(write_outcome, thread_sensitive=True)(record, outcome, run, started)
     await executor.outcome_saved(outcome)
+    await executor.send_ended(outcome)
     return outcome
 
 

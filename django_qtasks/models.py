@@ -20,6 +20,7 @@ from django.db import models, router
 from django.utils import timezone
 from django.utils.translation import gettext_lazy as _
 
+from django_qtasks import signals
 from django_qtasks.conf import qtasks_settings
 from django_qtasks.cron import next_cron_time
 from django_qtasks.exceptions import WaitTimeout
@@ -293,7 +294,17 @@ class Task(models.Model):
         elif done == "requested":
             get_notifier().cancel_requested(self.pk)
         self.refresh_from_db(using=using)
+        if done == "ended":
+            self.send_cancelled()
         return done
+
+    def send_cancelled(self) -> None:
+        """The signals of a task that a cancel ended before it started (no worker sends them)."""
+        sender = default_app().tasks.get(self.task_name)
+        if signals.task_cancelled.has_listeners(sender):
+            signals.send(signals.task_cancelled, sender, task=self, reason=self.cancel_reason)
+        if signals.task_finished.has_listeners(sender):
+            signals.send(signals.task_finished, sender, task=self)
 
     def retry(self) -> Task | None:
         """Enqueue a new run of this ended task; None if it has not ended.

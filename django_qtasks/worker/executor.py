@@ -11,6 +11,7 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import ctypes
+import functools
 import inspect
 import json
 import logging
@@ -24,6 +25,7 @@ from typing import Any
 from django.db import close_old_connections
 from django.utils import timezone
 
+from django_qtasks import signals
 from django_qtasks.awaitables import aresolve, resolve
 from django_qtasks.conf import qtasks_settings
 from django_qtasks.context import RunState
@@ -60,6 +62,8 @@ class Outcome:
     run_after: datetime | None = None
     #: The worker stopped the run (``RunState.interrupted``): not the task's outcome.
     interrupted: bool = False
+    #: What the task raised, for the lifecycle signals (not stored).
+    exception: BaseException | None = None
 
     def __post_init__(self) -> None:
         # Messages keep what they say, with characters that a database
@@ -77,6 +81,7 @@ class Outcome:
         )
         self.cancel_reason = ""
         self.run_after = None
+        self.exception = None
 
     @property
     def summary(self) -> str:
@@ -142,6 +147,7 @@ class TaskExecutor:
         ``ThreadStuck`` escapes when the run was interrupted and its thread
         did not stop.
         """
+        await self.send_started()
         try:
             try:
                 if self.runs_on_loop():
@@ -161,8 +167,8 @@ class TaskExecutor:
                     return self.interrupted()
                 raise
             return Outcome(TaskStatus.CANCEL, cancel_reason=self.run.cancel_reason)
-        except ResultError:
-            return Outcome(TaskStatus.ERROR, traceback=traceback.format_exc())
+        except ResultError as exc:
+            return Outcome(TaskStatus.ERROR, traceback=traceback.format_exc(), exception=exc)
         except ThreadStuck:
             raise
         except Exception as exc:
@@ -195,6 +201,35 @@ class TaskExecutor:
         django.tasks backend sends ``task_finished`` from here, so that its
         receivers read the stored result.
         """
+
+    # Lifecycle signals (django_qtasks.signals), sent where the ORM may be used ----
+
+    async def send_started(self) -> None:
+        started = signals.task_started
+        if started.has_listeners(self.handle):
+            send = functools.partial(signals.send, started, self.handle, task=self.record)
+            await self.run_in_thread(self.thread_main, send)
+
+    async def send_ended(self, outcome: Outcome) -> None:
+        """After the worker wrote ``outcome``: the signals of how this attempt ended."""
+        signal, details = ENDING_SIGNALS[outcome.status], outcome_details(outcome)
+        final = outcome.status != TaskStatus.RETRY
+        if not signal.has_listeners(self.handle) and not (
+            final and signals.task_finished.has_listeners(self.handle)
+        ):
+            return
+        record = self.record
+        record.status, record.returning = outcome.status, outcome.returning
+        record.traceback, record.finished_at = outcome.traceback, timezone.now()
+        if outcome.status == TaskStatus.CANCEL:
+            record.cancel_reason = outcome.cancel_reason
+
+        def send_all() -> None:
+            signals.send(signal, self.handle, task=record, **details)
+            if final:
+                signals.send(signals.task_finished, self.handle, task=record)
+
+        await self.run_in_thread(self.thread_main, send_all)
 
     def cancel_reason(self, exc: TaskCancel) -> str:
         # An external cancel's reason was recorded by whoever asked for it.
@@ -418,14 +453,36 @@ class TaskExecutor:
         if self.record.attempts < self.record.max_attempts and (
             not retry_on or isinstance(exc, retry_on)
         ):
-            return Outcome(TaskStatus.RETRY, traceback=text, run_after=self.retry_at())
-        return Outcome(TaskStatus.ERROR, traceback=text)
+            return Outcome(
+                TaskStatus.RETRY, traceback=text, run_after=self.retry_at(), exception=exc
+            )
+        return Outcome(TaskStatus.ERROR, traceback=text, exception=exc)
 
     def retry_at(self) -> datetime:
         base = float(qtasks_settings.RETRY_BACKOFF)
         longest = float(qtasks_settings.RETRY_BACKOFF_MAX)
         delay = min(base * 2 ** (self.record.attempts - 1), longest)
         return timezone.now() + timedelta(seconds=delay)
+
+
+#: The signal sent when an attempt ends with each status.
+ENDING_SIGNALS = {
+    TaskStatus.SUCCESS: signals.task_succeeded,
+    TaskStatus.RETRY: signals.task_retried,
+    TaskStatus.ERROR: signals.task_failed,
+    TaskStatus.CANCEL: signals.task_cancelled,
+}
+
+
+def outcome_details(outcome: Outcome) -> dict[str, Any]:
+    """The keyword arguments of an ending's signal, besides ``task``."""
+    if outcome.status == TaskStatus.SUCCESS:
+        return {"result": outcome.returning}
+    if outcome.status == TaskStatus.RETRY:
+        return {"exception": outcome.exception}
+    if outcome.status == TaskStatus.ERROR:
+        return {"exception": outcome.exception, "traceback": outcome.traceback}
+    return {"reason": outcome.cancel_reason}
 
 
 def retrieve_exception(future: asyncio.Future[Any]) -> None:

@@ -608,11 +608,18 @@ class Worker:
             await self.save_outcome(entry, outcome)
             if executor is not None:
                 await executor.outcome_saved(outcome)
+                await self.send_ended(executor, outcome)
         finally:
             self.slots.remove(record.uuid)
             self._wakeup.set()
             if self.max_memory is not None:
                 self.check_memory()
+
+    async def send_ended(self, executor: TaskExecutor, outcome: Outcome) -> None:
+        try:
+            await executor.send_ended(outcome)
+        except Exception:  # the task's outcome is written: a signal changes nothing
+            logger.exception("Could not send the signals of task %s", executor.record.uuid)
 
     def check_memory(self) -> None:
         """Retire once this process's resident memory is past ``max_memory``."""

@@ -1,6 +1,10 @@
-"""Tasks for tests/test_testing_tools.py: they read the database of the test that enqueues them."""
+"""Tasks for tests/test_testing_tools.py and tests/test_signals.py."""
 
 from __future__ import annotations
+
+import json
+import os
+from typing import Any
 
 from django.contrib.auth.models import User
 
@@ -36,3 +40,41 @@ def fails_until_user(self: SyncTask, username: str) -> str:
         User.objects.create(username=username)
         raise LookupError(f"{username} was missing on attempt {self.ctx.get_metadata().attempts}")
     return "found"
+
+
+@app.task(echo=True)
+def cancels_itself(self: SyncTask) -> None:
+    self.ctx.cancel("not today")
+
+
+# --- tests/test_signals.py: a worker process writes the signals it sends to a file ---
+
+if os.environ.get("QTASKS_TEST_SIGNALS_FILE"):
+    from django_qtasks import signals
+    from django_qtasks.models import Task
+
+    def write_signal(signal: Any, sender: Any, task: Task, **kwargs: Any) -> None:
+        stored = Task.objects.get(pk=task.pk)  # the ORM works here, and the row is written
+        line = {
+            "signal": next(name for name in SIGNAL_NAMES if getattr(signals, name) is signal),
+            "sender": getattr(sender, "task_name", None),
+            "task": str(task.uuid),
+            "attempt": task.attempts,
+            "stored_status": stored.status,
+            "exception": repr(kwargs.get("exception")) if "exception" in kwargs else None,
+            "result": kwargs.get("result"),
+            "reason": kwargs.get("reason"),
+        }
+        with open(os.environ["QTASKS_TEST_SIGNALS_FILE"], "a", encoding="utf-8") as stream:
+            stream.write(json.dumps(line) + "\n")
+
+    SIGNAL_NAMES = [
+        "task_started",
+        "task_succeeded",
+        "task_retried",
+        "task_failed",
+        "task_cancelled",
+        "task_finished",
+    ]
+    for _name in SIGNAL_NAMES:
+        getattr(signals, _name).connect(write_signal, weak=False)
