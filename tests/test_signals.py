@@ -162,3 +162,29 @@ def test_a_worker_sends_the_signals_once_each_after_writing_the_row(start_worker
         ("task_finished", "retry_wrong_exc"),
     ]
     assert by_task[str(failed.pk)][1]["exception"].startswith("ValueError(")
+
+
+@pytest.mark.django_db(transaction=True)
+def test_a_failed_task_reaches_sentry_once_with_its_tags(start_worker, tmp_path):
+    events_file = tmp_path / "sentry.jsonl"
+    queue = f"sentry-{uuid.uuid4().hex[:8]}"
+    process = start_worker("--queues", queue, env={"QTASKS_TEST_SENTRY_FILE": str(events_file)})
+    retried = tasks_testing.fails_until_user.add_task("kim", queue=queue)
+    failed = tasks.retry_wrong_exc.add_task(queue=queue)
+    wait_until(lambda: Task.objects.get(pk=failed.pk).status == "error", 60)
+    wait_until(lambda: Task.objects.get(pk=retried.pk).status == "success", 60)
+
+    def events() -> list[dict[str, Any]]:
+        if not events_file.exists():
+            return []
+        return [json.loads(line) for line in events_file.read_text().splitlines()]
+
+    wait_until(events, 30)  # sent once the row is written
+    process.signal()  # SIGTERM: whatever else it would send is sent by now
+    assert process.wait(60) == 0
+    (event,) = events()
+    assert [value["type"] for value in event["exception"]["values"]] == ["ValueError"]
+    assert event["tags"]["qtasks.task_name"] == "retry_wrong_exc"
+    assert event["tags"]["qtasks.task_uuid"] == str(failed.pk)
+    assert event["tags"]["qtasks.attempt"] == "1"
+    assert event["contexts"]["qtasks task"]["queue"] == queue

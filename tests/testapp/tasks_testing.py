@@ -78,3 +78,34 @@ if os.environ.get("QTASKS_TEST_SIGNALS_FILE"):
     ]
     for _name in SIGNAL_NAMES:
         getattr(signals, _name).connect(write_signal, weak=False)
+
+
+# --- tests/test_signals.py: a worker process reports failures to Sentry, into a file ---
+
+if os.environ.get("QTASKS_TEST_SENTRY_FILE"):
+    import logging
+
+    import sentry_sdk
+    from sentry_sdk.integrations.logging import LoggingIntegration
+    from sentry_sdk.transport import Transport
+
+    from django_qtasks.sentry import report_to_sentry
+
+    class FileTransport(Transport):
+        """Sentry's events go to a file, not to a server."""
+
+        def capture_envelope(self, envelope: Any) -> None:
+            with open(os.environ["QTASKS_TEST_SENTRY_FILE"], "a", encoding="utf-8") as stream:
+                for item in envelope.items:
+                    if item.type == "event":
+                        stream.write(json.dumps(item.payload.json) + "\n")
+
+    sentry_sdk.init(
+        dsn="http://public@127.0.0.1:9/1",
+        transport=FileTransport,
+        # Log lines at ERROR become events too: the worker's own line for a
+        # failed task must not be a second event.
+        integrations=[LoggingIntegration(event_level=logging.ERROR)],
+    )
+    logging.getLogger("django_qtasks").propagate = True
+    report_to_sentry()
