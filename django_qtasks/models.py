@@ -116,6 +116,13 @@ class Task(models.Model):
         related_name="retries",
     )
     worker = models.CharField(_("worker"), max_length=200, blank=True, db_index=True)
+    #: Seconds of wall-clock and of CPU time its attempts took, summed; each
+    #: attempt's own are in ``attempt_log``. None until an attempt ends.
+    run_time = models.FloatField(_("run time (s)"), null=True, blank=True)
+    cpu_time = models.FloatField(_("CPU time (s)"), null=True, blank=True)
+    #: The trace context of the code that enqueued it (W3C ``traceparent``,
+    #: ...), when OpenTelemetry is on (``django_qtasks.tracing``).
+    trace_context = models.JSONField(_("trace context"), default=dict, blank=True)
     #: The periodic schedule that enqueued this task, if any.
     schedule = models.ForeignKey(
         "Schedule",
