@@ -144,7 +144,7 @@ def test_dashboard_page_embeds_its_data_and_translated_labels(admin_client, busy
 def test_dashboard_runs_a_constant_number_of_queries(
     admin_client, busy, django_assert_max_num_queries
 ):
-    with django_assert_max_num_queries(8):
+    with django_assert_max_num_queries(10):
         admin_client.get(url("dashboard_data"))
 
 

@@ -29,6 +29,7 @@ OPERATIONS = {
     ("GET", "/api/qtasks/registry/"),
     ("GET", "/api/qtasks/workers/"),
     ("GET", "/api/qtasks/stats/"),
+    ("GET", "/api/qtasks/costs/"),
 }
 #: The schemathesis checks every response must pass, besides "no 5xx".
 CONFORMANCE = [

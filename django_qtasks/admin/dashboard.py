@@ -2,7 +2,8 @@
 
 Every number comes from an indexed query: waiting and running tasks from the
 claim index, tasks that ended from the ``finished_at`` index over a recent
-window, workers from their heartbeat rows. The page draws the first data at
+window (and what each task name cost, ``django_qtasks.costs``), workers from
+their heartbeat rows. The page draws the first data at
 once and then polls ``dashboard/data/`` (JSON) by itself.
 """
 
@@ -23,6 +24,7 @@ from django.utils.translation import gettext as _
 from django.views import View
 
 from django_qtasks.conf import qtasks_settings
+from django_qtasks.costs import task_costs
 from django_qtasks.models import FINAL_STATUSES, Task, TaskStatus, WorkerHeartbeat
 
 if TYPE_CHECKING:
@@ -99,6 +101,7 @@ def dashboard_data(period: str, task_url: str) -> dict[str, Any]:
 
     return {
         "generated_at": now.isoformat(),
+        "costs": [cost.as_dict() for cost in task_costs(start)],
         "period": period,
         "counts": counts,
         "series": {
@@ -200,6 +203,7 @@ def labels() -> dict[str, Any]:
         "noQueues": _("No task is waiting or running."),
         "noWorkers": _("No worker is running. Start one with: manage.py qtasks_worker"),
         "noFailures": _("No failed tasks."),
+        "noCosts": _("No task ended in this period."),
         "idle": _("idle"),
         "alive": _("alive"),
         "silent": _("silent"),

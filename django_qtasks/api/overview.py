@@ -15,6 +15,7 @@ from rest_framework.response import Response
 from django_qtasks import app
 from django_qtasks.api.base import QTasksAPIView, document, errors
 from django_qtasks.conf import qtasks_settings
+from django_qtasks.costs import MAX_NAMES, WINDOWS, task_costs
 from django_qtasks.models import Task, TaskStatus, WorkerHeartbeat
 from django_qtasks.task import BaseTask
 
@@ -84,6 +85,31 @@ class StatsSerializer(serializers.Serializer[Any]):
     workers = serializers.IntegerField(help_text="Live workers.")
 
 
+class TaskCostSerializer(serializers.Serializer[Any]):
+    task_name = serializers.CharField()
+    runs = serializers.IntegerField(help_text="Tasks of this name that ended in the window.")
+    failed = serializers.IntegerField(help_text="Of those, the ones that ended in error.")
+    failure_rate = serializers.FloatField(help_text="failed / runs, from 0 to 1.")
+    retries = serializers.IntegerField(help_text="Attempts beyond the first, over those tasks.")
+    run_time_p50 = serializers.FloatField(
+        allow_null=True, help_text="Median run time in seconds (a task's attempts summed)."
+    )
+    run_time_p95 = serializers.FloatField(
+        allow_null=True, help_text="95th percentile of the run time, in seconds."
+    )
+    run_time_total = serializers.FloatField(help_text="Run time of all those tasks, in seconds.")
+    cpu_time_total = serializers.FloatField(help_text="CPU time of all those tasks, in seconds.")
+    cpu_time_mean = serializers.FloatField(
+        allow_null=True, help_text="CPU time per task, in seconds."
+    )
+
+
+class CostsQuerySerializer(serializers.Serializer[Any]):
+    period = serializers.ChoiceField(
+        choices=list(WINDOWS), default="24h", help_text="The window: tasks that ended in it."
+    )
+
+
 def live_workers() -> Any:
     cutoff = timezone.now() - timedelta(seconds=qtasks_settings.HEARTBEAT_TIMEOUT)
     return WorkerHeartbeat.objects.filter(last_heartbeat__gte=cutoff)
@@ -133,3 +159,19 @@ class StatsView(QTasksAPIView):
             "workers": live_workers().count(),
         }
         return Response(StatsSerializer(stats).data)
+
+
+class CostsView(QTasksAPIView):
+    @document(
+        summary=f"What each task cost over a window: the {MAX_NAMES} costliest task names",
+        parameters=[CostsQuerySerializer],
+        responses={200: TaskCostSerializer(many=True), **errors(400)},
+    )
+    def get(self, request: Request) -> Response:
+        # A dict, not the QueryDict: "?period=" is then refused, not the default.
+        params = request.query_params
+        query = CostsQuerySerializer(data={key: params.get(key) for key in params})
+        query.is_valid(raise_exception=True)
+        since = timezone.now() - WINDOWS[query.validated_data["period"]]
+        costs = [cost.as_dict() for cost in task_costs(since)]
+        return Response(TaskCostSerializer(costs, many=True).data)

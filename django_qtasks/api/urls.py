@@ -5,7 +5,7 @@ from __future__ import annotations
 from django.urls import path
 from rest_framework.routers import SimpleRouter
 
-from django_qtasks.api.overview import RegistryView, StatsView, WorkerListView
+from django_qtasks.api.overview import CostsView, RegistryView, StatsView, WorkerListView
 from django_qtasks.api.views import TaskViewSet
 
 app_name = "qtasks_api"
@@ -18,4 +18,5 @@ urlpatterns = [
     path("registry/", RegistryView.as_view(), name="registry"),
     path("workers/", WorkerListView.as_view(), name="workers"),
     path("stats/", StatsView.as_view(), name="stats"),
+    path("costs/", CostsView.as_view(), name="costs"),
 ]

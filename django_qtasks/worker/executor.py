@@ -16,8 +16,9 @@ import inspect
 import json
 import logging
 import threading
+import time
 import traceback
-from collections.abc import Awaitable, Callable
+from collections.abc import Awaitable, Callable, Generator
 from dataclasses import dataclass
 from datetime import datetime, timedelta
 from typing import Any
@@ -64,6 +65,9 @@ class Outcome:
     interrupted: bool = False
     #: What the task raised, for the lifecycle signals (not stored).
     exception: BaseException | None = None
+    #: Seconds of wall-clock and of CPU time of the attempt (None: it did not run).
+    wall_time: float | None = None
+    cpu_time: float | None = None
 
     def __post_init__(self) -> None:
         # Messages keep what they say, with characters that a database
@@ -140,6 +144,10 @@ class TaskExecutor:
         self.run_in_thread = run_in_thread
         self.task = handle.for_run(run)
         self.guard = ThreadGuard()
+        #: CPU seconds the task's code used: its thread's (sync), or the loop
+        #: thread's during its steps (async; calls it hands to other threads
+        #: are not counted).
+        self.cpu_time = 0.0
 
     async def execute(self) -> Outcome:
         """Run the task; a CancelledError escapes only when the worker shuts down.
@@ -148,12 +156,19 @@ class TaskExecutor:
         did not stop.
         """
         await self.send_started()
+        started = time.monotonic()
+        outcome = await self.run_pipeline()
+        outcome.wall_time = time.monotonic() - started
+        outcome.cpu_time = self.cpu_time
+        return outcome
+
+    async def run_pipeline(self) -> Outcome:
         try:
             try:
                 if self.runs_on_loop():
-                    value = await self.with_deadline(self.pipeline_async())
+                    value = await self.with_deadline(CpuTimed(self.pipeline_async(), self.add_cpu))
                 else:
-                    value = await self.in_thread(self.pipeline_sync)
+                    value = await self.in_thread(self.cpu_timed(self.pipeline_sync))
             except TaskPluginTriggerError as exc:
                 value = await self.plugin_error_result(exc)
             return Outcome(TaskStatus.SUCCESS, returning=self.store(value))
@@ -186,6 +201,21 @@ class TaskExecutor:
         if answer is None or "result" not in answer:
             raise exc
         return answer["result"]
+
+    def add_cpu(self, seconds: float) -> None:
+        self.cpu_time += seconds
+
+    def cpu_timed(self, function: Callable[[], Any]) -> Callable[[], Any]:
+        """``function``, counting the CPU time of the thread it runs in (``cpu_time``)."""
+
+        def timed() -> Any:
+            start = time.thread_time()
+            try:
+                return function()
+            finally:
+                self.add_cpu(time.thread_time() - start)
+
+        return timed
 
     def runs_on_loop(self) -> bool:
         """Whether the pipeline runs on the event loop (else in a worker thread)."""
@@ -483,6 +513,32 @@ def outcome_details(outcome: Outcome) -> dict[str, Any]:
     if outcome.status == TaskStatus.ERROR:
         return {"exception": outcome.exception, "traceback": outcome.traceback}
     return {"reason": outcome.cancel_reason}
+
+
+class CpuTimed:
+    """Awaits a coroutine, telling ``add`` the CPU time its steps take on this thread."""
+
+    def __init__(self, coroutine: Awaitable[Any], add: Callable[[float], None]) -> None:
+        self.coroutine = coroutine
+        self.add = add
+
+    def __await__(self) -> Generator[Any, Any, Any]:
+        steps = self.coroutine.__await__()
+        send: Callable[[Any], Any] = steps.send
+        value: Any = None
+        while True:
+            start = time.thread_time()
+            try:
+                signal = send(value)
+            except StopIteration as stop:
+                return stop.value
+            finally:
+                self.add(time.thread_time() - start)
+            try:
+                value = yield signal
+                send = steps.send
+            except BaseException as exc:  # thrown in (a cancel): the coroutine's to handle
+                value, send = exc, steps.throw
 
 
 def retrieve_exception(future: asyncio.Future[Any]) -> None:

@@ -248,6 +248,12 @@ class ResultWriter:
             "updated_at": now,
             "finished_at": now,
         }
+        if outcome.wall_time is not None and outcome.cpu_time is not None:
+            # Rounded to the microsecond: what a clock of this kind can tell.
+            wall, cpu = round(outcome.wall_time, 6), round(outcome.cpu_time, 6)
+            attempt.update(run_time=wall, cpu_time=cpu)
+            fields["run_time"] = round((record.run_time or 0.0) + wall, 6)
+            fields["cpu_time"] = round((record.cpu_time or 0.0) + cpu, 6)
         if outcome.status == TaskStatus.RETRY:
             fields.update(finished_at=None, run_after=outcome.run_after, published_at=None)
         if outcome.status == TaskStatus.CANCEL:

@@ -43,6 +43,16 @@
     return format(labels.hoursAgo, {count: Math.floor(seconds / 3600)});
   }
 
+  function seconds(value) {
+    if (value === null || value === undefined) return "–";
+    if (value < 1) return (value * 1000).toFixed(value < 0.01 ? 2 : 0) + " ms";
+    return value.toFixed(value < 60 ? 2 : 0) + " s";
+  }
+
+  function percent(fraction) {
+    return (fraction * 100).toFixed(fraction && fraction < 0.01 ? 2 : 1) + " %";
+  }
+
   function taskLink(task) {
     const text = (task.task_name || "?") + " " + task.uuid.slice(0, 8);
     return el("a", {href: task.url, text: text});
@@ -118,6 +128,13 @@
     fillRows(document.getElementById("qtasks-failures"), data.failures.map((f) => [
       taskLink(f), time(f.finished_at, true), el("code", {text: f.error}),
     ]), labels.noFailures, 3);
+    fillRows(document.getElementById("qtasks-costs"), data.costs.map((c) => [
+      el("a", {href: changelist + "?task_name=" + encodeURIComponent(c.task_name),
+        text: c.task_name}),
+      c.runs.toLocaleString(), percent(c.failure_rate), c.retries.toLocaleString(),
+      seconds(c.run_time_p50), seconds(c.run_time_p95), seconds(c.cpu_time_total),
+      seconds(c.cpu_time_mean),
+    ]), labels.noCosts, 8);
     fillRows(document.getElementById("qtasks-workers"), data.workers.map((w) => {
       const state = el("span", {class: "qtasks-badge qtasks-status-" + (w.alive ? "success" : "error"),
         text: w.alive ? labels.alive : labels.silent});
