@@ -13,10 +13,10 @@ import copy
 import functools
 import inspect
 import json
-from collections.abc import Awaitable, Callable, Sequence
+from collections.abc import AsyncIterator, Awaitable, Callable, Coroutine, Sequence
 from dataclasses import dataclass, field
 from datetime import datetime, timedelta
-from typing import TYPE_CHECKING, Any
+from typing import TYPE_CHECKING, Any, Concatenate, Generic, ParamSpec, Protocol, TypeVar, overload
 
 from django_qtasks.context import AsyncContext, BaseContext, SyncContext
 from django_qtasks.exceptions import TaskArgumentsError
@@ -30,6 +30,17 @@ if TYPE_CHECKING:
     from django_qtasks.models import Task
 
 Middleware = Callable[..., Any]
+
+#: A delay before a task may start: seconds, or a timedelta.
+Delay = float | timedelta
+
+#: The task function's parameters and return type (for an ``async def``, what it
+#: returns when awaited): ``SyncTask[[int, int], int]`` is the handle of
+#: ``def add(a: int, b: int) -> int``. See docs/enqueueing.md, "Type checking".
+P = ParamSpec("P")
+R = TypeVar("R")
+R_co = TypeVar("R_co", covariant=True)
+AI = TypeVar("AI", bound=AsyncIterator[Any])
 
 
 def _source_location(func: Callable[..., Any]) -> str:
@@ -57,7 +68,7 @@ class Step:
         }
 
 
-class BaseTask:
+class BaseTask(Generic[P, R_co]):
     """What the decorator returns, and what ``self`` is inside a task."""
 
     ctx: BaseContext
@@ -183,7 +194,49 @@ class BaseTask:
         bound.ctx = bound.context_class(bound, run)
         return bound
 
+    # Calls are typed with the function's parameters P when they pass none of
+    # the options: a checker then checks the task's arguments as a call of the
+    # function. PEP 612 allows no keyword between ``*args: P.args`` and
+    # ``**kwargs: P.kwargs``, so a call that passes an option matches one of
+    # the overloads below, which check the options and let the task's
+    # arguments through unchecked (docs/enqueueing.md, "Type checking").
+    # mypy finds that an implementation does not accept every call of the
+    # first overload: the function may have a parameter named like an option,
+    # which the implementation takes as the option. So it is at run time
+    # (such a parameter is passed by position), hence the
+    # ``type: ignore[misc]`` on each implementation.
+
+    @overload
+    def __call__(self, *args: P.args, **kwargs: P.kwargs) -> BaseTaskCls: ...
+    @overload
     def __call__(
+        self,
+        *args: Any,
+        priority: int | None,
+        timeout: float | None = None,
+        task_name: str | None = None,
+        **kwargs: Any,
+    ) -> BaseTaskCls: ...
+    @overload
+    def __call__(
+        self,
+        *args: Any,
+        timeout: float | None,
+        priority: int | None = None,
+        task_name: str | None = None,
+        **kwargs: Any,
+    ) -> BaseTaskCls: ...
+    @overload
+    def __call__(
+        self,
+        *args: Any,
+        task_name: str | None,
+        priority: int | None = None,
+        timeout: float | None = None,
+        **kwargs: Any,
+    ) -> BaseTaskCls: ...
+
+    def __call__(  # type: ignore[misc]  # options in P: see above __call__
         self,
         *args: Any,
         priority: int | None = None,
@@ -211,22 +264,100 @@ class BaseTask:
 
     # Enqueueing -------------------------------------------------------------
 
+    # One overload per option, each with that option required: an overload
+    # whose options were all optional would also match a call without any,
+    # and so let a wrong call of the function through.
+    @overload
+    def add_task(self, *args: P.args, **kwargs: P.kwargs) -> Task: ...
+    @overload
     def add_task(
+        self,
+        *args: Any,
+        timeout: float | None,
+        priority: int | None = None,
+        queue: str | None = None,
+        task_name: str | None = None,
+        delay: Delay | None = None,
+        eta: datetime | None = None,
+        **kwargs: Any,
+    ) -> Task | None: ...
+    @overload
+    def add_task(
+        self,
+        *args: Any,
+        priority: int | None,
+        timeout: None = None,
+        queue: str | None = None,
+        task_name: str | None = None,
+        delay: Delay | None = None,
+        eta: datetime | None = None,
+        **kwargs: Any,
+    ) -> Task: ...
+    @overload
+    def add_task(
+        self,
+        *args: Any,
+        queue: str | None,
+        priority: int | None = None,
+        timeout: None = None,
+        task_name: str | None = None,
+        delay: Delay | None = None,
+        eta: datetime | None = None,
+        **kwargs: Any,
+    ) -> Task: ...
+    @overload
+    def add_task(
+        self,
+        *args: Any,
+        task_name: str | None,
+        priority: int | None = None,
+        timeout: None = None,
+        queue: str | None = None,
+        delay: Delay | None = None,
+        eta: datetime | None = None,
+        **kwargs: Any,
+    ) -> Task: ...
+    @overload
+    def add_task(
+        self,
+        *args: Any,
+        delay: Delay | None,
+        priority: int | None = None,
+        timeout: None = None,
+        queue: str | None = None,
+        task_name: str | None = None,
+        eta: datetime | None = None,
+        **kwargs: Any,
+    ) -> Task: ...
+    @overload
+    def add_task(
+        self,
+        *args: Any,
+        eta: datetime | None,
+        priority: int | None = None,
+        timeout: None = None,
+        queue: str | None = None,
+        task_name: str | None = None,
+        delay: Delay | None = None,
+        **kwargs: Any,
+    ) -> Task: ...
+
+    def add_task(  # type: ignore[misc]  # options in P: see above __call__
         self,
         *args: Any,
         priority: int | None = None,
         timeout: float | None = None,
         queue: str | None = None,
         task_name: str | None = None,
-        delay: float | None = None,
+        delay: Delay | None = None,
         eta: datetime | None = None,
         **kwargs: Any,
     ) -> Task | None:
         """Enqueue a run of this task (or of ``task_name``) and return its record.
 
         With ``timeout``, wait up to that many seconds for it to end and
-        return the record refreshed. With ``delay`` (seconds) or ``eta`` (an
-        aware datetime), it does not start before then.
+        return the record refreshed. With ``delay`` (seconds or a timedelta)
+        or ``eta`` (an aware datetime), it does not start before then.
         """
         return self.app.enqueue(
             self.target(task_name),
@@ -239,14 +370,89 @@ class BaseTask:
             eta=eta,
         )
 
+    @overload
+    async def aadd_task(self, *args: P.args, **kwargs: P.kwargs) -> Task: ...
+    @overload
     async def aadd_task(
+        self,
+        *args: Any,
+        timeout: float | None,
+        priority: int | None = None,
+        queue: str | None = None,
+        task_name: str | None = None,
+        delay: Delay | None = None,
+        eta: datetime | None = None,
+        **kwargs: Any,
+    ) -> Task | None: ...
+    @overload
+    async def aadd_task(
+        self,
+        *args: Any,
+        priority: int | None,
+        timeout: None = None,
+        queue: str | None = None,
+        task_name: str | None = None,
+        delay: Delay | None = None,
+        eta: datetime | None = None,
+        **kwargs: Any,
+    ) -> Task: ...
+    @overload
+    async def aadd_task(
+        self,
+        *args: Any,
+        queue: str | None,
+        priority: int | None = None,
+        timeout: None = None,
+        task_name: str | None = None,
+        delay: Delay | None = None,
+        eta: datetime | None = None,
+        **kwargs: Any,
+    ) -> Task: ...
+    @overload
+    async def aadd_task(
+        self,
+        *args: Any,
+        task_name: str | None,
+        priority: int | None = None,
+        timeout: None = None,
+        queue: str | None = None,
+        delay: Delay | None = None,
+        eta: datetime | None = None,
+        **kwargs: Any,
+    ) -> Task: ...
+    @overload
+    async def aadd_task(
+        self,
+        *args: Any,
+        delay: Delay | None,
+        priority: int | None = None,
+        timeout: None = None,
+        queue: str | None = None,
+        task_name: str | None = None,
+        eta: datetime | None = None,
+        **kwargs: Any,
+    ) -> Task: ...
+    @overload
+    async def aadd_task(
+        self,
+        *args: Any,
+        eta: datetime | None,
+        priority: int | None = None,
+        timeout: None = None,
+        queue: str | None = None,
+        task_name: str | None = None,
+        delay: Delay | None = None,
+        **kwargs: Any,
+    ) -> Task: ...
+
+    async def aadd_task(  # type: ignore[misc]  # options in P: see above __call__
         self,
         *args: Any,
         priority: int | None = None,
         timeout: float | None = None,
         queue: str | None = None,
         task_name: str | None = None,
-        delay: float | None = None,
+        delay: Delay | None = None,
         eta: datetime | None = None,
         **kwargs: Any,
     ) -> Task | None:
@@ -263,7 +469,12 @@ class BaseTask:
         )
 
     def s(self, *args: Any, **kwargs: Any) -> Step:
-        """This task as a chain step with these arguments: ``chain(add.s(1, 2), double.s())``."""
+        """This task as a chain step with these arguments: ``chain(add.s(1, 2), double.s())``.
+
+        Not checked against the function's parameters: a chain step gets the
+        previous step's result as its last argument, so ``double.s()`` is
+        right for ``def double(x)``.
+        """
         return Step(self.task_name, args, kwargs)
 
     def target(self, task_name: str | None) -> BaseTask:
@@ -271,27 +482,107 @@ class BaseTask:
         return self if task_name is None else self.app.get_task(task_name)
 
 
-class SyncTask(BaseTask):
+class SyncTask(BaseTask[P, R_co]):
     """Handle of a sync function or generator (run in a worker thread)."""
 
     ctx: SyncContext
     context_class = SyncContext
 
 
-class AsyncTask(BaseTask):
-    """Handle of an ``async def`` function or async generator."""
+class AsyncTask(BaseTask[P, R_co]):
+    """Handle of an ``async def`` function or async generator.
+
+    Its ``add_task`` is typed ``Any``: they
+    return the Task from sync code in the default app, and an awaitable in
+    the async app or when an event loop runs. ``aadd_task`` is typed.
+    """
 
     ctx: AsyncContext
     context_class = AsyncContext
 
+    @overload
+    def add_task(self, *args: P.args, **kwargs: P.kwargs) -> Any: ...
+    @overload
     def add_task(
+        self,
+        *args: Any,
+        timeout: float | None,
+        priority: int | None = None,
+        queue: str | None = None,
+        task_name: str | None = None,
+        delay: Delay | None = None,
+        eta: datetime | None = None,
+        **kwargs: Any,
+    ) -> Any: ...
+    @overload
+    def add_task(
+        self,
+        *args: Any,
+        priority: int | None,
+        timeout: None = None,
+        queue: str | None = None,
+        task_name: str | None = None,
+        delay: Delay | None = None,
+        eta: datetime | None = None,
+        **kwargs: Any,
+    ) -> Any: ...
+    @overload
+    def add_task(
+        self,
+        *args: Any,
+        queue: str | None,
+        priority: int | None = None,
+        timeout: None = None,
+        task_name: str | None = None,
+        delay: Delay | None = None,
+        eta: datetime | None = None,
+        **kwargs: Any,
+    ) -> Any: ...
+    @overload
+    def add_task(
+        self,
+        *args: Any,
+        task_name: str | None,
+        priority: int | None = None,
+        timeout: None = None,
+        queue: str | None = None,
+        delay: Delay | None = None,
+        eta: datetime | None = None,
+        **kwargs: Any,
+    ) -> Any: ...
+    @overload
+    def add_task(
+        self,
+        *args: Any,
+        delay: Delay | None,
+        priority: int | None = None,
+        timeout: None = None,
+        queue: str | None = None,
+        task_name: str | None = None,
+        eta: datetime | None = None,
+        **kwargs: Any,
+    ) -> Any: ...
+    @overload
+    def add_task(
+        self,
+        *args: Any,
+        eta: datetime | None,
+        priority: int | None = None,
+        timeout: None = None,
+        queue: str | None = None,
+        task_name: str | None = None,
+        delay: Delay | None = None,
+        **kwargs: Any,
+    ) -> Any: ...
+
+    def add_task(  # type: ignore[misc]  # options in P: see above __call__
         self,
         *args: Any,
         priority: int | None = None,
         timeout: float | None = None,
         queue: str | None = None,
         task_name: str | None = None,
-        delay: float | None = None,
+        delay: Delay | None = None,
         eta: datetime | None = None,
         **kwargs: Any,
     ) -> Any:
@@ -335,3 +626,53 @@ def handle_class_for(func: Callable[..., Any]) -> type[BaseTask]:
     if inspect.iscoroutinefunction(func) or inspect.isasyncgenfunction(func):
         return AsyncTask
     return SyncTask
+
+
+# What the decorators return, for type checkers: the handle's class follows the
+# function, as ``handle_class_for`` does, and carries its parameters and
+# return type. With ``echo=True`` the function's first parameter is ``self``,
+# which the handle's calls skip. ---------------------------------------------
+
+
+class TaskDecorator(Protocol):
+    """``@app.task(...)``: a SyncTask, or an AsyncTask for an ``async def``."""
+
+    @overload
+    def __call__(self, func: Callable[P, Coroutine[Any, Any, R]], /) -> AsyncTask[P, R]: ...  # type: ignore[overload-overlap]
+    @overload
+    def __call__(self, func: Callable[P, AI], /) -> AsyncTask[P, AI]: ...  # type: ignore[overload-overlap]
+    @overload
+    def __call__(self, func: Callable[P, R], /) -> SyncTask[P, R]: ...
+
+
+class EchoTaskDecorator(Protocol):
+    """``@app.task(echo=True, ...)``: as TaskDecorator, the first parameter (``self``) skipped."""
+
+    @overload
+    def __call__(  # type: ignore[overload-overlap]
+        self, func: Callable[Concatenate[Any, P], Coroutine[Any, Any, R]], /
+    ) -> AsyncTask[P, R]: ...
+    @overload
+    def __call__(self, func: Callable[Concatenate[Any, P], AI], /) -> AsyncTask[P, AI]: ...  # type: ignore[overload-overlap]
+    @overload
+    def __call__(self, func: Callable[Concatenate[Any, P], R], /) -> SyncTask[P, R]: ...
+
+
+class AsyncTaskDecorator(Protocol):
+    """``@app.task(...)`` of the async app and of an AsyncRouter: an AsyncTask always."""
+
+    @overload
+    def __call__(self, func: Callable[P, Coroutine[Any, Any, R]], /) -> AsyncTask[P, R]: ...
+    @overload
+    def __call__(self, func: Callable[P, R], /) -> AsyncTask[P, R]: ...
+
+
+class AsyncEchoTaskDecorator(Protocol):
+    """As AsyncTaskDecorator, with ``echo=True``."""
+
+    @overload
+    def __call__(
+        self, func: Callable[Concatenate[Any, P], Coroutine[Any, Any, R]], /
+    ) -> AsyncTask[P, R]: ...
+    @overload
+    def __call__(self, func: Callable[Concatenate[Any, P], R], /) -> AsyncTask[P, R]: ...
