@@ -195,19 +195,18 @@ class BaseTask(Generic[P, R_co]):
         return bound
 
     # Calls are typed with the function's parameters P when they pass none of
-    # the options: a checker then checks the task's arguments as a call of the
-    # function. PEP 612 allows no keyword between ``*args: P.args`` and
-    # ``**kwargs: P.kwargs``, so a call that passes an option matches one of
-    # the overloads below, which check the options and let the task's
-    # arguments through unchecked (docs/enqueueing.md, "Type checking").
+    # the options (the last overload): a checker then checks the task's
+    # arguments as a call of the function. PEP 612 allows no keyword between
+    # ``*args: P.args`` and ``**kwargs: P.kwargs``, so a call that passes an
+    # option matches one of the other overloads, which check the options and
+    # let the task's arguments through unchecked (docs/enqueueing.md, "Type
+    # checking").
     # mypy finds that an implementation does not accept every call of the
     # first overload: the function may have a parameter named like an option,
     # which the implementation takes as the option. So it is at run time
     # (such a parameter is passed by position), hence the
     # ``type: ignore[misc]`` on each implementation.
 
-    @overload
-    def __call__(self, *args: P.args, **kwargs: P.kwargs) -> BaseTaskCls: ...
     @overload
     def __call__(
         self,
@@ -235,6 +234,8 @@ class BaseTask(Generic[P, R_co]):
         timeout: float | None = None,
         **kwargs: Any,
     ) -> BaseTaskCls: ...
+    @overload
+    def __call__(self, *args: P.args, **kwargs: P.kwargs) -> BaseTaskCls: ...
 
     def __call__(  # type: ignore[misc]  # options in P: see above __call__
         self,
@@ -266,11 +267,11 @@ class BaseTask(Generic[P, R_co]):
 
     # One overload per option, each with that option required: an overload
     # whose options were all optional would also match a call without any,
-    # and so let a wrong call of the function through.
+    # and so let a wrong call of the function through. They come before the
+    # function's own, so that a call with ``timeout`` is typed ``Task | None``
+    # also when the function takes ``**kwargs`` (mypy sees that overlap).
     @overload
-    def add_task(self, *args: P.args, **kwargs: P.kwargs) -> Task: ...
-    @overload
-    def add_task(
+    def add_task(  # type: ignore[overload-overlap]
         self,
         *args: Any,
         timeout: float | None,
@@ -341,6 +342,8 @@ class BaseTask(Generic[P, R_co]):
         delay: Delay | None = None,
         **kwargs: Any,
     ) -> Task: ...
+    @overload
+    def add_task(self, *args: P.args, **kwargs: P.kwargs) -> Task: ...
 
     def add_task(  # type: ignore[misc]  # options in P: see above __call__
         self,
@@ -371,9 +374,7 @@ class BaseTask(Generic[P, R_co]):
         )
 
     @overload
-    async def aadd_task(self, *args: P.args, **kwargs: P.kwargs) -> Task: ...
-    @overload
-    async def aadd_task(
+    async def aadd_task(  # type: ignore[overload-overlap]
         self,
         *args: Any,
         timeout: float | None,
@@ -444,6 +445,8 @@ class BaseTask(Generic[P, R_co]):
         delay: Delay | None = None,
         **kwargs: Any,
     ) -> Task: ...
+    @overload
+    async def aadd_task(self, *args: P.args, **kwargs: P.kwargs) -> Task: ...
 
     async def aadd_task(  # type: ignore[misc]  # options in P: see above __call__
         self,
@@ -501,8 +504,6 @@ class AsyncTask(BaseTask[P, R_co]):
     context_class = AsyncContext
 
     @overload
-    def add_task(self, *args: P.args, **kwargs: P.kwargs) -> Any: ...
-    @overload
     def add_task(
         self,
         *args: Any,
@@ -574,6 +575,8 @@ class AsyncTask(BaseTask[P, R_co]):
         delay: Delay | None = None,
         **kwargs: Any,
     ) -> Any: ...
+    @overload
+    def add_task(self, *args: P.args, **kwargs: P.kwargs) -> Any: ...
 
     def add_task(  # type: ignore[misc]  # options in P: see above __call__
         self,
