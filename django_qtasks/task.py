@@ -13,7 +13,7 @@ import copy
 import functools
 import inspect
 import json
-from collections.abc import AsyncIterator, Awaitable, Callable, Coroutine, Sequence
+from collections.abc import AsyncIterator, Awaitable, Callable, Coroutine, Mapping, Sequence
 from dataclasses import dataclass, field
 from datetime import datetime, timedelta
 from typing import TYPE_CHECKING, Any, Concatenate, Generic, ParamSpec, Protocol, TypeVar, overload
@@ -22,7 +22,7 @@ from django_qtasks.context import AsyncContext, BaseContext, SyncContext
 from django_qtasks.exceptions import TaskArgumentsError
 from django_qtasks.scheduling import parse_timing
 from django_qtasks.task_cls import AsyncTaskCls, BaseTaskCls, SyncTaskCls
-from django_qtasks.validation import ensure_json, is_int, is_max_time, is_retry
+from django_qtasks.validation import ensure_json, is_int, is_max_time, is_retry, run_after
 
 if TYPE_CHECKING:
     from django_qtasks.app import QTasksApp
@@ -204,7 +204,7 @@ class BaseTask(Generic[P, R_co]):
     # mypy finds that an implementation does not accept every call of the
     # first overload: the function may have a parameter named like an option,
     # which the implementation takes as the option. So it is at run time
-    # (such a parameter is passed by position), hence the
+    # (such a parameter is passed by position, or with ``delay``), hence the
     # ``type: ignore[misc]`` on each implementation.
 
     @overload
@@ -471,6 +471,64 @@ class BaseTask(Generic[P, R_co]):
             eta=eta,
         )
 
+    # Celery's names ----------------------------------------------------------
+
+    def delay(self, *args: P.args, **kwargs: P.kwargs) -> Task:
+        """Celery's ``task.delay(*args, **kwargs)``: enqueue with these arguments.
+
+        Every keyword is the task's own, as in Celery (so a task parameter
+        named ``priority`` or ``queue`` is passed through); for the options,
+        use ``add_task`` or ``apply_async``.
+        """
+        return self._enqueue(args, kwargs)
+
+    def apply_async(
+        self,
+        args: tuple[Any, ...] | list[Any] | None = None,
+        kwargs: Mapping[str, Any] | None = None,
+        *,
+        countdown: Delay | None = None,
+        eta: datetime | None = None,
+        queue: str | None = None,
+        priority: int | None = None,
+        **options: Any,
+    ) -> Task:
+        """Celery's ``task.apply_async(args, kwargs, countdown=..., ...)``.
+
+        ``countdown`` is ``add_task``'s ``delay``; ``eta``, ``queue`` and
+        ``priority`` are its own (a lower priority runs first). Celery
+        options without a meaning here raise TypeError, saying what to use
+        instead, except those that ignoring cannot hurt (``IGNORED_CELERY_OPTIONS``).
+        """
+        where = f"{self.task_name}.apply_async()"
+        for option in options:
+            if option not in IGNORED_CELERY_OPTIONS:
+                raise TypeError(f"{where}: {refused_celery_option(option)}")
+        if countdown is not None and eta is not None:
+            raise TypeError(f"{where}: give countdown or eta, not both.")
+        if args is not None and not isinstance(args, (list, tuple)):
+            raise TypeError(f"{where}: args must be a list or tuple, not {args!r}.")
+        if kwargs is not None and not isinstance(kwargs, Mapping):
+            raise TypeError(f"{where}: kwargs must be a dict, not {kwargs!r}.")
+        if countdown is not None:
+            eta = run_after(f"{where}, countdown", countdown, None)
+        return self._enqueue(
+            tuple(args or ()), dict(kwargs or {}), priority=priority, queue=queue, eta=eta
+        )
+
+    def _enqueue(
+        self,
+        args: tuple[Any, ...],
+        kwargs: dict[str, Any],
+        *,
+        priority: int | None = None,
+        queue: str | None = None,
+        eta: datetime | None = None,
+    ) -> Task:
+        """Enqueue a run with these arguments, none of them taken as an option
+        (``delay``, ``apply_async``); as ``add_task`` does, without waiting."""
+        return self.app.enqueue(self, args, kwargs, priority=priority, queue=queue, eta=eta)
+
     def s(self, *args: Any, **kwargs: Any) -> Step:
         """This task as a chain step with these arguments: ``chain(add.s(1, 2), double.s())``.
 
@@ -495,7 +553,7 @@ class SyncTask(BaseTask[P, R_co]):
 class AsyncTask(BaseTask[P, R_co]):
     """Handle of an ``async def`` function or async generator.
 
-    Its ``add_task`` is typed ``Any``: they
+    Its ``add_task``, ``delay`` and ``apply_async`` are typed ``Any``: they
     return the Task from sync code in the default app, and an awaitable in
     the async app or when an event loop runs. ``aadd_task`` is typed.
     """
@@ -610,6 +668,77 @@ class AsyncTask(BaseTask[P, R_co]):
             **kwargs,
         )
         return result
+
+    def delay(self, *args: P.args, **kwargs: P.kwargs) -> Any:
+        """Celery's ``delay``: as this handle's ``add_task``, awaitable where that is."""
+        return self._enqueue(args, kwargs)
+
+    def apply_async(
+        self,
+        args: tuple[Any, ...] | list[Any] | None = None,
+        kwargs: Mapping[str, Any] | None = None,
+        *,
+        countdown: Delay | None = None,
+        eta: datetime | None = None,
+        queue: str | None = None,
+        priority: int | None = None,
+        **options: Any,
+    ) -> Any:
+        """Celery's ``apply_async``: as this handle's ``add_task``, awaitable where that is."""
+        return super().apply_async(
+            args, kwargs, countdown=countdown, eta=eta, queue=queue, priority=priority, **options
+        )
+
+    def _enqueue(
+        self,
+        args: tuple[Any, ...],
+        kwargs: dict[str, Any],
+        *,
+        priority: int | None = None,
+        queue: str | None = None,
+        eta: datetime | None = None,
+    ) -> Any:
+        if self.app.is_async or _loop_is_running():
+            return self.app.aenqueue(self, args, kwargs, priority=priority, queue=queue, eta=eta)
+        return super()._enqueue(args, kwargs, priority=priority, queue=queue, eta=eta)
+
+
+#: Options of Celery's ``apply_async`` that are accepted and ignored, because
+#: ignoring them changes nothing here: the row is written in the database, so
+#: the message is never lost and needs no publish retries; arguments are JSON,
+#: and every result is stored.
+IGNORED_CELERY_OPTIONS = frozenset(
+    {"retry", "retry_policy", "serializer", "compression", "ignore_result", "add_to_parent"}
+)
+
+#: What to use instead of Celery options that have a meaning this app does not give them.
+REFUSED_CELERY_OPTIONS = {
+    "task_id": "the task's uuid is made when it is enqueued; read it from the returned Task",
+    "expires": "there is no expiry; cancel a waiting task with task.cancel(reason)",
+    "link": "chain the tasks instead: chain(first.s(...), second.s()).add_task()",
+    "link_error": (
+        "handle failures in the task, or with middlewares_after or an executor's "
+        "outcome_saved (docs/tasks.md)"
+    ),
+    "time_limit": "set max_time= on the task's decorator",
+    "soft_time_limit": "set max_time= on the task's decorator, and clean up in try/finally",
+    "exchange": "route with queue= (add_task or the decorator)",
+    "routing_key": "route with queue= (add_task or the decorator)",
+    "shadow": "tasks are listed under their registered name; give it another with name=",
+    "headers": "pass the values as arguments, or as extra keywords of the decorator",
+    "timeout": "to wait for the result, call add_task(..., timeout=seconds)",
+    "delay": "apply_async's delay is countdown= (or use add_task(..., delay=...))",
+}
+
+
+def refused_celery_option(option: str) -> str:
+    """Why ``apply_async`` refuses ``option``, and what to use instead."""
+    instead = REFUSED_CELERY_OPTIONS.get(
+        option,
+        "apply_async takes args, kwargs, countdown, eta, queue and priority; "
+        "add_task takes priority, timeout, queue, delay and eta",
+    )
+    return f"the option {option}= is not supported here: {instead}."
 
 
 def _loop_is_running() -> bool:

@@ -203,3 +203,17 @@ add(1, 2, priority="x")  # type: ignore[call-overload]  # pyright: ignore[report
 
 # Steps are not checked: a chain step gets the previous result as its last argument.
 chain(add.s(1, 2), add.s(10), notify)
+
+# Celery's names --------------------------------------------------------------
+
+assert_type(add.delay(1, 2), Task)
+assert_type(notify.delay(1, channel="sms"), Task)
+assert_type(fetch.delay("u"), Any)
+add.delay("x", "y")  # type: ignore[arg-type]  # pyright: ignore[reportArgumentType]
+add.delay(1, 2, priority=1)  # type: ignore[call-arg]  # pyright: ignore[reportCallIssue]
+
+assert_type(add.apply_async((1, 2)), Task)
+assert_type(add.apply_async([1], {"b": 2}, countdown=10, queue="q", priority=1), Task)
+assert_type(add.apply_async((1, 2), countdown=timedelta(seconds=3), eta=None), Task)
+add.apply_async((1, 2), countdown="10")  # type: ignore[arg-type]  # pyright: ignore[reportArgumentType]
+add.apply_async((1, 2), 10)  # type: ignore[arg-type]  # pyright: ignore[reportArgumentType]
