@@ -38,10 +38,12 @@ demo: venv  ## Run the demo: a worker on SQLite/django:// plus a few enqueued ta
 run: venv  ## Serve the demo's admin (admin/admin) with a worker beside it
 	bash testproject/demo.sh --serve
 
-lint: venv  ## ruff, ruff format --check, mypy, import contracts, migrations up to date, docs build
+# tests/typing: what mypy and pyright must accept and refuse of task handles.
+lint: venv  ## ruff, ruff format --check, mypy, the typing tests (mypy, pyright), import contracts, migrations up to date, docs build
 	$(BIN)/ruff check .
 	$(BIN)/ruff format --check .
-	PYTHONPATH=testproject $(BIN)/mypy django_qtasks
+	PYTHONPATH=testproject $(BIN)/mypy django_qtasks tests/typing
+	$(BIN)/pyright --pythonpath $(BIN)/python
 	$(BIN)/lint-imports
 	$(MANAGE) makemigrations --check --dry-run django_qtasks
 	NO_MKDOCS_2_WARNING=1 $(BIN)/mkdocs build --strict --quiet --site-dir $(or $(TMPDIR),/tmp)/qtasks-site

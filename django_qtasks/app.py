@@ -7,10 +7,10 @@ settings nor the database, so ``@app.task`` works before ``django.setup()``.
 from __future__ import annotations
 
 import logging
-from collections.abc import Callable, Iterable, Mapping
+from collections.abc import Callable, Coroutine, Iterable, Mapping
 from datetime import datetime
 from types import MappingProxyType
-from typing import TYPE_CHECKING, Any, overload
+from typing import TYPE_CHECKING, Any, Literal, overload
 from uuid import UUID
 
 from asgiref.sync import sync_to_async
@@ -24,7 +24,19 @@ from django_qtasks.exceptions import (
     WaitTimeout,
 )
 from django_qtasks.plugins import Plugins
-from django_qtasks.task import BaseTask, Step, handle_class_for
+from django_qtasks.task import (
+    AI,
+    AsyncTask,
+    BaseTask,
+    Delay,
+    EchoTaskDecorator,
+    P,
+    R,
+    Step,
+    SyncTask,
+    TaskDecorator,
+    handle_class_for,
+)
 
 # The checks of values, from where they are defined; importable from here as before.
 from django_qtasks.validation import (  # noqa: F401
@@ -111,12 +123,26 @@ class QTasksApp:
 
     # Registry ---------------------------------------------------------------
 
+    # Typed after the function (``SyncTask[P, R]``, ``AsyncTask[P, R]``); with
+    # ``echo=True`` its first parameter, ``self``, is not one of the handle's.
+    # An ``echo`` that is not a literal True or False gives an untyped handle.
     @overload
-    def task(self, func: Callable[..., Any], /) -> BaseTask: ...
-
+    def task(self, func: Callable[P, Coroutine[Any, Any, R]], /) -> AsyncTask[P, R]: ...  # type: ignore[overload-overlap]
+    @overload
+    def task(self, func: Callable[P, AI], /) -> AsyncTask[P, AI]: ...  # type: ignore[overload-overlap]
+    @overload
+    def task(self, func: Callable[P, R], /) -> SyncTask[P, R]: ...
     @overload
     def task(
-        self, name: str | None = None, /, **options: Any
+        self, name: str | None = None, /, *, echo: Literal[True], **options: Any
+    ) -> EchoTaskDecorator: ...
+    @overload
+    def task(
+        self, name: str | None = None, /, *, echo: Literal[False] = False, **options: Any
+    ) -> TaskDecorator: ...
+    @overload
+    def task(
+        self, name: str | None = None, /, *, echo: bool, **options: Any
     ) -> Callable[[Callable[..., Any]], Any]: ...
 
     def task(self, func: Callable[..., Any] | str | None = None, /, **options: Any) -> Any:
@@ -223,7 +249,7 @@ class QTasksApp:
         priority: int | None = None,
         timeout: float | None = None,
         queue: str | None = None,
-        delay: float | None = None,
+        delay: Delay | None = None,
         eta: datetime | None = None,
         **kwargs: Any,
     ) -> Task | None:
@@ -247,7 +273,7 @@ class QTasksApp:
         priority: int | None = None,
         timeout: float | None = None,
         queue: str | None = None,
-        delay: float | None = None,
+        delay: Delay | None = None,
         eta: datetime | None = None,
         **kwargs: Any,
     ) -> Task | None:
@@ -273,7 +299,7 @@ class QTasksApp:
         priority: int | None = None,
         queue: str | None = None,
         timeout: None = None,
-        delay: float | None = None,
+        delay: Delay | None = None,
         eta: datetime | None = None,
         schedule: Schedule | None = None,
         chain_steps: list[dict[str, Any]] | None = None,
@@ -289,7 +315,7 @@ class QTasksApp:
         priority: int | None = None,
         queue: str | None = None,
         timeout: float | None = None,
-        delay: float | None = None,
+        delay: Delay | None = None,
         eta: datetime | None = None,
         schedule: Schedule | None = None,
         chain_steps: list[dict[str, Any]] | None = None,
@@ -304,7 +330,7 @@ class QTasksApp:
         priority: int | None = None,
         queue: str | None = None,
         timeout: float | None = None,
-        delay: float | None = None,
+        delay: Delay | None = None,
         eta: datetime | None = None,
         schedule: Schedule | None = None,
         chain_steps: list[dict[str, Any]] | None = None,
@@ -333,7 +359,7 @@ class QTasksApp:
         *,
         priority: int | None = None,
         queue: str | None = None,
-        delay: float | None = None,
+        delay: Delay | None = None,
         eta: datetime | None = None,
     ) -> list[Task]:
         """Enqueue many tasks at once: ``app.add_tasks(send.s(user) for user in users)``.
@@ -373,7 +399,7 @@ class QTasksApp:
         *,
         priority: int | None = None,
         queue: str | None = None,
-        delay: float | None = None,
+        delay: Delay | None = None,
         eta: datetime | None = None,
     ) -> list[Task]:
         return await sync_to_async(self.add_tasks)(
@@ -442,7 +468,7 @@ class QTasksApp:
         priority: int | None = None,
         queue: str | None = None,
         timeout: float | None = None,
-        delay: float | None = None,
+        delay: Delay | None = None,
         eta: datetime | None = None,
     ) -> Task | None:
         def enqueue() -> Task | None:

@@ -9,15 +9,23 @@ SyncTask, as in QTasks.
 
 from __future__ import annotations
 
-from collections.abc import Callable
+from collections.abc import Callable, Coroutine
 from datetime import datetime
-from typing import TYPE_CHECKING, Any
+from typing import TYPE_CHECKING, Any, Literal, overload
 from uuid import UUID
 
 import django_qtasks
 from django_qtasks.app import QTasksApp
 from django_qtasks.compat import note_ignored
-from django_qtasks.task import AsyncTask, BaseTask
+from django_qtasks.task import (
+    AsyncEchoTaskDecorator,
+    AsyncTask,
+    AsyncTaskDecorator,
+    BaseTask,
+    Delay,
+    P,
+    R,
+)
 
 if TYPE_CHECKING:
     from django_qtasks.models import Task
@@ -31,6 +39,26 @@ class AsyncQTasksApp(QTasksApp):
     def handle_class(self, func: Callable[..., Any]) -> type[BaseTask]:
         return AsyncTask
 
+    if TYPE_CHECKING:
+        # Every task here is an AsyncTask, a plain ``def`` too (QTasksApp.task).
+        @overload  # type: ignore[override]
+        def task(self, func: Callable[P, Coroutine[Any, Any, R]], /) -> AsyncTask[P, R]: ...
+        @overload
+        def task(self, func: Callable[P, R], /) -> AsyncTask[P, R]: ...
+        @overload
+        def task(
+            self, name: str | None = None, /, *, echo: Literal[True], **options: Any
+        ) -> AsyncEchoTaskDecorator: ...
+        @overload
+        def task(
+            self, name: str | None = None, /, *, echo: Literal[False] = False, **options: Any
+        ) -> AsyncTaskDecorator: ...
+        @overload
+        def task(
+            self, name: str | None = None, /, *, echo: bool, **options: Any
+        ) -> Callable[[Callable[..., Any]], Any]: ...
+        def task(self, func: Any = None, /, **options: Any) -> Any: ...
+
     async def add_task(  # type: ignore[override]
         self,
         task_name: str,
@@ -38,7 +66,7 @@ class AsyncQTasksApp(QTasksApp):
         priority: int | None = None,
         timeout: float | None = None,
         queue: str | None = None,
-        delay: float | None = None,
+        delay: Delay | None = None,
         eta: datetime | None = None,
         **kwargs: Any,
     ) -> Task | None:

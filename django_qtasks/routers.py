@@ -18,12 +18,24 @@ an AsyncTask, as the async app does.
 
 from __future__ import annotations
 
-from collections.abc import Callable
-from typing import TYPE_CHECKING, Any
+from collections.abc import Callable, Coroutine
+from typing import TYPE_CHECKING, Any, Literal, overload
 
 from django_qtasks.app import TASK_OPTIONS
 from django_qtasks.registry import default_app
-from django_qtasks.task import AsyncTask, BaseTask, handle_class_for
+from django_qtasks.task import (
+    AI,
+    AsyncEchoTaskDecorator,
+    AsyncTask,
+    AsyncTaskDecorator,
+    BaseTask,
+    EchoTaskDecorator,
+    P,
+    R,
+    SyncTask,
+    TaskDecorator,
+    handle_class_for,
+)
 
 if TYPE_CHECKING:
     from django_qtasks.app import QTasksApp
@@ -36,6 +48,26 @@ class Router:
 
     def handle_class(self, func: Callable[..., Any]) -> type[BaseTask]:
         return handle_class_for(func)
+
+    # Typed as QTasksApp.task.
+    @overload
+    def task(self, func: Callable[P, Coroutine[Any, Any, R]], /) -> AsyncTask[P, R]: ...  # type: ignore[overload-overlap]
+    @overload
+    def task(self, func: Callable[P, AI], /) -> AsyncTask[P, AI]: ...  # type: ignore[overload-overlap]
+    @overload
+    def task(self, func: Callable[P, R], /) -> SyncTask[P, R]: ...
+    @overload
+    def task(
+        self, name: str | None = None, /, *, echo: Literal[True], **options: Any
+    ) -> EchoTaskDecorator: ...
+    @overload
+    def task(
+        self, name: str | None = None, /, *, echo: Literal[False] = False, **options: Any
+    ) -> TaskDecorator: ...
+    @overload
+    def task(
+        self, name: str | None = None, /, *, echo: bool, **options: Any
+    ) -> Callable[[Callable[..., Any]], Any]: ...
 
     def task(self, name: str | Callable[..., Any] | None = None, /, **options: Any) -> Any:
         """``@router.task``, ``@router.task("name")`` or ``@router.task(name=..., ...)``."""
@@ -68,3 +100,23 @@ class AsyncRouter(Router):
 
     def handle_class(self, func: Callable[..., Any]) -> type[BaseTask]:
         return AsyncTask
+
+    if TYPE_CHECKING:
+        # Every task here is an AsyncTask, a plain ``def`` too (Router.task).
+        @overload  # type: ignore[override]
+        def task(self, func: Callable[P, Coroutine[Any, Any, R]], /) -> AsyncTask[P, R]: ...
+        @overload
+        def task(self, func: Callable[P, R], /) -> AsyncTask[P, R]: ...
+        @overload
+        def task(
+            self, name: str | None = None, /, *, echo: Literal[True], **options: Any
+        ) -> AsyncEchoTaskDecorator: ...
+        @overload
+        def task(
+            self, name: str | None = None, /, *, echo: Literal[False] = False, **options: Any
+        ) -> AsyncTaskDecorator: ...
+        @overload
+        def task(
+            self, name: str | None = None, /, *, echo: bool, **options: Any
+        ) -> Callable[[Callable[..., Any]], Any]: ...
+        def task(self, func: Any = None, /, **options: Any) -> Any: ...

@@ -13,16 +13,17 @@ import copy
 import functools
 import inspect
 import json
-from collections.abc import Awaitable, Callable, Sequence
+from collections.abc import AsyncIterator, Awaitable, Callable, Coroutine, Mapping, Sequence
 from dataclasses import dataclass, field
 from datetime import datetime, timedelta
-from typing import TYPE_CHECKING, Any
+from typing import TYPE_CHECKING, Any, Concatenate, Generic, ParamSpec, Protocol, TypeVar, overload
 
+from django_qtasks.celery_options import IGNORED_CELERY_OPTIONS, refused_celery_option
 from django_qtasks.context import AsyncContext, BaseContext, SyncContext
 from django_qtasks.exceptions import TaskArgumentsError
 from django_qtasks.scheduling import parse_timing
 from django_qtasks.task_cls import AsyncTaskCls, BaseTaskCls, SyncTaskCls
-from django_qtasks.validation import ensure_json, is_int, is_max_time, is_retry
+from django_qtasks.validation import ensure_json, is_int, is_max_time, is_retry, run_after
 
 if TYPE_CHECKING:
     from django_qtasks.app import QTasksApp
@@ -30,6 +31,17 @@ if TYPE_CHECKING:
     from django_qtasks.models import Task
 
 Middleware = Callable[..., Any]
+
+#: A delay before a task may start: seconds, or a timedelta.
+Delay = float | timedelta
+
+#: The task function's parameters and return type (for an ``async def``, what it
+#: returns when awaited): ``SyncTask[[int, int], int]`` is the handle of
+#: ``def add(a: int, b: int) -> int``. See docs/enqueueing.md, "Type checking".
+P = ParamSpec("P")
+R = TypeVar("R")
+R_co = TypeVar("R_co", covariant=True)
+AI = TypeVar("AI", bound=AsyncIterator[Any])
 
 
 def _source_location(func: Callable[..., Any]) -> str:
@@ -57,7 +69,7 @@ class Step:
         }
 
 
-class BaseTask:
+class BaseTask(Generic[P, R_co]):
     """What the decorator returns, and what ``self`` is inside a task."""
 
     ctx: BaseContext
@@ -183,7 +195,50 @@ class BaseTask:
         bound.ctx = bound.context_class(bound, run)
         return bound
 
+    # Calls are typed with the function's parameters P when they pass none of
+    # the options (the last overload): a checker then checks the task's
+    # arguments as a call of the function. PEP 612 allows no keyword between
+    # ``*args: P.args`` and ``**kwargs: P.kwargs``, so a call that passes an
+    # option matches one of the other overloads, which check the options and
+    # let the task's arguments through unchecked (docs/enqueueing.md, "Type
+    # checking").
+    # mypy finds that an implementation does not accept every call of the
+    # first overload: the function may have a parameter named like an option,
+    # which the implementation takes as the option. So it is at run time
+    # (such a parameter is passed by position, or with ``delay``), hence the
+    # ``type: ignore[misc]`` on each implementation.
+
+    @overload
     def __call__(
+        self,
+        *args: Any,
+        priority: int | None,
+        timeout: float | None = None,
+        task_name: str | None = None,
+        **kwargs: Any,
+    ) -> BaseTaskCls: ...
+    @overload
+    def __call__(
+        self,
+        *args: Any,
+        timeout: float | None,
+        priority: int | None = None,
+        task_name: str | None = None,
+        **kwargs: Any,
+    ) -> BaseTaskCls: ...
+    @overload
+    def __call__(
+        self,
+        *args: Any,
+        task_name: str | None,
+        priority: int | None = None,
+        timeout: float | None = None,
+        **kwargs: Any,
+    ) -> BaseTaskCls: ...
+    @overload
+    def __call__(self, *args: P.args, **kwargs: P.kwargs) -> BaseTaskCls: ...
+
+    def __call__(  # type: ignore[misc]  # options in P: see above __call__
         self,
         *args: Any,
         priority: int | None = None,
@@ -211,22 +266,102 @@ class BaseTask:
 
     # Enqueueing -------------------------------------------------------------
 
+    # One overload per option, each with that option required: an overload
+    # whose options were all optional would also match a call without any,
+    # and so let a wrong call of the function through. They come before the
+    # function's own, so that a call with ``timeout`` is typed ``Task | None``
+    # also when the function takes ``**kwargs`` (mypy sees that overlap).
+    @overload
+    def add_task(  # type: ignore[overload-overlap]
+        self,
+        *args: Any,
+        timeout: float | None,
+        priority: int | None = None,
+        queue: str | None = None,
+        task_name: str | None = None,
+        delay: Delay | None = None,
+        eta: datetime | None = None,
+        **kwargs: Any,
+    ) -> Task | None: ...
+    @overload
     def add_task(
+        self,
+        *args: Any,
+        priority: int | None,
+        timeout: None = None,
+        queue: str | None = None,
+        task_name: str | None = None,
+        delay: Delay | None = None,
+        eta: datetime | None = None,
+        **kwargs: Any,
+    ) -> Task: ...
+    @overload
+    def add_task(
+        self,
+        *args: Any,
+        queue: str | None,
+        priority: int | None = None,
+        timeout: None = None,
+        task_name: str | None = None,
+        delay: Delay | None = None,
+        eta: datetime | None = None,
+        **kwargs: Any,
+    ) -> Task: ...
+    @overload
+    def add_task(
+        self,
+        *args: Any,
+        task_name: str | None,
+        priority: int | None = None,
+        timeout: None = None,
+        queue: str | None = None,
+        delay: Delay | None = None,
+        eta: datetime | None = None,
+        **kwargs: Any,
+    ) -> Task: ...
+    @overload
+    def add_task(
+        self,
+        *args: Any,
+        delay: Delay | None,
+        priority: int | None = None,
+        timeout: None = None,
+        queue: str | None = None,
+        task_name: str | None = None,
+        eta: datetime | None = None,
+        **kwargs: Any,
+    ) -> Task: ...
+    @overload
+    def add_task(
+        self,
+        *args: Any,
+        eta: datetime | None,
+        priority: int | None = None,
+        timeout: None = None,
+        queue: str | None = None,
+        task_name: str | None = None,
+        delay: Delay | None = None,
+        **kwargs: Any,
+    ) -> Task: ...
+    @overload
+    def add_task(self, *args: P.args, **kwargs: P.kwargs) -> Task: ...
+
+    def add_task(  # type: ignore[misc]  # options in P: see above __call__
         self,
         *args: Any,
         priority: int | None = None,
         timeout: float | None = None,
         queue: str | None = None,
         task_name: str | None = None,
-        delay: float | None = None,
+        delay: Delay | None = None,
         eta: datetime | None = None,
         **kwargs: Any,
     ) -> Task | None:
         """Enqueue a run of this task (or of ``task_name``) and return its record.
 
         With ``timeout``, wait up to that many seconds for it to end and
-        return the record refreshed. With ``delay`` (seconds) or ``eta`` (an
-        aware datetime), it does not start before then.
+        return the record refreshed. With ``delay`` (seconds or a timedelta)
+        or ``eta`` (an aware datetime), it does not start before then.
         """
         return self.app.enqueue(
             self.target(task_name),
@@ -239,14 +374,89 @@ class BaseTask:
             eta=eta,
         )
 
+    @overload
+    async def aadd_task(  # type: ignore[overload-overlap]
+        self,
+        *args: Any,
+        timeout: float | None,
+        priority: int | None = None,
+        queue: str | None = None,
+        task_name: str | None = None,
+        delay: Delay | None = None,
+        eta: datetime | None = None,
+        **kwargs: Any,
+    ) -> Task | None: ...
+    @overload
     async def aadd_task(
+        self,
+        *args: Any,
+        priority: int | None,
+        timeout: None = None,
+        queue: str | None = None,
+        task_name: str | None = None,
+        delay: Delay | None = None,
+        eta: datetime | None = None,
+        **kwargs: Any,
+    ) -> Task: ...
+    @overload
+    async def aadd_task(
+        self,
+        *args: Any,
+        queue: str | None,
+        priority: int | None = None,
+        timeout: None = None,
+        task_name: str | None = None,
+        delay: Delay | None = None,
+        eta: datetime | None = None,
+        **kwargs: Any,
+    ) -> Task: ...
+    @overload
+    async def aadd_task(
+        self,
+        *args: Any,
+        task_name: str | None,
+        priority: int | None = None,
+        timeout: None = None,
+        queue: str | None = None,
+        delay: Delay | None = None,
+        eta: datetime | None = None,
+        **kwargs: Any,
+    ) -> Task: ...
+    @overload
+    async def aadd_task(
+        self,
+        *args: Any,
+        delay: Delay | None,
+        priority: int | None = None,
+        timeout: None = None,
+        queue: str | None = None,
+        task_name: str | None = None,
+        eta: datetime | None = None,
+        **kwargs: Any,
+    ) -> Task: ...
+    @overload
+    async def aadd_task(
+        self,
+        *args: Any,
+        eta: datetime | None,
+        priority: int | None = None,
+        timeout: None = None,
+        queue: str | None = None,
+        task_name: str | None = None,
+        delay: Delay | None = None,
+        **kwargs: Any,
+    ) -> Task: ...
+    @overload
+    async def aadd_task(self, *args: P.args, **kwargs: P.kwargs) -> Task: ...
+
+    async def aadd_task(  # type: ignore[misc]  # options in P: see above __call__
         self,
         *args: Any,
         priority: int | None = None,
         timeout: float | None = None,
         queue: str | None = None,
         task_name: str | None = None,
-        delay: float | None = None,
+        delay: Delay | None = None,
         eta: datetime | None = None,
         **kwargs: Any,
     ) -> Task | None:
@@ -262,8 +472,71 @@ class BaseTask:
             eta=eta,
         )
 
+    # Celery's names ----------------------------------------------------------
+
+    def delay(self, *args: P.args, **kwargs: P.kwargs) -> Task:
+        """Celery's ``task.delay(*args, **kwargs)``: enqueue with these arguments.
+
+        Every keyword is the task's own, as in Celery (so a task parameter
+        named ``priority`` or ``queue`` is passed through); for the options,
+        use ``add_task`` or ``apply_async``.
+        """
+        return self._enqueue(args, kwargs)
+
+    def apply_async(
+        self,
+        args: tuple[Any, ...] | list[Any] | None = None,
+        kwargs: Mapping[str, Any] | None = None,
+        *,
+        countdown: Delay | None = None,
+        eta: datetime | None = None,
+        queue: str | None = None,
+        priority: int | None = None,
+        **options: Any,
+    ) -> Task:
+        """Celery's ``task.apply_async(args, kwargs, countdown=..., ...)``.
+
+        ``countdown`` is ``add_task``'s ``delay``; ``eta``, ``queue`` and
+        ``priority`` are its own (a lower priority runs first). Celery
+        options without a meaning here raise TypeError, saying what to use
+        instead, except those that ignoring cannot hurt (``IGNORED_CELERY_OPTIONS``).
+        """
+        where = f"{self.task_name}.apply_async()"
+        for option in options:
+            if option not in IGNORED_CELERY_OPTIONS:
+                raise TypeError(f"{where}: {refused_celery_option(option)}")
+        if countdown is not None and eta is not None:
+            raise TypeError(f"{where}: give countdown or eta, not both.")
+        if args is not None and not isinstance(args, (list, tuple)):
+            raise TypeError(f"{where}: args must be a list or tuple, not {args!r}.")
+        if kwargs is not None and not isinstance(kwargs, Mapping):
+            raise TypeError(f"{where}: kwargs must be a dict, not {kwargs!r}.")
+        if countdown is not None:
+            eta = run_after(f"{where}, countdown", countdown, None)
+        return self._enqueue(
+            tuple(args or ()), dict(kwargs or {}), priority=priority, queue=queue, eta=eta
+        )
+
+    def _enqueue(
+        self,
+        args: tuple[Any, ...],
+        kwargs: dict[str, Any],
+        *,
+        priority: int | None = None,
+        queue: str | None = None,
+        eta: datetime | None = None,
+    ) -> Task:
+        """Enqueue a run with these arguments, none of them taken as an option
+        (``delay``, ``apply_async``); as ``add_task`` does, without waiting."""
+        return self.app.enqueue(self, args, kwargs, priority=priority, queue=queue, eta=eta)
+
     def s(self, *args: Any, **kwargs: Any) -> Step:
-        """This task as a chain step with these arguments: ``chain(add.s(1, 2), double.s())``."""
+        """This task as a chain step with these arguments: ``chain(add.s(1, 2), double.s())``.
+
+        Not checked against the function's parameters: a chain step gets the
+        previous step's result as its last argument, so ``double.s()`` is
+        right for ``def double(x)``.
+        """
         return Step(self.task_name, args, kwargs)
 
     def target(self, task_name: str | None) -> BaseTask:
@@ -271,27 +544,107 @@ class BaseTask:
         return self if task_name is None else self.app.get_task(task_name)
 
 
-class SyncTask(BaseTask):
+class SyncTask(BaseTask[P, R_co]):
     """Handle of a sync function or generator (run in a worker thread)."""
 
     ctx: SyncContext
     context_class = SyncContext
 
 
-class AsyncTask(BaseTask):
-    """Handle of an ``async def`` function or async generator."""
+class AsyncTask(BaseTask[P, R_co]):
+    """Handle of an ``async def`` function or async generator.
+
+    Its ``add_task``, ``delay`` and ``apply_async`` are typed ``Any``: they
+    return the Task from sync code in the default app, and an awaitable in
+    the async app or when an event loop runs. ``aadd_task`` is typed.
+    """
 
     ctx: AsyncContext
     context_class = AsyncContext
 
+    @overload
     def add_task(
+        self,
+        *args: Any,
+        timeout: float | None,
+        priority: int | None = None,
+        queue: str | None = None,
+        task_name: str | None = None,
+        delay: Delay | None = None,
+        eta: datetime | None = None,
+        **kwargs: Any,
+    ) -> Any: ...
+    @overload
+    def add_task(
+        self,
+        *args: Any,
+        priority: int | None,
+        timeout: None = None,
+        queue: str | None = None,
+        task_name: str | None = None,
+        delay: Delay | None = None,
+        eta: datetime | None = None,
+        **kwargs: Any,
+    ) -> Any: ...
+    @overload
+    def add_task(
+        self,
+        *args: Any,
+        queue: str | None,
+        priority: int | None = None,
+        timeout: None = None,
+        task_name: str | None = None,
+        delay: Delay | None = None,
+        eta: datetime | None = None,
+        **kwargs: Any,
+    ) -> Any: ...
+    @overload
+    def add_task(
+        self,
+        *args: Any,
+        task_name: str | None,
+        priority: int | None = None,
+        timeout: None = None,
+        queue: str | None = None,
+        delay: Delay | None = None,
+        eta: datetime | None = None,
+        **kwargs: Any,
+    ) -> Any: ...
+    @overload
+    def add_task(
+        self,
+        *args: Any,
+        delay: Delay | None,
+        priority: int | None = None,
+        timeout: None = None,
+        queue: str | None = None,
+        task_name: str | None = None,
+        eta: datetime | None = None,
+        **kwargs: Any,
+    ) -> Any: ...
+    @overload
+    def add_task(
+        self,
+        *args: Any,
+        eta: datetime | None,
+        priority: int | None = None,
+        timeout: None = None,
+        queue: str | None = None,
+        task_name: str | None = None,
+        delay: Delay | None = None,
+        **kwargs: Any,
+    ) -> Any: ...
+    @overload
+    def add_task(self, *args: P.args, **kwargs: P.kwargs) -> Any: ...
+
+    def add_task(  # type: ignore[misc]  # options in P: see above __call__
         self,
         *args: Any,
         priority: int | None = None,
         timeout: float | None = None,
         queue: str | None = None,
         task_name: str | None = None,
-        delay: float | None = None,
+        delay: Delay | None = None,
         eta: datetime | None = None,
         **kwargs: Any,
     ) -> Any:
@@ -317,6 +670,39 @@ class AsyncTask(BaseTask):
         )
         return result
 
+    def delay(self, *args: P.args, **kwargs: P.kwargs) -> Any:
+        """Celery's ``delay``: as this handle's ``add_task``, awaitable where that is."""
+        return self._enqueue(args, kwargs)
+
+    def apply_async(
+        self,
+        args: tuple[Any, ...] | list[Any] | None = None,
+        kwargs: Mapping[str, Any] | None = None,
+        *,
+        countdown: Delay | None = None,
+        eta: datetime | None = None,
+        queue: str | None = None,
+        priority: int | None = None,
+        **options: Any,
+    ) -> Any:
+        """Celery's ``apply_async``: as this handle's ``add_task``, awaitable where that is."""
+        return super().apply_async(
+            args, kwargs, countdown=countdown, eta=eta, queue=queue, priority=priority, **options
+        )
+
+    def _enqueue(
+        self,
+        args: tuple[Any, ...],
+        kwargs: dict[str, Any],
+        *,
+        priority: int | None = None,
+        queue: str | None = None,
+        eta: datetime | None = None,
+    ) -> Any:
+        if self.app.is_async or _loop_is_running():
+            return self.app.aenqueue(self, args, kwargs, priority=priority, queue=queue, eta=eta)
+        return super()._enqueue(args, kwargs, priority=priority, queue=queue, eta=eta)
+
 
 def _loop_is_running() -> bool:
     try:
@@ -335,3 +721,53 @@ def handle_class_for(func: Callable[..., Any]) -> type[BaseTask]:
     if inspect.iscoroutinefunction(func) or inspect.isasyncgenfunction(func):
         return AsyncTask
     return SyncTask
+
+
+# What the decorators return, for type checkers: the handle's class follows the
+# function, as ``handle_class_for`` does, and carries its parameters and
+# return type. With ``echo=True`` the function's first parameter is ``self``,
+# which the handle's calls skip. ---------------------------------------------
+
+
+class TaskDecorator(Protocol):
+    """``@app.task(...)``: a SyncTask, or an AsyncTask for an ``async def``."""
+
+    @overload
+    def __call__(self, func: Callable[P, Coroutine[Any, Any, R]], /) -> AsyncTask[P, R]: ...  # type: ignore[overload-overlap]
+    @overload
+    def __call__(self, func: Callable[P, AI], /) -> AsyncTask[P, AI]: ...  # type: ignore[overload-overlap]
+    @overload
+    def __call__(self, func: Callable[P, R], /) -> SyncTask[P, R]: ...
+
+
+class EchoTaskDecorator(Protocol):
+    """``@app.task(echo=True, ...)``: as TaskDecorator, the first parameter (``self``) skipped."""
+
+    @overload
+    def __call__(  # type: ignore[overload-overlap]
+        self, func: Callable[Concatenate[Any, P], Coroutine[Any, Any, R]], /
+    ) -> AsyncTask[P, R]: ...
+    @overload
+    def __call__(self, func: Callable[Concatenate[Any, P], AI], /) -> AsyncTask[P, AI]: ...  # type: ignore[overload-overlap]
+    @overload
+    def __call__(self, func: Callable[Concatenate[Any, P], R], /) -> SyncTask[P, R]: ...
+
+
+class AsyncTaskDecorator(Protocol):
+    """``@app.task(...)`` of the async app and of an AsyncRouter: an AsyncTask always."""
+
+    @overload
+    def __call__(self, func: Callable[P, Coroutine[Any, Any, R]], /) -> AsyncTask[P, R]: ...
+    @overload
+    def __call__(self, func: Callable[P, R], /) -> AsyncTask[P, R]: ...
+
+
+class AsyncEchoTaskDecorator(Protocol):
+    """As AsyncTaskDecorator, with ``echo=True``."""
+
+    @overload
+    def __call__(
+        self, func: Callable[Concatenate[Any, P], Coroutine[Any, Any, R]], /
+    ) -> AsyncTask[P, R]: ...
+    @overload
+    def __call__(self, func: Callable[Concatenate[Any, P], R], /) -> AsyncTask[P, R]: ...
