@@ -324,7 +324,7 @@ def run_tests_defined(namespace: dict[str, Any], block: Block) -> None:
 
 
 @contextmanager
-def testcase_transaction() -> Iterator[None]:
+def rolled_back_transaction() -> Iterator[None]:
     """pytest-django's ``db``: a transaction that is rolled back, as a TestCase's."""
     atomic = transaction.atomic()
     atomic._from_testcase = True  # type: ignore[attr-defined]
@@ -335,7 +335,7 @@ def testcase_transaction() -> Iterator[None]:
 
 #: The fixtures that examples' test functions may ask for, as pytest gives them.
 FIXTURES: dict[str, Callable[[], contextlib.AbstractContextManager[Any]]] = {
-    "db": testcase_transaction,
+    "db": rolled_back_transaction,
     "transactional_db": contextlib.nullcontext,  # the page's test commits
     "qtasks_immediate": immediate,
     "qtasks_worker": WorkerThread,
