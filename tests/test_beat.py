@@ -175,7 +175,12 @@ def tick(at: datetime) -> float:
 def test_a_one_off_schedule_runs_once_then_disables():
     now = timezone.now()
     once = Schedule.objects.create(
-        name="once", task_name="echo", interval=timedelta(minutes=1), one_off=True, next_run_at=now
+        name="once",
+        task_name="echo",
+        args=[1],
+        interval=timedelta(minutes=1),
+        one_off=True,
+        next_run_at=now,
     )
     tick(now)
     tick(now + timedelta(minutes=5))
@@ -204,6 +209,7 @@ def test_the_last_run_before_expiry_disables_the_schedule():
     last = Schedule.objects.create(
         name="last",
         task_name="echo",
+        args=[1],
         interval=timedelta(hours=1),
         next_run_at=now,
         expires_at=now + timedelta(minutes=30),

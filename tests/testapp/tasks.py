@@ -30,7 +30,7 @@ def record_order(self: SyncTask, label: str) -> str:
 
 
 @shared_task(name="renamed.shared")
-def shared(value: int) -> int:
+def shared(value: int, note: Any = None) -> int:
     return value * 2
 
 
