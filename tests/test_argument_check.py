@@ -22,7 +22,8 @@ from pydantic import BaseModel
 
 from django_qtasks import AsyncTask, SyncTask, app
 from django_qtasks.asyncio import app as async_app
-from django_qtasks.exceptions import TaskArgumentsError, TaskSignatureError
+from django_qtasks.chains import Step, chain
+from django_qtasks.exceptions import TaskArgumentsError, TaskSignatureError, UnknownTask
 from django_qtasks.models import Task
 from django_qtasks.plugins import Depends, SyncState
 from django_qtasks.signatures import call_shape
@@ -314,3 +315,35 @@ def test_a_call_is_refused_exactly_when_python_would_refuse_it(func):
 def test_a_function_without_a_signature_is_not_checked():
     assert call_shape(max, "max") is None  # several signatures: none known
     assert call_shape(sample_c, "no_self", skip_first=True) is None  # echo=True without self
+
+
+# Chains: every step but the first also receives the previous result -----------------------
+
+
+def test_a_chain_is_checked_when_it_is_built(checked):
+    fine = chain(checked.add.s(1, 2), checked.add.s(1), checked.anything)
+    assert [step.task_name for step in fine.steps] == ["check.add", "check.add", "check.anything"]
+    with pytest.raises(TaskSignatureError) as raised:
+        chain(checked.add.s(1, 2), checked.add.s(1, 2))
+    assert str(raised.value) == (
+        "Arguments of chain step 2, task 'check.add', do not fit add(a, b) (it also receives "
+        "the previous step's result, as its last positional argument): too many positional "
+        "arguments: it takes 2 (a, b), 3 were given."
+    )
+    with pytest.raises(TaskSignatureError, match=r"chain step 1, task 'check\.add'.*'b'"):
+        chain(checked.add.s(1), checked.add.s(1))
+    with pytest.raises(TaskSignatureError, match=r"chain step 3, task 'check\.add'.*'b'"):
+        chain(checked.add.s(1, 2), checked.anything.s(), checked.add)
+    assert not Task.objects.exists()
+
+
+def test_a_chain_of_a_task_registered_later_is_checked_by_add_task(checked):
+    built = chain(checked.add.s(1, 2), Step("check.later", (1,)))  # unknown: left to add_task
+    with pytest.raises(UnknownTask, match=r"No task named 'check\.later'"):
+        built.add_task()
+    app.task(name="check.later")(add)
+    with pytest.raises(TaskSignatureError, match=r"chain step 2, task 'check\.later'.*3 were"):
+        chain(checked.add.s(1, 2), Step("check.later", (1, 2))).add_task()
+    assert not Task.objects.exists()
+    first, *_ = built.add_task()
+    assert first.chain_steps == [{"task_name": "check.later", "args": [1], "kwargs": {}}]

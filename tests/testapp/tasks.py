@@ -149,7 +149,7 @@ def retry_keyerror(self: SyncTask, fail_times: int) -> int:
 
 
 @app.task(retry=3, retry_on_exc=[KeyError])
-def retry_wrong_exc() -> None:
+def retry_wrong_exc(previous: Any = None) -> None:
     raise ValueError("not retried")
 
 
