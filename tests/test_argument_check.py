@@ -19,6 +19,7 @@ from typing import Annotated, Any
 import pytest
 from asgiref.sync import async_to_sync
 from pydantic import BaseModel
+from rest_framework.test import APIClient
 
 from django_qtasks import AsyncTask, SyncTask, app
 from django_qtasks.asyncio import app as async_app
@@ -28,6 +29,7 @@ from django_qtasks.models import Task
 from django_qtasks.plugins import Depends, SyncState
 from django_qtasks.signatures import call_shape
 from django_qtasks.worker.executor import TaskExecutor
+from tests.api_helpers import TASKS, client_for, snapshot
 
 pytestmark = pytest.mark.django_db
 
@@ -347,3 +349,42 @@ def test_a_chain_of_a_task_registered_later_is_checked_by_add_task(checked):
     assert not Task.objects.exists()
     first, *_ = built.add_task()
     assert first.chain_steps == [{"task_name": "check.later", "args": [1], "kwargs": {}}]
+
+
+# The REST API: a 400 under the field, naming the parameter -------------------------------------
+
+
+@pytest.fixture
+def api(db: None) -> APIClient:
+    return client_for("root", superuser=True)
+
+
+@pytest.mark.parametrize(
+    ("body", "field", "reason"),
+    [
+        ({"args": [1]}, "args", "missing an argument for parameter 'b'"),
+        ({"kwargs": {"a": 1}}, "kwargs", "missing an argument for parameter 'b'"),
+        (
+            {"args": [1, 2, 3]},
+            "args",
+            "too many positional arguments: it takes 2 (a, b), 3 were given",
+        ),
+        ({"args": [1, 2], "kwargs": {"c": 3}}, "kwargs", "unexpected keyword argument 'c'"),
+    ],
+)
+def test_the_api_refuses_a_wrong_call_with_a_400_naming_the_parameter(
+    checked, api, body, field, reason
+):
+    before = snapshot()
+    response = api.post(TASKS, {"task_name": "check.add", **body}, format="json")
+    assert response.status_code == 400
+    assert response.json() == {
+        field: [f"Arguments of task 'check.add' do not fit add(a, b): {reason}."]
+    }
+    assert snapshot() == before
+
+
+def test_the_api_enqueues_a_right_call(checked, api):
+    response = api.post(TASKS, {"task_name": "check.greet", "args": ["Ann"]}, format="json")
+    assert response.status_code == 201
+    assert response.json()["args"] == ["Ann"]
