@@ -12,12 +12,15 @@ from __future__ import annotations
 
 import contextlib
 import inspect
+import logging
 from collections.abc import Iterator
 from types import SimpleNamespace
 from typing import Annotated, Any
 
 import pytest
 from asgiref.sync import async_to_sync
+from django.core.exceptions import ValidationError
+from django.test import override_settings
 from pydantic import BaseModel
 from rest_framework.test import APIClient
 
@@ -25,7 +28,7 @@ from django_qtasks import AsyncTask, SyncTask, app
 from django_qtasks.asyncio import app as async_app
 from django_qtasks.chains import Step, chain
 from django_qtasks.exceptions import TaskArgumentsError, TaskSignatureError, UnknownTask
-from django_qtasks.models import Task
+from django_qtasks.models import Schedule, Task
 from django_qtasks.plugins import Depends, SyncState
 from django_qtasks.signatures import call_shape
 from django_qtasks.worker.executor import TaskExecutor
@@ -388,3 +391,61 @@ def test_the_api_enqueues_a_right_call(checked, api):
     response = api.post(TASKS, {"task_name": "check.greet", "args": ["Ann"]}, format="json")
     assert response.status_code == 201
     assert response.json()["args"] == ["Ann"]
+
+
+# Schedules: refused where they are made; a stored one that no longer fits runs nothing ----------
+
+
+def test_a_schedule_whose_arguments_do_not_fit_is_invalid(checked):
+    row = Schedule(name="sums", task_name="check.add", cron="0 * * * *", args=[1], kwargs={})
+    with pytest.raises(ValidationError) as raised:
+        row.full_clean()
+    assert raised.value.message_dict == {
+        "args": [
+            "Arguments of task 'check.add' do not fit add(a, b): missing an argument for "
+            "parameter 'b'."
+        ]
+    }
+    row.args = [1, 2]
+    row.full_clean()
+
+
+def test_a_settings_schedule_whose_arguments_do_not_fit_is_a_check_error(checked):
+    from django_qtasks.checks import check_settings
+
+    entry = {"task": "check.greet", "interval": 60, "args": ["Ann"], "kwargs": {"rude": True}}
+    with override_settings(QTASKS={"SCHEDULES": {"hello": entry}}):
+        errors = check_settings()
+    assert [(error.id, error.msg) for error in errors] == [
+        (
+            "django_qtasks.E005",
+            "QTASKS['SCHEDULES']['hello']: Arguments of task 'check.greet' do not fit "
+            "greet(name, *, polite=False): unexpected keyword argument 'rude'.",
+        )
+    ]
+
+
+def test_the_beat_logs_a_stored_schedule_that_no_longer_fits_and_writes_no_task(checked, caplog):
+    from django_qtasks.beat import enqueue_run
+
+    row = Schedule.objects.create(name="old", task_name="check.add", cron="0 * * * *", args=[1])
+    with caplog.at_level(logging.ERROR, logger="django_qtasks.beat"):
+        assert enqueue_run(row) is None
+    assert "Schedule old could not enqueue its task: Arguments of task 'check.add'" in caplog.text
+    assert not Task.objects.exists()
+
+
+def test_the_admin_says_why_a_schedule_could_not_run(checked, admin_client):
+    from django.urls import reverse
+
+    row = Schedule.objects.create(name="old", task_name="check.add", cron="0 * * * *", args=[1])
+    response = admin_client.post(
+        reverse("admin:django_qtasks_schedule_changelist"),
+        {"action": "run_selected", "_selected_action": [str(row.pk)]},
+        follow=True,
+    )
+    [message] = [str(message) for message in response.context["messages"]]
+    assert message == (
+        "1 schedule could not run because its arguments do not fit its task: old (check.add)."
+    )
+    assert not Task.objects.exists()
