@@ -37,7 +37,7 @@ from tests.api_helpers import TASKS, client_for, snapshot
 pytestmark = pytest.mark.django_db
 
 
-# The functions: registered by the ``checked`` fixture -------------------------------------
+# The functions: registered by the ``checked`` fixture ----------------------------------------
 
 
 def add(a: int, b: int) -> int:
@@ -144,7 +144,7 @@ def checked() -> Iterator[SimpleNamespace]:
         app.unregister(name)
 
 
-# Every way of enqueueing refuses a wrong call, and writes nothing ---------------------------
+# Every way of enqueueing refuses a wrong call, and writes nothing ----------------------------
 
 
 @pytest.mark.parametrize(
@@ -206,7 +206,7 @@ def test_a_right_call_is_written_as_before(checked):
     assert Task.objects.count() == 3
 
 
-# What the package gives is not asked of the caller ---------------------------------------------
+# What the package gives is not asked of the caller -------------------------------------------
 
 
 def test_self_of_an_echo_task_is_not_an_argument(checked):
@@ -276,7 +276,7 @@ def test_the_shape_is_made_at_the_first_check_not_at_import(checked):
     assert vars(checked.add)["call_shape"] is shape
 
 
-# The same answer as Python's own binding --------------------------------------------------
+# The same answer as Python's own binding -----------------------------------------------------
 
 
 def sample_a(a, b=2, *args, c, d=4, **kwargs): ...  # type: ignore[no-untyped-def]
@@ -322,7 +322,7 @@ def test_a_function_without_a_signature_is_not_checked():
     assert call_shape(sample_c, "no_self", skip_first=True) is None  # echo=True without self
 
 
-# Chains: every step but the first also receives the previous result -----------------------
+# Chains: every step but the first also receives the previous result --------------------------
 
 
 def test_a_chain_is_checked_when_it_is_built(checked):
@@ -354,7 +354,7 @@ def test_a_chain_of_a_task_registered_later_is_checked_by_add_task(checked):
     assert first.chain_steps == [{"task_name": "check.later", "args": [1], "kwargs": {}}]
 
 
-# The REST API: a 400 under the field, naming the parameter -------------------------------------
+# The REST API: a 400 under the field, naming the parameter -----------------------------------
 
 
 @pytest.fixture
@@ -393,7 +393,7 @@ def test_the_api_enqueues_a_right_call(checked, api):
     assert response.json()["args"] == ["Ann"]
 
 
-# Schedules: refused where they are made; a stored one that no longer fits runs nothing ----------
+# Schedules: refused where they are made; a stored one that no longer fits runs nothing -------
 
 
 def test_a_schedule_whose_arguments_do_not_fit_is_invalid(checked):
