@@ -537,10 +537,11 @@ def new_record(
     schedule: Schedule | None = None,
     chain_steps: list[dict[str, Any]] | None = None,
 ) -> Task:
-    """An unsaved Task row for ``handle``, its arguments checked to be JSON."""
+    """An unsaved Task row for ``handle``, its arguments checked to be JSON and to fit
+    the function (``handle.check_call``)."""
     from django_qtasks.models import Task
 
-    return Task.new(
+    record = Task.new(
         handle.task_name,
         args,
         kwargs,
@@ -553,3 +554,5 @@ def new_record(
         schedule=schedule,
         chain_steps=chain_steps or [],
     )
+    handle.check_call(args, kwargs)
+    return record

@@ -6,7 +6,9 @@ last positional argument. The rest of the chain is stored on the running
 task's row (``chain_steps``); when a step succeeds, its worker enqueues the
 next one in the same transaction that saves the result, linked back through
 ``chain_previous``. A step that ends in ``error`` or ``cancel`` stops the
-chain; the steps that did not run stay listed on its row.
+chain; the steps that did not run stay listed on its row. Each step's
+arguments, with the previous result counted for every step but the first,
+are checked against its function when the chain is built (``Chain.check``).
 """
 
 from __future__ import annotations
@@ -15,6 +17,7 @@ import time
 from typing import TYPE_CHECKING, Any
 
 from asgiref.sync import sync_to_async
+from django.apps import apps
 
 from django_qtasks.exceptions import QTasksError, WaitTimeout
 from django_qtasks.registry import default_app
@@ -41,6 +44,25 @@ class Chain:
                     f"Chain steps are tasks or task.s(...) steps, not {step!r}; e.g. "
                     "chain(add.s(1, 2), double.s())."
                 )
+        # Once Django is set up: a chain built while the tasks modules are still
+        # being imported is checked by add_task, when every task is registered.
+        if apps.ready:
+            self.check(known_only=True)
+
+    def check(self, *, known_only: bool = False) -> None:
+        """Raise TaskSignatureError when a step's arguments do not fit its function.
+
+        A step after the first also receives the previous step's result, as
+        its last positional argument. An unknown task raises UnknownTask,
+        unless ``known_only``: then it is left to ``add_task``.
+        """
+        app = default_app()
+        for index, step in enumerate(self.steps):
+            handle = app.tasks.get(step.task_name) if known_only else app.get_task(step.task_name)
+            if handle is not None:
+                handle.check_call(
+                    step.args, step.kwargs, step=f"chain step {index + 1}", appended=index > 0
+                )
 
     def add_task(self, *, timeout: float | None = None) -> list[Task]:
         """Enqueue the first step; return the chain's tasks so far.
@@ -50,10 +72,10 @@ class Chain:
         record in order, like QTasks' ``chain.get()``.
         """
         app = default_app()
+        # An unknown name or arguments that do not fit fail here, not mid-chain.
+        self.check()
         first, *rest = self.steps
         handle = app.get_task(first.task_name)
-        for step in rest:
-            app.get_task(step.task_name)  # an unknown name fails here, not mid-chain
         start = first.as_json()
         record = app.enqueue(
             handle, start["args"], start["kwargs"], chain_steps=[step.as_json() for step in rest]

@@ -16,7 +16,20 @@ class DuplicateTask(QTasksError, ValueError):
 
 
 class TaskArgumentsError(QTasksError, TypeError):
-    """Task arguments (or extra options) are not JSON."""
+    """Task arguments (or extra options) are not JSON, or do not fit the task's function."""
+
+
+class TaskSignatureError(TaskArgumentsError):
+    """A call's arguments do not fit the task's function: refused at enqueue.
+
+    ``field`` is where the mistake is, ``"args"`` or ``"kwargs"`` (the API
+    reports it under that key), and ``parameters`` the names it is about.
+    """
+
+    def __init__(self, message: str, *, field: str, parameters: tuple[str, ...] = ()) -> None:
+        super().__init__(message)
+        self.field = field
+        self.parameters = parameters
 
 
 class BrokerError(QTasksError):

@@ -17,12 +17,13 @@ from typing import TYPE_CHECKING, Any
 
 from django_qtasks.conf import qtasks_settings
 from django_qtasks.cron import validate_cron
-from django_qtasks.exceptions import InvalidSchedule
+from django_qtasks.exceptions import InvalidSchedule, TaskSignatureError
 from django_qtasks.registry import default_app
 from django_qtasks.validation import is_int, is_json, is_number
 
 if TYPE_CHECKING:
     from django_qtasks.models import Schedule
+    from django_qtasks.task import BaseTask
 
 logger = logging.getLogger("django_qtasks.beat")
 
@@ -132,7 +133,12 @@ def settings_entry_problems(name: Any, entry: Any) -> list[str]:
             parse_timing(entry.get("cron", entry.get("interval")), where)
         except InvalidSchedule as exc:
             problems.append(str(exc))
-    problems += _arguments_problems(entry.get("args", []), entry.get("kwargs", {}), where)
+    arguments = _arguments_problems(entry.get("args", []), entry.get("kwargs", {}), where)
+    if not arguments and isinstance(task_name, str) and task_name in tasks:
+        mismatch = call_problem(tasks[task_name], entry.get("args", []), entry.get("kwargs", {}))
+        if mismatch is not None:
+            arguments.append(f"{where}: {mismatch}")
+    problems += arguments
     priority = entry.get("priority")
     if priority is not None and not is_int(priority):
         problems.append(f"{where}['priority'] must be an int, not {priority!r}.")
@@ -157,7 +163,22 @@ def check_schedule(schedule: Schedule) -> dict[str, str]:
         problems["args"] = "Arguments must be a JSON list, e.g. [1, 2]."
     if not isinstance(schedule.kwargs, dict):
         problems["kwargs"] = 'Keyword arguments must be a JSON object, e.g. {"key": 1}.'
+    handle = default_app().tasks.get(schedule.task_name)
+    if handle is not None and not ({"args", "kwargs"} & set(problems)):
+        try:
+            handle.check_call(schedule.args, schedule.kwargs)
+        except TaskSignatureError as exc:
+            problems[exc.field] = str(exc)
     return problems
+
+
+def call_problem(handle: BaseTask, args: Any, kwargs: Any) -> str | None:
+    """Why the task cannot be called with ``args`` and ``kwargs``; None if it can."""
+    try:
+        handle.check_call(list(args), dict(kwargs))
+    except TaskSignatureError as exc:
+        return str(exc)
+    return None
 
 
 def _arguments_problems(args: Any, kwargs: Any, where: str) -> list[str]:

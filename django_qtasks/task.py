@@ -22,6 +22,7 @@ from django_qtasks.celery_options import IGNORED_CELERY_OPTIONS, refused_celery_
 from django_qtasks.context import AsyncContext, BaseContext, SyncContext
 from django_qtasks.exceptions import TaskArgumentsError
 from django_qtasks.scheduling import parse_timing
+from django_qtasks.signatures import CallShape, call_shape
 from django_qtasks.task_cls import AsyncTaskCls, BaseTaskCls, SyncTaskCls
 from django_qtasks.validation import ensure_json, is_int, is_max_time, is_retry, run_after
 
@@ -76,6 +77,9 @@ class BaseTask(Generic[P, R_co]):
     context_class: type[BaseContext] = BaseContext
     schedule_cron: str = ""
     schedule_interval: timedelta | None = None
+    #: Whether enqueueing checks the arguments against the function
+    #: (``check_call``); ``handle.check_arguments = False`` leaves that to the run.
+    check_arguments: bool = True
 
     def __init__(
         self,
@@ -176,6 +180,29 @@ class BaseTask(Generic[P, R_co]):
     @functools.cached_property
     def is_generator(self) -> bool:
         return inspect.isgeneratorfunction(self.func) or inspect.isasyncgenfunction(self.func)
+
+    @functools.cached_property
+    def call_shape(self) -> CallShape | None:
+        """What a call must give the function; None when it cannot be known before the
+        run: ``middlewares_before`` and an ``executor`` may change the arguments."""
+        if self.middlewares_before or self.executor is not None:
+            return None
+        return call_shape(self.func, self.task_name, skip_first=self.echo)
+
+    def check_call(
+        self,
+        args: Sequence[Any],
+        kwargs: dict[str, Any],
+        *,
+        step: str = "",
+        appended: bool = False,
+    ) -> None:
+        """Raise TaskSignatureError (a TypeError) when the arguments do not fit the
+        function, as calling it would; see ``django_qtasks.signatures``."""
+        if self.check_arguments:
+            shape = self.call_shape
+            if shape is not None:
+                shape.check(args, kwargs, step=step, appended=appended)
 
     def bind(self, ctx: BaseContext) -> BaseTask:
         """A copy of this handle whose ``ctx`` is one run's context."""

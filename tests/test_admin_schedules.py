@@ -160,7 +160,9 @@ def test_add_a_schedule_with_a_cron_expression_shows_its_next_run(admin_client):
 
 
 def test_add_an_interval_schedule_with_empty_arguments(admin_client):
-    data = form_data(name="often", cron="", interval="00:10:00", args="", kwargs="")
+    data = form_data(
+        name="often", task_name="decoded", cron="", interval="00:10:00", args="", kwargs=""
+    )
     response = admin_client.post(schedule_url("add"), data)
     assert response.status_code == 302
     row = Schedule.objects.get(name="often")

@@ -39,7 +39,9 @@ READS: dict[str, Call] = {
     "stats": lambda client, task: client.get(STATS),
 }
 WRITES: dict[str, Call] = {
-    "create": lambda client, task: client.post(TASKS, {"task_name": "echo"}, format="json"),
+    "create": lambda client, task: client.post(
+        TASKS, {"task_name": "echo", "args": [1]}, format="json"
+    ),
     "cancel": lambda client, task: client.post(cancel_url(task), {"reason": "r"}, format="json"),
     "retry": lambda client, task: client.post(retry_url(task)),
 }
@@ -155,7 +157,10 @@ def test_permission_classes_are_a_setting():
     ):
         assert anonymous.get(STATS).status_code == 200
         # Changes still need the model permission, which nobody anonymous has.
-        assert anonymous.post(TASKS, {"task_name": "echo"}, format="json").status_code == 403
+        assert (
+            anonymous.post(TASKS, {"task_name": "echo", "args": [1]}, format="json").status_code
+            == 403
+        )
     assert user.get(TASKS).status_code == 403
     assert Task.objects.count() == 1
 

@@ -38,7 +38,7 @@ from django.utils import timezone
 from django_qtasks import app
 from django_qtasks.backends import QTasksBackend
 from django_qtasks.backends.results import exception_class_path, marker
-from django_qtasks.exceptions import TaskArgumentsError, UnknownTask
+from django_qtasks.exceptions import TaskArgumentsError, TaskSignatureError, UnknownTask
 from django_qtasks.models import Task, TaskStatus
 from tests.conftest import run_worker, wait_status, wait_until
 from tests.testapp import django_tasks, tasks_backend
@@ -418,6 +418,26 @@ def test_arguments_must_be_json():
     with pytest.raises(TaskArgumentsError, match=r"args\[0\]"):
         django_tasks.add.enqueue(object(), 1)
     assert not Task.objects.exists()
+
+
+@pytest.mark.django_db
+def test_arguments_that_do_not_fit_the_function_are_refused_at_enqueue():
+    # As for every task: a TypeError naming the parameter, and no row.
+    with pytest.raises(TaskSignatureError) as raised:
+        django_tasks.add.enqueue(1)
+    assert str(raised.value) == (
+        "Arguments of task 'tests.testapp.django_tasks.add' do not fit add(a, b): missing an "
+        "argument for parameter 'b'."
+    )
+    with pytest.raises(TaskSignatureError, match="unexpected keyword argument 'c'"):
+        async_to_sync(django_tasks.async_add.aenqueue)(1, 2, c=3)
+    # A takes_context task's context is the worker's to give.
+    with pytest.raises(TaskSignatureError, match=r"context_report\(fail_first\): missing"):
+        django_tasks.context_report.enqueue()
+    assert not Task.objects.exists()
+    assert row(django_tasks.context_report.enqueue(fail_first=False)).kwargs == {
+        "fail_first": False
+    }
 
 
 @pytest.mark.django_db

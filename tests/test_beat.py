@@ -175,7 +175,12 @@ def tick(at: datetime) -> float:
 def test_a_one_off_schedule_runs_once_then_disables():
     now = timezone.now()
     once = Schedule.objects.create(
-        name="once", task_name="echo", interval=timedelta(minutes=1), one_off=True, next_run_at=now
+        name="once",
+        task_name="echo",
+        args=[1],
+        interval=timedelta(minutes=1),
+        one_off=True,
+        next_run_at=now,
     )
     tick(now)
     tick(now + timedelta(minutes=5))
@@ -204,6 +209,7 @@ def test_the_last_run_before_expiry_disables_the_schedule():
     last = Schedule.objects.create(
         name="last",
         task_name="echo",
+        args=[1],
         interval=timedelta(hours=1),
         next_run_at=now,
         expires_at=now + timedelta(minutes=30),
@@ -305,9 +311,13 @@ def test_code_and_settings_schedules_become_rows_when_the_beat_starts():
 def test_a_retimed_declaration_gets_a_new_next_run():
     from django_qtasks.beat import sync_declared_schedules
 
-    with override_settings(QTASKS={"SCHEDULES": {"s": {"task": "echo", "interval": 3600}}}):
+    with override_settings(
+        QTASKS={"SCHEDULES": {"s": {"task": "echo", "interval": 3600, "args": [1]}}}
+    ):
         sync_declared_schedules()
-    with override_settings(QTASKS={"SCHEDULES": {"s": {"task": "echo", "interval": 60}}}):
+    with override_settings(
+        QTASKS={"SCHEDULES": {"s": {"task": "echo", "interval": 60, "args": [1]}}}
+    ):
         sync_declared_schedules()
     row = Schedule.objects.get(name="s")
     assert row.interval == timedelta(seconds=60)
@@ -339,11 +349,12 @@ def test_bad_settings_schedules_are_system_check_errors():
     from django_qtasks.checks import check_settings
 
     schedules = {
-        "nightly": {"task": "echo", "cron": "0 25 * * *"},
-        "both": {"task": "echo", "cron": "* * * * *", "interval": 5},
+        "nightly": {"task": "echo", "cron": "0 25 * * *", "args": [1]},
+        "both": {"task": "echo", "cron": "* * * * *", "interval": 5, "args": [1]},
         "ghost": {"task": "nope", "interval": 5, "colour": "red"},
         "args": {"task": "echo", "interval": 5, "args": {"a": 1}},
-        "hourly": {"task": "echo", "interval": 5},
+        "arity": {"task": "echo", "interval": 5, "kwargs": {"valeu": 2}},
+        "hourly": {"task": "echo", "interval": 5, "args": [1]},
     }
     with override_settings(QTASKS={"SCHEDULES": schedules}):
         messages = [(error.id, error.msg) for error in check_settings()]
@@ -358,10 +369,14 @@ def test_bad_settings_schedules_are_system_check_errors():
     assert texts[2].startswith("QTASKS['SCHEDULES']['ghost'] has unknown keys ['colour']")
     assert texts[3].startswith("QTASKS['SCHEDULES']['ghost']['task'] = 'nope' is not a registered")
     assert texts[4] == "QTASKS['SCHEDULES']['args']['args'] must be a JSON list, not {'a': 1}."
-    assert texts[5].startswith(
+    assert texts[5] == (
+        "QTASKS['SCHEDULES']['arity']: Arguments of task 'echo' do not fit echo(value): "
+        "unexpected keyword argument 'valeu' (did you mean 'value'?)."
+    )
+    assert texts[6].startswith(
         "QTASKS['SCHEDULES']['hourly']: the task 'hourly' already declares a schedule"
     )
-    assert len(texts) == 6
+    assert len(texts) == 7
 
 
 def test_the_beat_command_refuses_a_broken_setting():

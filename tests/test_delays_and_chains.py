@@ -162,4 +162,4 @@ def test_a_chain_needs_steps():
         chain()
     with pytest.raises(TypeError, match=r"Chain steps are tasks or task\.s"):
         chain(tasks.echo.s(1), "echo")  # type: ignore[arg-type]
-    assert repr(chain(tasks.echo.s(1), tasks.push)) == "chain(echo, push)"
+    assert repr(chain(tasks.echo.s(1), tasks.push.s(2))) == "chain(echo, push)"

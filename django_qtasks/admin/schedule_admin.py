@@ -41,6 +41,7 @@ from django_qtasks.admin.schedule_form import ScheduleForm, problems_of
 from django_qtasks.cron import describe_cron
 from django_qtasks.exceptions import InvalidSchedule
 from django_qtasks.models import Schedule, ScheduleSource, Task
+from django_qtasks.registry import default_app
 
 #: What the beat rewrites from code and settings: read-only on such a schedule.
 DECLARED_FIELDS = [
@@ -103,7 +104,10 @@ def timing_text(schedule: Schedule) -> str:
 @dataclass
 class RunReport:
     created: list[tuple[Schedule, Task]] = field(default_factory=list)
+    #: Schedules whose task is not registered.
     failed: list[Schedule] = field(default_factory=list)
+    #: Schedules whose arguments the task refuses (its page says why).
+    unfit: list[Schedule] = field(default_factory=list)
 
     def message(self) -> SafeString:
         parts = []
@@ -139,13 +143,29 @@ class RunReport:
                     ", ".join(f"{s.name} ({s.task_name})" for s in self.failed),
                 )
             )
+        if self.unfit:
+            count = len(self.unfit)
+            parts.append(
+                format_html(
+                    "{}: {}",
+                    ngettext(
+                        "%(count)d schedule could not run because its arguments do not fit "
+                        "its task",
+                        "%(count)d schedules could not run because their arguments do not fit "
+                        "their tasks",
+                        count,
+                    )
+                    % {"count": count},
+                    ", ".join(f"{s.name} ({s.task_name})" for s in self.unfit),
+                )
+            )
         if not parts:
             return format_html("{}", _("No schedule was selected."))
         return format_html("{}.", format_html_join("; ", "{}", ((part,) for part in parts)))
 
     @property
     def level(self) -> int:
-        if not self.failed:
+        if not (self.failed or self.unfit):
             return messages.SUCCESS
         return messages.WARNING if self.created else messages.ERROR
 
@@ -165,7 +185,8 @@ def run_schedules(
     for schedule in schedules:
         task = beat.run_now(schedule)
         if task is None:
-            report.failed.append(schedule)
+            registered = schedule.task_name in default_app().tasks
+            (report.unfit if registered else report.failed).append(schedule)
             continue
         report.created.append((schedule, task))
         model_admin.log_change(request, schedule, _("Ran now: task %(uuid)s") % {"uuid": task.pk})

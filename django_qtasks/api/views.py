@@ -28,7 +28,7 @@ from django_qtasks.api.serializers import (
     TaskListSerializer,
     TaskSerializer,
 )
-from django_qtasks.exceptions import TaskArgumentsError
+from django_qtasks.exceptions import TaskArgumentsError, TaskSignatureError
 from django_qtasks.models import Task, TaskStatus
 
 
@@ -95,6 +95,9 @@ class TaskViewSet(
                 delay=data.get("delay"),
                 eta=data.get("eta"),
             )
+        except TaskSignatureError as exc:
+            # Arguments that do not fit the task's function, under the field they are in.
+            raise ValidationError({exc.field: [str(exc)]}) from exc
         except (TaskArgumentsError, ValueError) as exc:
             # Input the serializer let through but the core refuses (e.g. text the
             # database cannot store): the caller's mistake, and nothing was written.

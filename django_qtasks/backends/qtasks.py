@@ -32,6 +32,7 @@ from django_qtasks.backends.results import (
     qtasks_priority,
     to_result,
 )
+from django_qtasks.signatures import call_shape
 from django_qtasks.validation import is_max_time, is_retry
 
 
@@ -146,6 +147,11 @@ class QTasksBackend(BaseTaskBackend):
         self.validate_task(task)
         options = self.run_options(task)
         name = task.module_path
+        # As for every task: arguments that do not fit the function are refused here
+        # (TaskSignatureError, a TypeError), not at the run. Not ``context``: the worker gives it.
+        shape = call_shape(task.func, name, skip_first=task.takes_context)
+        if shape is not None:
+            shape.check(args, kwargs)
         record = Task.new(
             name,
             args,

@@ -54,21 +54,30 @@ def model_parameters(func: Callable[..., Any], echo: bool) -> tuple[tuple[int, s
 
 
 def build_models(
-    func: Callable[..., Any], echo: bool, args: list[Any], kwargs: dict[str, Any]
+    func: Callable[..., Any],
+    echo: bool,
+    args: list[Any],
+    kwargs: dict[str, Any],
+    *,
+    build: bool = True,
 ) -> tuple[list[Any], dict[str, Any]]:
     """The task's arguments with a model in place of each model parameter's data.
 
     For a parameter ``item: Item``: ``item={...}`` by name, a dict in its
     position, or (as in QTasks) the model's fields by name and then the
     remaining positional arguments in field order: ``("Test", value=42)``.
+    With ``build=False``, the data is left in the model's place, unchecked:
+    the arguments as the function will receive them, for ``signatures``.
+    ``args`` and ``kwargs`` are changed in place.
     """
     for position, name, model in model_parameters(func, echo):
         if name in kwargs:
-            if not isinstance(kwargs[name], model):
+            if build and not isinstance(kwargs[name], model):
                 kwargs[name] = model.model_validate(kwargs[name])
             continue
         if position < len(args) and isinstance(args[position], dict):
-            args[position] = model.model_validate(args[position])
+            if build:
+                args[position] = model.model_validate(args[position])
             continue
         fields = list(model.model_fields)
         data = {field: kwargs.pop(field) for field in fields if field in kwargs}
@@ -77,7 +86,7 @@ def build_models(
             if field not in data and rest:
                 data[field] = rest.pop(0)
         args = args[:position] + rest
-        kwargs[name] = model(**data)
+        kwargs[name] = model(**data) if build else data
     return args, kwargs
 
 

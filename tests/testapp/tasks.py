@@ -30,7 +30,7 @@ def record_order(self: SyncTask, label: str) -> str:
 
 
 @shared_task(name="renamed.shared")
-def shared(value: int) -> int:
+def shared(value: int, note: Any = None) -> int:
     return value * 2
 
 
@@ -149,7 +149,7 @@ def retry_keyerror(self: SyncTask, fail_times: int) -> int:
 
 
 @app.task(retry=3, retry_on_exc=[KeyError])
-def retry_wrong_exc() -> None:
+def retry_wrong_exc(previous: Any = None) -> None:
     raise ValueError("not retried")
 
 
