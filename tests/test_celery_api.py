@@ -81,7 +81,7 @@ def test_apply_async_without_options_uses_the_decorators(routed):
     record = stored(routed.apply_async([4]))
     assert (record.args, record.kwargs) == ([4], {})
     assert (record.queue, record.priority, record.run_after) == ("routes", 2, None)
-    assert stored(tasks.echo.apply_async()).args == []
+    assert stored(tasks.decoded.apply_async()).args == []
 
 
 def test_apply_async_takes_an_eta_and_a_timedelta_countdown():
