@@ -147,12 +147,19 @@ def test_a_worker_sends_the_signals_once_each_after_writing_the_row(start_worker
     for line in lines():
         by_task.setdefault(line["task"], []).append(line)
     retried_lines = by_task[str(retried.pk)]
-    assert [(line["signal"], line["attempt"], line["stored_status"]) for line in retried_lines] == [
-        ("task_started", 1, "process"),
-        ("task_retried", 1, "retry"),
-        ("task_started", 2, "process"),
-        ("task_succeeded", 2, "success"),
-        ("task_finished", 2, "success"),
+    assert [(line["signal"], line["attempt"]) for line in retried_lines] == [
+        ("task_started", 1),
+        ("task_retried", 1),
+        ("task_started", 2),
+        ("task_succeeded", 2),
+        ("task_finished", 2),
+    ]
+    assert [line["attempt_written"] for line in retried_lines] == [False, True, False, True, True]
+    assert [retried_lines[i]["stored_status"] for i in (0, 2, 3, 4)] == [
+        "process",
+        "process",
+        "success",
+        "success",
     ]
     assert retried_lines[1]["exception"].startswith("LookupError(")
     assert retried_lines[3]["result"] == "found"

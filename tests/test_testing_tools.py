@@ -7,6 +7,8 @@ import os
 import subprocess
 import sys
 import textwrap
+import uuid
+from collections.abc import Iterator
 from pathlib import Path
 
 import django
@@ -33,6 +35,15 @@ from django_qtasks.testing import (
 from tests.testapp import tasks, tasks_testing
 
 ROOT = Path(__file__).resolve().parent.parent
+
+
+@pytest.fixture
+def own_default_queue() -> Iterator[str]:
+    """Tasks that name no queue go to one of this test's own: the session's shared
+    worker (tests/conftest.py) serves "default", and sees what a test commits."""
+    queue = f"testing-tools-{uuid.uuid4().hex[:8]}"
+    with override_settings(QTASKS={**settings.QTASKS, "DEFAULT_QUEUE": queue}):
+        yield queue
 
 
 # --- Immediate mode in a test that never commits (TestCase, pytest-django's db) -------
@@ -175,7 +186,7 @@ def test_immediate_works_as_a_context_manager_and_restores_the_settings():
 
 
 @pytest.mark.django_db(transaction=True)
-def test_in_a_committed_transaction_the_task_runs_at_commit(qtasks_immediate):
+def test_in_a_committed_transaction_the_task_runs_at_commit(own_default_queue, qtasks_immediate):
     with transaction.atomic():
         User.objects.create(username="hal")
         row = tasks_testing.count_users.add_task("hal")
@@ -190,7 +201,7 @@ def test_in_a_committed_transaction_the_task_runs_at_commit(qtasks_immediate):
 @pytest.mark.broker
 @pytest.mark.amqp
 @pytest.mark.django_db(transaction=True)
-def test_the_test_worker_runs_tasks_on_queues_of_its_own(qtasks_worker):
+def test_the_test_worker_runs_tasks_on_queues_of_its_own(own_default_queue, qtasks_worker):
     assert qtasks_worker.queue_prefix != "qtasks-test-" + os.environ["QTASKS_TEST_RUN"]
     assert qtasks_worker.queue_prefix == qtasks_settings.QUEUE_PREFIX
     rows = [tasks.echo.add_task(n) for n in range(3)] + [tasks.async_echo.add_task("a")]
@@ -207,13 +218,15 @@ def test_the_test_worker_runs_tasks_on_queues_of_its_own(qtasks_worker):
 @pytest.mark.broker
 @pytest.mark.amqp
 @pytest.mark.django_db(transaction=True)
-def test_the_test_worker_restores_the_settings_when_it_stops():
+def test_the_test_worker_restores_the_settings_when_it_stops(own_default_queue):
     before = dict(settings.QTASKS)
-    with WorkerThread(queues=["other"]) as worker:
-        row = tasks.on_other_queue.add_task()
+    with WorkerThread(queues=[own_default_queue]) as worker:
+        row = tasks.on_other_queue.add_task(queue=own_default_queue)
         assert wait_for(row, timeout=60)[0].returning == "other"
         assert worker.worker is not None
-        assert worker.worker.queues == ["other"]
+        assert worker.worker.queues == [own_default_queue]
+        row.refresh_from_db()
+        assert row.worker == worker.worker.worker_id
     assert before == settings.QTASKS
 
 
@@ -287,7 +300,7 @@ def test_w002_warns_of_a_shared_broker_without_a_prefix(debug, config, warned):
 
 
 @pytest.mark.django_db(transaction=True)
-def test_an_async_caller_gets_the_ended_task(qtasks_immediate):
+def test_an_async_caller_gets_the_ended_task(own_default_queue, qtasks_immediate):
     async def enqueue() -> tuple[Task, Task]:
         by_handle = await tasks.async_echo.aadd_task("x")
         spawned = await tasks.spawns_child.aadd_task(4)

@@ -61,6 +61,11 @@ if os.environ.get("QTASKS_TEST_SIGNALS_FILE"):
             "task": str(task.uuid),
             "attempt": task.attempts,
             "stored_status": stored.status,
+            # This attempt's outcome is in the row (a retried one may already
+            # be claimed again, back to "process").
+            "attempt_written": any(
+                entry.get("attempt") == task.attempts for entry in stored.attempt_log
+            ),
             "exception": repr(kwargs.get("exception")) if "exception" in kwargs else None,
             "result": kwargs.get("result"),
             "reason": kwargs.get("reason"),
