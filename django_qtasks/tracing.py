@@ -10,7 +10,8 @@ exporter) in its web processes and its workers alike.
   whose context (W3C ``traceparent``, ``tracestate``, ``baggage``) is stored
   in ``Task.trace_context``. ``add_tasks`` of several rows: a PRODUCER span
   ``create <task_name>`` per row (its context stored in that row), and a
-  CLIENT span ``send`` around the insert, linked to each of them.
+  CLIENT span ``send <task_name>`` (``send`` when the rows' tasks differ)
+  around the insert, linked to each of them.
 - Each attempt: a CONSUMER span ``process <task_name>``, child of the stored
   context (and linked to it), current while the task runs: on the event
   loop for an async task, in its thread for a sync one. Spans that the

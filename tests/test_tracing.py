@@ -28,7 +28,7 @@ from django_qtasks import app, chain
 from django_qtasks.apps import plug_tracing
 from django_qtasks.checks import check_settings
 from django_qtasks.models import Task
-from django_qtasks.testing import immediate, with_qtasks
+from django_qtasks.testing import immediate, run_pending, with_qtasks
 from django_qtasks.tracer import TRACER, active_tracer
 from django_qtasks.tracing import OpenTelemetryTracer
 from tests.conftest import wait_until
@@ -303,14 +303,17 @@ def test_a_chains_next_step_joins_the_chains_trace(traced, qtasks_immediate):
 
 
 @pytest.mark.django_db
-def test_baggage_of_the_enqueueing_code_is_stored_and_restored(traced, qtasks_immediate):
+def test_baggage_of_the_enqueueing_code_is_current_in_the_task(traced):
     token = otel_context.attach(baggage.set_baggage("tenant", "acme"))
     try:
         with request_span():
-            row = tasks.echo.add_task(1)
+            row = tasks_tracing.reads_baggage.add_task("tenant")
     finally:
         otel_context.detach(token)
     assert Task.objects.get(pk=row.pk).trace_context["baggage"] == "tenant=acme"
+    assert baggage.get_baggage("tenant") is None
+    [ran] = run_pending()  # here, where no baggage is set: the row's is
+    assert (ran.status, ran.returning) == ("success", "acme")
 
 
 @pytest.mark.django_db
@@ -428,3 +431,38 @@ def test_a_pool_childs_spans_are_exported_when_it_leaves(
     spans = [json.loads(line) for line in spans_file.read_text().splitlines()]
     run = one(spans, "process echo")
     assert run["parent_id"] == one(finished(), "send echo")["span_id"]
+
+
+@pytest.mark.django_db(transaction=True)
+def test_an_attempt_the_worker_stops_at_shutdown_is_marked_interrupted(
+    traced, start_worker, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+):
+    spans_file = tmp_path / "spans.jsonl"
+    queue = f"tracing-{uuid.uuid4().hex[:8]}"
+    monkeypatch.setenv("QTASKS_TEST_SETTINGS", json.dumps({"OPENTELEMETRY": True}))
+    worker = start_worker(
+        "--queues",
+        queue,
+        "--shutdown-timeout",
+        "0.5",
+        env={"QTASKS_TEST_SPANS_FILE": str(spans_file)},
+    )
+    never = tmp_path / "never"  # they run until they are stopped
+    rows = [
+        tasks.wait_for_file.add_task(str(never), queue=queue),
+        tasks.async_wait_for_file.add_task(str(never), queue=queue),
+    ]
+
+    def running(row: Task) -> bool:  # its code has started: it logged
+        logs = Task.objects.get(pk=row.pk).logs
+        return any(line["message"] == f"waiting for {never}" for line in logs)
+
+    wait_until(lambda: all(running(row) for row in rows), 60)
+    worker.signal()
+    assert worker.wait(60) == 0
+    spans = [json.loads(line) for line in spans_file.read_text().splitlines()]
+    for row in rows:
+        run = one(spans, f"process {row.task_name}")
+        assert run["attributes"]["qtasks.status"] == "interrupted"
+        assert run["status"] == "UNSET"
+        assert Task.objects.get(pk=row.pk).status == "new"  # back in the queue

@@ -36,6 +36,14 @@ def traced_leaf(label: str) -> str:
     return label
 
 
+@task
+def reads_baggage(key: str) -> str | None:
+    from opentelemetry import baggage
+
+    value = baggage.get_baggage(key)
+    return None if value is None else str(value)
+
+
 def span_summary(span: Any) -> dict[str, Any]:
     """What the tests read of a finished span (``opentelemetry.sdk.trace.ReadableSpan``)."""
     context, parent = span.context, span.parent
