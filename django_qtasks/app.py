@@ -37,6 +37,7 @@ from django_qtasks.task import (
     TaskDecorator,
     handle_class_for,
 )
+from django_qtasks.tracer import active_tracer
 
 # The checks of values, from where they are defined; importable from here as before.
 from django_qtasks.validation import (  # noqa: F401
@@ -54,6 +55,7 @@ if TYPE_CHECKING:
     from django_qtasks.brokers.base import Broker
     from django_qtasks.models import Schedule, Task
     from django_qtasks.routers import Router
+    from django_qtasks.store import TaskStore
 
 logger = logging.getLogger("django_qtasks.app")
 
@@ -452,11 +454,11 @@ class QTasksApp:
 
         store = task_store()
         if qtasks_settings.IMMEDIATE and IMMEDIATE_RUNNER:
-            store.insert(records)
+            insert(store, records)
             IMMEDIATE_RUNNER[0](records, store.using)
             return
         broker = get_broker()
-        store.insert(records)
+        insert(store, records)
         transaction.on_commit(lambda: publish_committed(broker, records), using=store.using)
 
     async def aenqueue(
@@ -501,6 +503,16 @@ class QTasksApp:
         from django_qtasks.models import wait_for_end
 
         return wait_for_end(uuid, timeout, self.wait_pause_with_messages, self.wait_pause_polling)
+
+
+def insert(store: TaskStore, records: list[Task]) -> None:
+    """Insert new rows; with tracing on, in their enqueue span, their trace context set."""
+    tracer = active_tracer()
+    if tracer is None:
+        store.insert(records)
+        return
+    with tracer.sending(records):
+        store.insert(records)
 
 
 def publish_committed(broker: Broker, records: list[Task]) -> None:

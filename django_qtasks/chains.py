@@ -121,6 +121,8 @@ def next_step(record: Task) -> Task:
         chain_previous=record,
         chain_steps=rest,
     )
+    # With tracing on, its enqueue span joins the chain's trace (django_qtasks.tracing).
+    following.trace_context = record.trace_context
     return app.submit(following)
 
 

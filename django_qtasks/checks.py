@@ -62,6 +62,8 @@ def check_settings(app_configs: Any = None, **kwargs: Any) -> list[CheckMessage]
             )
         )
     errors += check_schedules(raw.get("SCHEDULES", {}))
+    if raw.get("OPENTELEMETRY") is True:
+        errors += check_tracing()
     errors += check_unknown_keys(raw)
     if not any(message.is_serious() for message in errors):  # errors first
         errors += check_queue_prefix(raw)
@@ -110,6 +112,23 @@ def check_transport(url: str) -> list[CheckMessage]:
             id="django_qtasks.E006",
         )
     ]
+
+
+def check_tracing() -> list[CheckMessage]:
+    """E007: OPENTELEMETRY is on, and opentelemetry cannot be imported: no span would be made."""
+    try:
+        import django_qtasks.tracing  # noqa: F401
+    except ImportError as exc:
+        return [
+            Error(
+                f"{SETTING_NAME}['OPENTELEMETRY'] is True, and OpenTelemetry cannot be imported "
+                f"({type(exc).__name__}: {exc}): tasks would be enqueued and run without spans.",
+                hint="pip install 'django-qtasks[opentelemetry]' (opentelemetry-api), in the "
+                "environment of the project and of its workers; or set it to False.",
+                id="django_qtasks.E007",
+            )
+        ]
+    return []
 
 
 def check_unknown_keys(raw: Mapping[Any, Any]) -> list[CheckMessage]:

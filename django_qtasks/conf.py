@@ -156,6 +156,12 @@ OPTIONS: dict[str, Option] = {
         "for tests: tasks run in the process that enqueues them, when their transaction "
         "commits; no worker, no broker",
     ),
+    "OPENTELEMETRY": Option(
+        False,
+        (bool,),
+        "OpenTelemetry spans for enqueueing and for each attempt, linked through the task's "
+        "row (needs opentelemetry-api)",
+    ),
     "WAIT_TIMEOUT_RAISES": Option(
         False, (bool,), "an expired add_task(timeout=...) raises WaitTimeout instead of giving None"
     ),

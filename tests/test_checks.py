@@ -449,6 +449,7 @@ def test_every_check_id_is_documented():
         "django_qtasks.E004",
         "django_qtasks.E005",
         "django_qtasks.E006",
+        "django_qtasks.E007",
         "django_qtasks.W001",
         "django_qtasks.W002",
     ]

@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
+import contextvars
 import ctypes
 import functools
 import inspect
@@ -37,6 +38,7 @@ from django_qtasks.plugins import TaskPluginTriggerError
 from django_qtasks.plugins.depends import ainject, inject
 from django_qtasks.plugins.pydantic import build_models, dump_model
 from django_qtasks.task import BaseTask
+from django_qtasks.tracer import active_tracer
 from django_qtasks.validation import (
     is_storable,
     kept_cancel_reason,
@@ -148,13 +150,34 @@ class TaskExecutor:
         #: thread's during its steps (async; calls it hands to other threads
         #: are not counted).
         self.cpu_time = 0.0
+        #: Whether this run has a span (``django_qtasks.tracer``), which its threads carry.
+        self.traced = False
 
     async def execute(self) -> Outcome:
         """Run the task; a CancelledError escapes only when the worker shuts down.
 
         ``ThreadStuck`` escapes when the run was interrupted and its thread
-        did not stop.
+        did not stop. With tracing on, the attempt has its span, current
+        from ``task_started`` to the outcome.
         """
+        tracer = active_tracer()
+        if tracer is None:
+            return await self.run_attempt()
+        with tracer.running(self.record) as span:
+            self.traced = True
+            outcome = await self.run_attempt()
+            span.ended(outcome)
+        return outcome
+
+    def in_context(self, function: Callable[[], Any]) -> Callable[[], Any]:
+        """``function``, to run in a thread in a copy of this coroutine's context when the
+        run is traced (``run_in_thread`` does not carry it): the run's span is current there.
+        """
+        if not self.traced:
+            return function
+        return functools.partial(contextvars.copy_context().run, function)
+
+    async def run_attempt(self) -> Outcome:
         await self.send_started()
         started = time.monotonic()
         outcome = await self.run_pipeline()
@@ -238,7 +261,7 @@ class TaskExecutor:
         started = signals.task_started
         if started.has_listeners(self.handle):
             send = functools.partial(signals.send, started, self.handle, task=self.record)
-            await self.run_in_thread(self.thread_main, send)
+            await self.run_in_thread(self.thread_main, self.in_context(send))
 
     async def send_ended(self, outcome: Outcome) -> None:
         """After the worker wrote ``outcome``: the signals of how this attempt ended."""
@@ -417,7 +440,7 @@ class TaskExecutor:
         raise TaskTimeout(f"Task exceeded its max_time of {max_time:g}s")
 
     async def in_thread(self, function: Callable[[], Any]) -> Any:
-        future = self.run_in_thread(self.thread_main, function)
+        future = self.run_in_thread(self.thread_main, self.in_context(function))
         # A stopped run's future ends with the TaskCancel (or TaskTimeout) the
         # thread was interrupted with, after nobody awaits it any more: retrieve
         # it, or asyncio prints "Future exception was never retrieved".

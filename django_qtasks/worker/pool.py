@@ -36,6 +36,7 @@ from django_qtasks.beat import Beat
 from django_qtasks.brokers import broker_class_for
 from django_qtasks.conf import qtasks_settings
 from django_qtasks.notify import get_notifier
+from django_qtasks.tracer import flush_spans
 from django_qtasks.worker.autoscale import Autoscaler
 from django_qtasks.worker.failover import FailOver
 from django_qtasks.worker.reload import CodeWatch, exec_again, new_code_error
@@ -296,6 +297,7 @@ class Supervisor:
             except BaseException:
                 logger.exception("Child %s of supervisor %s failed", number, self.supervisor_id)
             finally:
+                flush_spans()
                 logging.shutdown()
                 os._exit(code)
         os.close(ready_write)

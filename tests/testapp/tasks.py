@@ -252,6 +252,7 @@ from tests.testapp import (  # noqa: E402, F401
     tasks_params,
     tasks_qtcore,
     tasks_testing,
+    tasks_tracing,
     tasks_unstorable,
 )
 

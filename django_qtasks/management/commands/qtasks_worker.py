@@ -16,6 +16,7 @@ from django.core.checks import Tags
 from django.core.management.base import BaseCommand, CommandError, CommandParser
 
 from django_qtasks.conf import qtasks_settings
+from django_qtasks.tracer import flush_spans
 from django_qtasks.worker.pool import Supervisor
 from django_qtasks.worker.reload import CHECK_ENV, STATE_ENV
 from django_qtasks.worker.worker import Worker
@@ -225,6 +226,7 @@ class Command(BaseCommand):
             logging.getLogger("django_qtasks.worker").warning(
                 "Exiting with %s task threads still blocked", len(stuck)
             )
+            flush_spans()
             logging.shutdown()
             sys.stdout.flush()
             sys.stderr.flush()
