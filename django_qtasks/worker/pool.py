@@ -5,9 +5,10 @@ forked from the supervisor, which loaded Django and the tasks once: a child
 starts in a fraction of a second and shares the supervisor's memory pages.
 The supervisor runs no task and has no thread. It watches its children
 through signals and pipes, so it knows at once when one dies, and goes to
-the database only then (to fail over that child's tasks) and, with
-``--autoscale``, to read the queues' depth. Its connections are closed before
-each fork: a child never shares one.
+the database only then (to fail over that child's tasks), with
+``--autoscale`` to read the queues' depth, and with ``--metrics-port`` to
+answer a scrape, one at a time, from the same loop (``worker.observer``).
+Its connections are closed before each fork: a child never shares one.
 
 Children are in a process group of their own: a terminal's Ctrl-C reaches
 the supervisor alone, which stops them in order. Each holds the read end of
