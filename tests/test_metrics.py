@@ -3,6 +3,7 @@ HTTP, one and several processes; the Django view on the real database; the dashb
 
 from __future__ import annotations
 
+import fcntl
 import json
 import os
 import re
@@ -207,6 +208,45 @@ def test_a_pool_adds_up_its_children_the_dead_included(start_worker: StartWorker
     pool.signal(signal.SIGTERM)
     assert pool.wait() == 0
     assert not Path(directory).exists(), "a pool removes its files when it stops"
+
+
+@pytest.mark.django_db(transaction=True)
+def test_a_pool_restarted_on_new_code_keeps_its_counts_and_its_directory(
+    start_worker: StartWorker, tmp_path: Path
+) -> None:
+    port = free_port()
+    config = {"METRICS_DIR": str(tmp_path)}
+    pool = start_worker(
+        "--queues", QUEUE, "--processes", "2", "--concurrency", "1", "--metrics-port", str(port),
+        env={"QTASKS_TEST_SETTINGS": json.dumps(config)},
+    )  # fmt: skip
+    directory = Path(re.findall(r"Metrics of this worker's processes kept in (\S+)", pool.log)[0])
+    assert directory.parent == tmp_path
+    first = [process_id.add_task(queue=QUEUE) for _ in range(4)]
+    assert wait_all_final([task.pk for task in first], stalled_for=60) == {"success": 4}
+    wait_for_counts(port, {finished("process_id", "success"): 4})
+
+    # The supervisor replaces itself (exec): the same directory, still locked,
+    # the same port, and the counts of its first children go on counting.
+    pool.signal(signal.SIGHUP)
+    pool.wait_for_log("restarted on the new code", timeout=120)
+    wait_until(
+        lambda: pool.log.count("retires: replaced by a child on the new code") == 2,
+        timeout=120,
+        message=lambda: pool.log,
+    )
+    assert (
+        re.findall(r"Metrics of this worker's processes kept in (\S+)", pool.log)
+        == [str(directory)] * 2
+    )
+    with open(directory / "lock") as lock, pytest.raises(BlockingIOError):
+        fcntl.flock(lock, fcntl.LOCK_EX | fcntl.LOCK_NB)
+    then = [process_id.add_task(queue=QUEUE) for _ in range(4)]
+    assert wait_all_final([task.pk for task in then], stalled_for=60) == {"success": 4}
+    wait_for_counts(port, {finished("process_id", "success"): 8})
+    pool.signal(signal.SIGTERM)
+    assert pool.wait() == 0
+    assert list(tmp_path.iterdir()) == []
 
 
 @pytest.mark.django_db(transaction=True)
