@@ -10,10 +10,10 @@ process add up, those of children that exited or were replaced included.
 - Without ``QTASKS["METRICS_DIR"]``, the directory is a new temporary one,
   removed when the worker stops.
 - With it, a directory under it named after the worker (its id, quoted),
-  which the worker holds locked (``flock``) for its life, its children
-  included. A worker that starts removes those that no process holds any
-  more (a worker killed with SIGKILL); the Django view reads all of them,
-  each with a ``worker`` label.
+  with the permissions of ``METRICS_DIR``, which the worker holds locked
+  (``flock``) for its life, its children included. A worker that starts
+  removes those that no process holds any more (a worker killed with
+  SIGKILL); the Django view reads all of them, each with a ``worker`` label.
 
 Either way a run starts with an empty directory, as prometheus_client's
 documentation requires: nothing of an earlier run is counted again.
@@ -75,6 +75,9 @@ class RunDirectory:
         os.makedirs(root, exist_ok=True)
         remove_stale(root)
         starting = tempfile.mkdtemp(prefix=STARTING, dir=root)
+        # Readable as METRICS_DIR is (mkdtemp makes it private): the web
+        # processes that serve the view may run as another user.
+        os.chmod(starting, os.stat(root).st_mode & 0o777)
         lock = os.open(os.path.join(starting, LOCK), os.O_RDWR | os.O_CREAT, 0o600)
         fcntl.flock(lock, fcntl.LOCK_EX | fcntl.LOCK_NB)
         path = os.path.join(root, quote(worker_id, safe=""))
@@ -156,6 +159,9 @@ class WorkersCollector:
                 merged = MultiProcessCollector.merge(glob.glob(os.path.join(entry.path, "*.db")))
             except FileNotFoundError:
                 continue  # its worker stopped meanwhile and removed it
+            except OSError as exc:
+                logger.warning("Metrics: cannot read those of worker %s: %s", worker, exc)
+                continue
             for metric in merged:
                 samples = [
                     Sample(s.name, {**s.labels, "worker": worker}, s.value, s.timestamp, s.exemplar)
