@@ -309,6 +309,29 @@ def test_metrics_options_refuse_what_cannot_work(django_db_setup: None) -> None:
     assert "--metrics-addr goes with --metrics-port" in result.stderr
 
 
+@pytest.mark.db_independent
+def test_a_metrics_directory_is_held_while_its_worker_lives(tmp_path: Path) -> None:
+    from django_qtasks.metrics.files import RunDirectory
+
+    tmp_path.chmod(0o750)
+    first = RunDirectory.create("host:1:abc", str(tmp_path))
+    assert Path(first.path) == tmp_path / "host%3A1%3Aabc"
+    assert Path(first.path).stat().st_mode & 0o777 == 0o750
+    with pytest.raises(FileExistsError, match="must not share a --worker-id"):
+        RunDirectory.create("host:1:abc", str(tmp_path))
+    # Another worker's start leaves it alone, while it is held...
+    other = RunDirectory.create("host:2:def", str(tmp_path))
+    assert Path(first.path).is_dir()
+    # ... and removes it once no process holds it (a worker killed with SIGKILL).
+    assert first.lock is not None
+    os.close(first.lock)
+    third = RunDirectory.create("host:3:ghi", str(tmp_path))
+    assert sorted(path.name for path in tmp_path.iterdir()) == ["host%3A2%3Adef", "host%3A3%3Aghi"]
+    other.remove()
+    third.remove()
+    assert list(tmp_path.iterdir()) == []
+
+
 # The Django view: the database's figures, and who may read them ---------------------------
 
 

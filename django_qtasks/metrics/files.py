@@ -22,6 +22,7 @@ documentation requires: nothing of an earlier run is counted again.
 from __future__ import annotations
 
 import contextlib
+import errno
 import fcntl
 import glob
 import logging
@@ -75,21 +76,26 @@ class RunDirectory:
         os.makedirs(root, exist_ok=True)
         remove_stale(root)
         starting = tempfile.mkdtemp(prefix=STARTING, dir=root)
-        # Readable as METRICS_DIR is (mkdtemp makes it private): the web
-        # processes that serve the view may run as another user.
-        os.chmod(starting, os.stat(root).st_mode & 0o777)
-        lock = os.open(os.path.join(starting, LOCK), os.O_RDWR | os.O_CREAT, 0o600)
-        fcntl.flock(lock, fcntl.LOCK_EX | fcntl.LOCK_NB)
+        lock = None
         path = os.path.join(root, quote(worker_id, safe=""))
         try:
-            os.rename(starting, path)
-        except OSError:
-            os.close(lock)
+            # Readable as METRICS_DIR is (mkdtemp makes it private): the web
+            # processes that serve the view may run as another user.
+            os.chmod(starting, os.stat(root).st_mode & 0o777)
+            lock = os.open(os.path.join(starting, LOCK), os.O_RDWR | os.O_CREAT, 0o600)
+            fcntl.flock(lock, fcntl.LOCK_EX | fcntl.LOCK_NB)
+            os.rename(starting, path)  # locked before anyone sees it
+        except OSError as exc:
+            if lock is not None:
+                os.close(lock)
             shutil.rmtree(starting, ignore_errors=True)
-            raise FileExistsError(
-                f"{path} is held by a live worker of the same id ({worker_id}); "
-                "two live workers must not share a --worker-id"
-            ) from None
+            if exc.errno in (errno.EEXIST, errno.ENOTEMPTY):
+                raise FileExistsError(
+                    exc.errno,
+                    f"{path} is held by a live worker of the same id ({worker_id}); "
+                    "two live workers must not share a --worker-id",
+                ) from None
+            raise
         return cls(path, lock)
 
     @classmethod
