@@ -13,6 +13,7 @@ import argparse
 import json
 import math
 import os
+import shlex
 import signal
 import subprocess
 import sys
@@ -78,7 +79,19 @@ class Adapter:
 
 
 class QTasks(Adapter):
-    workers = [[PY, MANAGE, "qtasks_worker", "--concurrency", "2", "--loglevel", "WARNING"]]
+    workers = [
+        [
+            PY,
+            MANAGE,
+            "qtasks_worker",
+            "--concurrency",
+            "2",
+            "--loglevel",
+            "WARNING",
+            # run.py --qtasks-worker-args: what an option costs (e.g. --metrics-port 0).
+            *shlex.split(os.environ.get("BENCH_QTASKS_WORKER_ARGS", "")),
+        ]
+    ]
 
     def __init__(self) -> None:
         from bench_qtasks.tasks import noop, stamp

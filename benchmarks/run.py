@@ -149,6 +149,12 @@ def parse_args() -> argparse.Namespace:
         help="also profile django-qtasks' worker in W1 (py-spy) and count its SQL; "
         "not for timing: counting costs time",
     )
+    parser.add_argument(
+        "--qtasks-worker-args",
+        default="",
+        help="more options for django-qtasks' workers, to measure what one costs, e.g. "
+        "'--metrics-port 0'",
+    )
     parser.add_argument("--keep", action="store_true", help="keep the databases afterwards")
     parser.add_argument("--out", help="directory for logs and results (default: a new temp dir)")
     return parser.parse_args()
@@ -165,6 +171,7 @@ def run_system(name: str, args: argparse.Namespace, out: Path) -> dict[str, Any]
         "BENCH_SYSTEM": name,
         "BENCH_CONN_MAX_AGE": str(args.conn_max_age),
         "BENCH_CELERY_FULL_LIFE": "1" if args.celery_full_life else "0",
+        "BENCH_QTASKS_WORKER_ARGS": args.qtasks_worker_args,
     }
     profiling = args.profile and name in QTASKS
     if profiling:

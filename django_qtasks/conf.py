@@ -10,6 +10,7 @@ from __future__ import annotations
 import difflib
 from collections.abc import Mapping
 from dataclasses import dataclass
+from pathlib import PurePath
 from typing import Any
 
 from django.core.exceptions import ImproperlyConfigured
@@ -161,6 +162,17 @@ OPTIONS: dict[str, Option] = {
         (bool,),
         "OpenTelemetry spans for enqueueing and for each attempt, linked through the task's "
         "row (needs opentelemetry-api)",
+    ),
+    "METRICS_DIR": Option(
+        None,
+        (str, PurePath, type(None)),
+        "a directory of this host where workers keep their Prometheus counters, for "
+        "django_qtasks.metrics.metrics_view; None: each worker keeps its own",
+    ),
+    "METRICS_TOKEN": Option(
+        None,
+        (str, type(None)),
+        "a bearer token that lets a scraper read django_qtasks.metrics.metrics_view",
     ),
     "WAIT_TIMEOUT_RAISES": Option(
         False, (bool,), "an expired add_task(timeout=...) raises WaitTimeout instead of giving None"

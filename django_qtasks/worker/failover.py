@@ -21,6 +21,7 @@ from django_qtasks.conf import qtasks_settings
 from django_qtasks.models import Task, WorkerHeartbeat, task_db, task_store
 from django_qtasks.notify import Notifier
 from django_qtasks.store import heartbeat_cutoff
+from django_qtasks.worker.observer import WorkerObserver
 
 logger = logging.getLogger("django_qtasks.worker")
 
@@ -28,11 +29,19 @@ logger = logging.getLogger("django_qtasks.worker")
 class FailOver:
     """The reaping of one worker, ``worker_id``."""
 
-    def __init__(self, worker_id: str, notifier: Notifier, needs_outbox: bool) -> None:
+    def __init__(
+        self,
+        worker_id: str,
+        notifier: Notifier,
+        needs_outbox: bool,
+        observer: WorkerObserver | None = None,
+    ) -> None:
         self.worker_id = worker_id
         self.notifier = notifier
         #: The broker publishes from the outbox (else nothing to say of it).
         self.needs_outbox = needs_outbox
+        #: Told of each task taken over (``--metrics-port``); None: nobody is.
+        self.observer = observer
 
     def dead_workers(self) -> None:
         """Tasks left in ``process`` by a worker whose heartbeat stopped are retried or failed.
@@ -167,6 +176,8 @@ class FailOver:
             return
         if not retry:
             self.notifier.task_ended(orphan.pk)
+        if self.observer is not None:
+            self.observer.failed_over(orphan.task_name, retry)
         logger.warning(
             "Task %s: %s %s",
             orphan.uuid,

@@ -5,9 +5,10 @@ forked from the supervisor, which loaded Django and the tasks once: a child
 starts in a fraction of a second and shares the supervisor's memory pages.
 The supervisor runs no task and has no thread. It watches its children
 through signals and pipes, so it knows at once when one dies, and goes to
-the database only then (to fail over that child's tasks) and, with
-``--autoscale``, to read the queues' depth. Its connections are closed before
-each fork: a child never shares one.
+the database only then (to fail over that child's tasks), with
+``--autoscale`` to read the queues' depth, and with ``--metrics-port`` to
+answer a scrape, one at a time, from the same loop (``worker.observer``).
+Its connections are closed before each fork: a child never shares one.
 
 Children are in a process group of their own: a terminal's Ctrl-C reaches
 the supervisor alone, which stops them in order. Each holds the read end of
@@ -39,6 +40,7 @@ from django_qtasks.notify import get_notifier
 from django_qtasks.tracer import flush_spans
 from django_qtasks.worker.autoscale import Autoscaler
 from django_qtasks.worker.failover import FailOver
+from django_qtasks.worker.observer import PoolMetrics, WorkerObserver
 from django_qtasks.worker.reload import CodeWatch, exec_again, new_code_error
 from django_qtasks.worker.worker import READY, RETIRING, Worker
 
@@ -89,6 +91,8 @@ class Supervisor:
         beat: bool = False,
         reload: bool = False,
         adopted: dict[str, Any] | None = None,
+        observer: WorkerObserver | None = None,
+        metrics: PoolMetrics | None = None,
     ) -> None:
         self.supervisor_id = supervisor_id
         self.make_worker = make_worker
@@ -120,7 +124,10 @@ class Supervisor:
             supervisor_id,
             get_notifier(),
             broker_class_for(qtasks_settings.BROKER_URL).needs_outbox,
+            observer=observer,
         )
+        #: ``--metrics-port`` or ``METRICS_DIR``: the pool's metrics (served from this loop).
+        self.metrics = metrics
         self.wake_read, self.wake_write = os.pipe()
         self.lifeline_read, self.lifeline_write = os.pipe()
         if adopted:
@@ -169,12 +176,17 @@ class Supervisor:
         ready_fds = {
             child.ready_fd: child for child in self.children.values() if child.ready_fd is not None
         }
+        scrape = self.metrics.fileno() if self.metrics is not None else None
+        scrapes = [scrape] if scrape is not None else []
         with contextlib.suppress(InterruptedError):
-            readable, _, _ = select.select([self.wake_read, *ready_fds], [], [], timeout)
+            readable, _, _ = select.select([self.wake_read, *ready_fds, *scrapes], [], [], timeout)
             for fd in readable:
                 if fd == self.wake_read:
                     with contextlib.suppress(BlockingIOError):
                         os.read(fd, 512)
+                    continue
+                if fd in scrapes:
+                    self.serve_scrape()
                     continue
                 child = ready_fds[fd]
                 said = os.read(fd, 64)
@@ -188,6 +200,13 @@ class Supervisor:
                     # Recycled (--max-tasks-per-child, --max-memory-per-child):
                     # its replacement starts now, while its last tasks end.
                     child.retiring = True
+
+    def serve_scrape(self) -> None:
+        assert self.metrics is not None
+        try:
+            self.metrics.serve()
+        except Exception:
+            logger.exception("Supervisor %s could not serve its metrics", self.supervisor_id)
 
     def take_signals(self) -> None:
         signals, self.signals = self.signals, []
@@ -316,6 +335,8 @@ class Supervisor:
         for other in self.children.values():
             if other.ready_fd is not None:
                 os.close(other.ready_fd)
+        if self.metrics is not None:
+            self.metrics.detach()
         threading.Thread(
             target=watch_lifeline, args=(self.lifeline_read,), name="qtasks-lifeline", daemon=True
         ).start()
@@ -333,6 +354,8 @@ class Supervisor:
                 self.child_exited(child, os.waitstatus_to_exitcode(status))
 
     def child_exited(self, child: Child, code: int) -> None:
+        if self.metrics is not None:
+            self.metrics.process_exited(child.pid)
         if code == 0 or (self.stops_asked and code == -signal.SIGTERM):
             # (A child stopped before it had its signal handlers dies of SIGTERM.)
             logger.info("Child %s (pid %s) exited", child.name, child.pid)
@@ -434,6 +457,7 @@ class Supervisor:
                 [child.number, child.pid, child.worker_id, child.retiring]
                 for child in self.children.values()
             ],
+            "metrics": self.metrics.state() if self.metrics is not None else None,
         }
 
     def adopt(self, state: dict[str, Any]) -> None:

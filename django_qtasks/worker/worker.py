@@ -44,6 +44,7 @@ from django_qtasks.worker.failover import FailOver
 from django_qtasks.worker.lane import DatabaseLane
 from django_qtasks.worker.liveness import Heartbeat, write_heartbeat
 from django_qtasks.worker.memory import rss_kib
+from django_qtasks.worker.observer import WorkerObserver
 from django_qtasks.worker.prefetch import PREFETCH_WINDOW, PrefetchPolicy
 from django_qtasks.worker.progress import save_progress
 from django_qtasks.worker.shutdown import install_signal_handlers, remove_signal_handlers
@@ -84,6 +85,7 @@ class Worker:
         supervisor: str = "",
         max_memory: int | None = None,
         tell_supervisor: Callable[[bytes], object] | None = None,
+        observer: WorkerObserver | None = None,
     ) -> None:
         self.app = default_app()
         self.broker = broker or get_broker()
@@ -105,6 +107,8 @@ class Worker:
         #: A pool's child tells its supervisor when it takes tasks, and when
         #: it takes no more (``worker.pool``).
         self.tell_supervisor = tell_supervisor
+        #: Told how each run ended (``--metrics-port``); None: nobody is.
+        self.observer = observer
         self.shutdown_timeout = (
             qtasks_settings.SHUTDOWN_TIMEOUT if shutdown_timeout is None else shutdown_timeout
         )
@@ -135,7 +139,9 @@ class Worker:
         self.writer = ResultWriter(self.worker_id, self.notifier)
         #: Every database call of the worker goes through it.
         self.lane = DatabaseLane(self.writer, self.broker, self.queues, self.worker_id)
-        self.failover = FailOver(self.worker_id, self.notifier, self.broker.needs_outbox)
+        self.failover = FailOver(
+            self.worker_id, self.notifier, self.broker.needs_outbox, observer=observer
+        )
         #: With ``--beat``, this worker also enqueues periodic tasks.
         self.periodic = Beat() if beat else None
 
@@ -634,7 +640,8 @@ class Worker:
         """Write ``outcome`` with those of the other runs that ended meanwhile."""
         record = entry.record
         ended_at = entry.ended_at = timezone.now()
-        self.prefetch.ended(time.monotonic() - entry.started)
+        took = time.monotonic() - entry.started
+        self.prefetch.ended(took)
         self._wakeup.set()  # the slot is free: the next claim can go with this write
         if not self._stopping and not self._retiring:
             # Its next task starts now, not when ``consume`` is back: that
@@ -665,6 +672,8 @@ class Worker:
                 logger.exception("Could not save the result of task %s", record.uuid)
                 await asyncio.sleep(min(0.5 * 2**failures, 30.0))
         log_outcome(record, outcome, time.monotonic() - entry.started)
+        if self.observer is not None:
+            self.observer.run_ended(record.task_name, outcome.status, took)
 
     def replace_task_pool(self) -> None:
         """Give the next runs a pool of their own: a thread of this one is left running.

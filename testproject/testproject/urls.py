@@ -2,6 +2,8 @@ from django.contrib import admin
 from django.urls import include, path
 from drf_spectacular.views import SpectacularAPIView, SpectacularSwaggerView
 
+from django_qtasks.metrics import metrics_view
+
 #: The REST API, and the only patterns the OpenAPI schema describes.
 api_patterns = [
     path("api/qtasks/", include("django_qtasks.api.urls")),
@@ -18,4 +20,6 @@ urlpatterns = [
         name="schema",
     ),
     path("api/docs/", SpectacularSwaggerView.as_view(url_name="schema"), name="api-docs"),
+    # Prometheus: staff users, or QTASKS["METRICS_TOKEN"] as a bearer token (docs/metrics.md).
+    path("metrics/", metrics_view, name="qtasks-metrics"),
 ]

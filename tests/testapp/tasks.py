@@ -5,6 +5,7 @@ from __future__ import annotations
 import asyncio
 import json
 import os
+import sys
 import threading
 import time
 from datetime import timedelta
@@ -308,3 +309,9 @@ def process_id(pause: float = 0.0) -> int:
 @task
 def cpu_bound(n: int) -> int:
     return sum(range(n))
+
+
+@task
+def module_loaded(name: str) -> bool:
+    """Whether the worker process that runs it has imported the module ``name``."""
+    return name in sys.modules

@@ -10,7 +10,7 @@ import socket
 import sys
 import uuid
 from collections.abc import Callable
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 from django.core.checks import Tags
 from django.core.management.base import BaseCommand, CommandError, CommandParser
@@ -20,6 +20,9 @@ from django_qtasks.tracer import flush_spans
 from django_qtasks.worker.pool import Supervisor
 from django_qtasks.worker.reload import CHECK_ENV, STATE_ENV
 from django_qtasks.worker.worker import Worker
+
+if TYPE_CHECKING:
+    from django_qtasks.metrics.exporter import WorkerMetrics
 
 LEVELS = ("DEBUG", "INFO", "WARNING", "ERROR", "CRITICAL")
 
@@ -59,6 +62,18 @@ def positive_int(value: str) -> int:
     if number < 1:
         # argparse shows this message as is ("argument --concurrency/-c: ...").
         raise argparse.ArgumentTypeError(f"must be a whole number of at least 1, not {value!r}")
+    return number
+
+
+def port_number(value: str) -> int:
+    try:
+        number = int(value)
+    except ValueError:
+        number = -1
+    if not 0 <= number <= 65535:
+        raise argparse.ArgumentTypeError(
+            f"must be a TCP port, 1 to 65535 (0: any free one), not {value!r}"
+        )
     return number
 
 
@@ -182,6 +197,20 @@ class Command(BaseCommand):
             action="store_true",
             help="Restart the processes when Python files change (for development).",
         )
+        metrics = parser.add_argument_group(
+            "metrics", "Prometheus metrics (pip install 'django-qtasks[prometheus]')."
+        )
+        metrics.add_argument(
+            "--metrics-port",
+            type=port_number,
+            metavar="PORT",
+            help="Serve Prometheus metrics over HTTP on this port (a pool: its supervisor).",
+        )
+        metrics.add_argument(
+            "--metrics-addr",
+            metavar="ADDRESS",
+            help="Address the metrics are served on (default: 127.0.0.1).",
+        )
 
     def handle(self, *args: Any, **options: Any) -> None:
         configure_logging(options["loglevel"])
@@ -208,17 +237,29 @@ class Command(BaseCommand):
                         "not go with --processes, --autoscale, --reload or the per-child limits."
                     )
             sys.exit(self.run_pool(options, queues, processes, max_tasks_per_child, max_memory))
+        worker_id = options["worker_id"]
+        metrics = None
+        if wants_metrics(options):
+            worker_id = worker_id or default_worker_id()
+            metrics = start_metrics(options, worker_id)
         worker = Worker(
             queues=queues or None,
             concurrency=options["concurrency"],
             prefetch=options["prefetch"],
-            worker_id=options["worker_id"],
+            worker_id=worker_id,
             burst=options["burst"],
             max_tasks=options["max_tasks"],
             shutdown_timeout=options["shutdown_timeout"],
             beat=options["beat"],
+            observer=metrics.recorder if metrics is not None else None,
         )
-        worker.run()
+        try:
+            if metrics is not None:
+                metrics.serve_in_thread()
+            worker.run()
+        finally:
+            if metrics is not None:
+                metrics.stop()
         stuck = worker.stuck_threads()
         if stuck:
             # Threads blocked in C code cannot be stopped; their tasks were
@@ -243,10 +284,13 @@ class Command(BaseCommand):
         adopted = os.environ.pop(STATE_ENV, None)
         state = json.loads(adopted) if adopted else None
         supervisor_id = (
-            (state or {}).get("supervisor_id")
-            or options["worker_id"]
-            or (f"{socket.gethostname()}:{os.getpid()}:{uuid.uuid4().hex[:6]}")
+            (state or {}).get("supervisor_id") or options["worker_id"] or default_worker_id()
         )
+        adopted_metrics = (state or {}).get("metrics")
+        metrics = None
+        if adopted_metrics or wants_metrics(options):
+            metrics = start_metrics(options, supervisor_id, adopted_metrics)
+        observer = metrics.recorder if metrics is not None else None
 
         def make_worker(worker_id: str, tell: Callable[[bytes], object]) -> Worker:
             return Worker(
@@ -259,9 +303,10 @@ class Command(BaseCommand):
                 supervisor=supervisor_id,
                 max_memory=max_memory,
                 tell_supervisor=tell,
+                observer=observer,
             )
 
-        return Supervisor(
+        supervisor = Supervisor(
             supervisor_id=supervisor_id,
             make_worker=make_worker,
             processes=processes,
@@ -271,4 +316,46 @@ class Command(BaseCommand):
             beat=options["beat"],
             reload=options["reload"],
             adopted=state,
-        ).run()
+            observer=observer,
+            metrics=metrics,
+        )
+        try:
+            return supervisor.run()
+        finally:
+            # (Not reached by a restart: ``exec`` hands the run to the next image.)
+            if metrics is not None:
+                metrics.stop()
+
+
+def default_worker_id() -> str:
+    return f"{socket.gethostname()}:{os.getpid()}:{uuid.uuid4().hex[:6]}"
+
+
+def wants_metrics(options: dict[str, Any]) -> bool:
+    """``--metrics-port``, or ``QTASKS["METRICS_DIR"]``: the worker records its metrics."""
+    if options["metrics_addr"] is not None and options["metrics_port"] is None:
+        raise CommandError("--metrics-addr goes with --metrics-port.")
+    return options["metrics_port"] is not None or bool(qtasks_settings.METRICS_DIR)
+
+
+def start_metrics(
+    options: dict[str, Any], worker_id: str, adopted: dict[str, Any] | None = None
+) -> WorkerMetrics:
+    root = qtasks_settings.METRICS_DIR
+    try:
+        from django_qtasks.metrics.exporter import MetricsUnavailable, WorkerMetrics
+    except ImportError as exc:
+        wanted = "QTASKS['METRICS_DIR']" if options["metrics_port"] is None else "--metrics-port"
+        raise CommandError(
+            f"{wanted} needs prometheus_client ({exc}): pip install 'django-qtasks[prometheus]'"
+        ) from exc
+    try:
+        return WorkerMetrics.start(
+            worker_id=worker_id,
+            root=os.fspath(root) if root else None,
+            port=options["metrics_port"],
+            addr=options["metrics_addr"] or "127.0.0.1",
+            adopted=adopted,
+        )
+    except MetricsUnavailable as exc:
+        raise CommandError(str(exc)) from exc
