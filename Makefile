@@ -7,7 +7,7 @@ MANAGE := $(BIN)/python testproject/manage.py
 
 .DEFAULT_GOAL := help
 .PHONY: help venv demo run docs test test-quick test-sqlite test-postgres test-postgres-db test-independent \
-	test-mysql test-brokers test-redis test-amqp test-oldest test-newest test-cells lint format screenshots clean bench bench-processes faults hostile FORCE
+	test-mysql test-brokers test-redis test-amqp test-oldest test-newest test-cells lint format screenshots clean bench bench-processes bench-purge faults hostile FORCE
 
 help:  ## List the targets
 	@grep -E '^[a-z-]+:.*## ' $(MAKEFILE_LIST) | awk -F':.*## ' '{printf "  make %-14s %s\n", $$1, $$2}'
@@ -164,6 +164,13 @@ bench: $(BENCH_VENV)/bin/activate  ## Benchmark against Celery, RQ, Huey and dja
 # process workers: CPU-bound work, memory, drain, crash recovery, SIGHUP.
 bench-processes: $(BENCH_VENV)/bin/activate  ## Benchmark --processes against Celery prefork and Huey (PostgreSQL + Redis, ~3 min)
 	$(BENCH_VENV)/bin/python benchmarks/processes.py $(BENCH_ARGS)
+
+# Retention beside running workers: 1,000,000 ended rows deleted by
+# qtasks_purge while two workers drain a stream of tasks (PostgreSQL only; it
+# needs no peer, so it runs in .venv). A quicker try:
+#   make bench-purge BENCH_ARGS="--rows 50000"
+bench-purge: venv  ## qtasks_purge on 1,000,000 ended rows while workers drain tasks (PostgreSQL)
+	$(BIN)/python benchmarks/purge.py $(BENCH_ARGS)
 
 # Fault scenarios on django:// and redis:// (PostgreSQL + Redis, about 5
 # minutes; not part of `make test`). FAULTS_ARGS passes options, e.g.

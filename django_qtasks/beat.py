@@ -7,6 +7,9 @@ same transaction as the new Task row: one beat wins, the others update
 nothing, and a beat that dies in between leaves neither. Runs missed while no
 beat was running are not made up one by one: the first look after a restart
 enqueues one run and moves on to the next time still ahead.
+
+A beat also deletes the tasks that ``QTASKS["RETENTION"]`` keeps no longer,
+on a thread of its own (``django_qtasks.retention.Retention``).
 """
 
 from __future__ import annotations
@@ -25,6 +28,7 @@ from django_qtasks.conf import qtasks_settings
 from django_qtasks.exceptions import QTasksError
 from django_qtasks.models import Schedule, ScheduleSource, Task, task_db
 from django_qtasks.registry import default_app
+from django_qtasks.retention import Retention
 from django_qtasks.scheduling import declared_schedules
 
 logger = logging.getLogger("django_qtasks.beat")
@@ -43,6 +47,8 @@ class Beat:
         #: which runs in the waiting thread and deadlocks on the lock that
         #: ``Event.wait`` may hold at that moment.
         self._wake: tuple[socket.socket, socket.socket] | None = None
+        #: Deletes what RETENTION keeps no longer, from ``start`` to ``close``.
+        self.retention = Retention()
 
     def run(self) -> None:
         """Enqueue due runs until ``stop()``."""
@@ -61,6 +67,7 @@ class Beat:
             self._wake = None
             for end in wake:
                 end.close()
+            self.close()
         logger.info("Beat stopped")
 
     def stop(self) -> None:
@@ -75,6 +82,11 @@ class Beat:
         sync_declared_schedules()
         count = schedules().filter(enabled=True).count()
         logger.info("Beat started: %s enabled schedules", count)
+        self.retention.start()
+
+    def close(self) -> None:
+        """Stop the retention passes (after their batch under way); not from a signal handler."""
+        self.retention.stop()
 
     def tick(self, now: datetime | None = None) -> float:
         """Enqueue what is due; return the seconds until the next look."""

@@ -10,6 +10,7 @@ from __future__ import annotations
 import difflib
 from collections.abc import Mapping
 from dataclasses import dataclass
+from datetime import timedelta
 from pathlib import PurePath
 from typing import Any
 
@@ -17,6 +18,7 @@ from django.core.exceptions import ImproperlyConfigured
 from django.core.signals import setting_changed
 from django.dispatch import receiver
 
+from django_qtasks.statuses import FINAL_STATUSES, TaskStatus
 from django_qtasks.validation import is_number
 
 SETTING_NAME = "QTASKS"
@@ -135,6 +137,24 @@ OPTIONS: dict[str, Option] = {
     "BEAT_INTERVAL": Option(
         1.0, NUMBER, "longest pause of the beat between two looks", least=PERIOD
     ),
+    "RETENTION": Option(
+        {},
+        (dict,),
+        "how long the beat keeps tasks that ended, by status: "
+        "{'success': seconds, 'error': ..., 'cancel': ...}; None or missing: for ever",
+    ),
+    "RETENTION_INTERVAL": Option(
+        600.0,
+        NUMBER,
+        "seconds between a beat's passes deleting what RETENTION keeps no longer",
+        least=PERIOD,
+    ),
+    "RETENTION_BATCH_SIZE": Option(
+        1000,
+        (int,),
+        "tasks deleted per transaction, by the beat and qtasks_purge",
+        least="at least 1",
+    ),
     "API_PERMISSION_CLASSES": Option(
         ["rest_framework.permissions.IsAdminUser", "django_qtasks.api.permissions.CanView"],
         (list, tuple),
@@ -225,6 +245,7 @@ def validate(raw: Any) -> list[str]:
             )
     problems += _heartbeat_problems(raw)
     problems += _redelivery_problems(raw)
+    problems += _retention_problems(raw.get("RETENTION"))
     return problems
 
 
@@ -244,6 +265,47 @@ def unknown_keys(raw: Mapping[Any, Any]) -> list[tuple[Any, str | None]]:
         close = difflib.get_close_matches(str(key).upper(), OPTIONS, n=1, cutoff=0.75)
         unknown.append((key, close[0] if close else None))
     return unknown
+
+
+#: The statuses a task ends in, the keys of RETENTION (``statuses.FINAL_STATUSES``).
+ENDED = tuple(status.value for status in FINAL_STATUSES)
+#: The longest period RETENTION takes, in seconds (longer is None, "for ever").
+RETENTION_MAX = 100 * 366 * 86400
+
+
+def _retention_problems(retention: Any) -> list[str]:
+    """One message per bad entry of RETENTION: ``status: seconds, timedelta or None``."""
+    if not isinstance(retention, Mapping):
+        return []  # absent, or reported as of the wrong type
+    keys = f"its keys are the statuses a task ends in, {', '.join(map(repr, ENDED))}"
+    problems = []
+    for status, period in retention.items():
+        where = f"{SETTING_NAME}['RETENTION'][{status!r}]"
+        if status in TaskStatus.values and status not in ENDED:
+            problems.append(
+                f"{where}: a task in {status!r} has not ended, and is never deleted; {keys}."
+            )
+            continue
+        if status not in ENDED:
+            close = difflib.get_close_matches(str(status), ENDED, n=1, cutoff=0.6)
+            guess = f" (did you mean {close[0]!r}?)" if close else ""
+            problems.append(f"{where}: {status!r} is no status{guess}; {keys}.")
+            continue
+        seconds = period.total_seconds() if isinstance(period, timedelta) else period
+        if period is None or (is_number(seconds) and 0 <= seconds <= RETENTION_MAX):
+            continue
+        if is_number(seconds) and seconds > RETENTION_MAX:
+            problems.append(
+                f"{where} is more than 100 years ({period!r}); None keeps tasks that ended "
+                f"in {status!r} for ever."
+            )
+            continue
+        problems.append(
+            f"{where} must be the seconds a task that ended in {status!r} is kept (int or "
+            f"float, 0 or more), a timedelta, or None (kept for ever), "
+            f"not {type(period).__name__} {period!r}."
+        )
+    return problems
 
 
 def _redelivery_problems(raw: Mapping[str, Any]) -> list[str]:

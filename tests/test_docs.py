@@ -241,6 +241,22 @@ def test_worker_page_documents_every_option_of_qtasks_worker() -> None:
     assert not missing, f"worker.md does not document {missing}"
 
 
+def test_deployment_page_documents_every_option_of_qtasks_purge() -> None:
+    from django.core.management.base import BaseCommand
+
+    from django_qtasks.management.commands.qtasks_purge import Command
+
+    def options(command: BaseCommand) -> set[str]:
+        parser = command.create_parser("manage.py", "qtasks_purge")
+        return {name for action in parser._actions for name in action.option_strings}
+
+    ours = options(Command()) - options(BaseCommand())
+    page = (DOCS / "deployment.md").read_text()
+    missing = sorted(name for name in ours if f"`{name}`" not in page)
+    assert ours, "no options found"
+    assert not missing, f"deployment.md does not document {missing}"
+
+
 # The examples -------------------------------------------------------------------------
 
 

@@ -22,7 +22,8 @@ INSTALLED_APPS = ["django.contrib.contenttypes", *SYSTEM.apps]
 DATABASES = {
     "default": {
         "ENGINE": "django.db.backends.postgresql",
-        "NAME": SYSTEM.database,
+        # benchmarks/purge.py runs on a database of its own.
+        "NAME": os.environ.get("BENCH_DATABASE", SYSTEM.database),
         **PG,
         # Django's default (0) unless run.py --conn-max-age says otherwise.
         "CONN_MAX_AGE": int(os.environ.get("BENCH_CONN_MAX_AGE", "0")),

@@ -248,6 +248,8 @@ class Worker:
                 side_loop.remove_done_callback(self.side_loop_ended)  # their end is due now
                 side_loop.cancel()
             await asyncio.gather(*side_loops, return_exceptions=True)
+            if self.periodic is not None:
+                await asyncio.to_thread(self.periodic.close)
             self._stopped.set()
             self.broker.stop_consuming()
             heartbeat.stop()
