@@ -23,7 +23,7 @@ from django.utils import timezone
 
 from django_qtasks.beat import Beat
 from django_qtasks.checks import check_settings
-from django_qtasks.models import Schedule, Task, TaskStatus, task_db
+from django_qtasks.models import Schedule, Task, TaskStatus, WorkerHeartbeat, task_db
 from django_qtasks.retention import (
     Retention,
     Selection,
@@ -51,11 +51,17 @@ def ended(status: str = "success", days: float = 40, name: str = "echo", **field
     )
 
 
+#: The queue of the tasks that have not ended: no worker serves it (the session's
+#: shared worker of tests/conftest.py serves "default", and would run them).
+UNSERVED = "purge-unserved"
+
+
 def waiting(status: str = "new", name: str = "echo", **fields: Any) -> Task:
-    """A task that has not ended, created long ago."""
+    """A task that has not ended, created long ago, on a queue no worker serves."""
     return Task.objects.create(
         task_name=name,
         status=status,
+        queue=UNSERVED,
         created_at=timezone.now() - timedelta(days=400),
         **fields,
     )
@@ -143,10 +149,19 @@ def test_dry_run_deletes_nothing_and_prints_the_counts_by_status_and_name():
 def test_tasks_that_have_not_ended_are_never_deleted():
     # Rows as old as can be, with an end time written on them by hand.
     long_ago = timezone.now() - timedelta(days=400)
+    # The running one's worker stays alive (its heartbeat is ahead of the clock), so
+    # that no worker's fail-over takes its row meanwhile.
+    WorkerHeartbeat.objects.create(
+        worker_id="purge-test",
+        hostname="h",
+        pid=1,
+        concurrency=1,
+        last_heartbeat=timezone.now() + timedelta(days=1),
+    )
     alive = [
         waiting("new"),
         waiting("retry", finished_at=long_ago),
-        waiting("process", started_at=long_ago, finished_at=long_ago),
+        waiting("process", worker="purge-test", started_at=long_ago, finished_at=long_ago),
     ]
     gone = ended()
     assert purge_command("--older-than", "0", "--dry-run").startswith("Would delete 1 task ")
