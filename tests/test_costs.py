@@ -118,7 +118,6 @@ def test_an_async_tasks_cpu_time_is_counted_too(qtasks_immediate):
     assert 0 < row.cpu_time <= row.run_time + 0.001
 
 
-@pytest.mark.cells
 @pytest.mark.django_db(transaction=True)
 def test_a_worker_records_the_cost_of_a_run(worker):
     slept = wait_status(tasks.sync_sleeper.add_task(0.3), TaskStatus.SUCCESS, timeout=60)

@@ -129,7 +129,6 @@ def test_a_receiver_that_raises_is_logged_and_changes_nothing(qtasks_immediate, 
 # --- From a worker process -----------------------------------------------------------
 
 
-@pytest.mark.cells
 @pytest.mark.broker
 @pytest.mark.django_db(transaction=True)
 def test_a_worker_sends_the_signals_once_each_after_writing_the_row(start_worker, tmp_path):
